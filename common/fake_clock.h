@@ -1,0 +1,72 @@
+#pragma once
+// FakeClock: a Clock for tests. Time moves only when advance() is called;
+// advance() wakes every waiter whose deadline has passed. Thread-safe.
+
+#include <list>
+
+#include "common/clock.h"
+
+namespace exitrec {
+
+class FakeClock final : public Clock {
+ public:
+  FakeClock()
+      : steady_(std::chrono::steady_clock::time_point(std::chrono::hours(1000))),
+        wall_(std::chrono::system_clock::time_point(std::chrono::seconds(1798000000))) {}
+
+  SteadyTime now() const override {
+    std::lock_guard<std::mutex> g(mu_);
+    return steady_;
+  }
+  WallTime wallNow() const override {
+    std::lock_guard<std::mutex> g(mu_);
+    return wall_;
+  }
+
+  bool waitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                 SteadyTime deadline, const std::function<bool()>& wake) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      waiters_.push_back(&cv);
+    }
+    bool result = false;
+    while (true) {
+      if (wake()) {
+        result = true;
+        break;
+      }
+      if (now() >= deadline) break;
+      // Short real-time wait so a missed notify cannot hang a test.
+      cv.wait_for(lock, std::chrono::milliseconds(5));
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    waiters_.remove(&cv);
+    return result;
+  }
+
+  void advance(std::chrono::nanoseconds d) {
+    std::list<std::condition_variable*> toWake;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      steady_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+      wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
+      toWake = waiters_;
+    }
+    for (auto* cv : toWake) cv->notify_all();
+  }
+
+  // Number of threads currently blocked in waitUntil (lets tests wait until a
+  // component has reached its wait before advancing time).
+  std::size_t waiterCount() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return waiters_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  SteadyTime steady_;
+  WallTime wall_;
+  std::list<std::condition_variable*> waiters_;
+};
+
+}  // namespace exitrec

@@ -1,0 +1,83 @@
+#pragma once
+// The outcome engine: a Workflow in, a Verdict out. Pure, no I/O, thread-safe
+// for concurrent calls on distinct Workflows.
+//
+// The policy (README "Outcome policy") in short:
+// - KFP runs: significant failures are failed/errored leaf work nodes (Pod,
+//   Container, HTTP, Plugin, and Skipped-type nodes in Error) outside exit-task
+//   subtrees, excluding attempts of a Retry that succeeded. A completed run
+//   whose reported phase is better than what those failures imply is
+//   mis-reported. A Failed/Error run is never turned into a success.
+// - Plain Argo workflows: Argo's own verdict (assessDAGPhase, Steps rules,
+//   workflow onExit override); never mis-reported, masked failures listed.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/workflow.h"
+
+namespace exitrec {
+
+enum class Generation : std::uint8_t {
+  kKfpV1,          // "kfp-v1": spec.onExit (or v1 SDK annotations)
+  kKfpV2Sibling,   // "kfp-v2-sibling": 2.0–2.3, sibling exit task
+  kKfpV2Hook,      // "kfp-v2-hook": ≥2.4, hooks.exit on exit-handler-N
+  kKfpV2,          // "kfp-v2": a KFP v2 run with no exit handler
+  kArgo,           // "argo": no pipeline/runid label
+};
+std::string_view generationName(Generation g);
+
+enum class ExitTaskFailurePolicy : std::uint8_t { kIgnore, kFail };
+
+struct EvaluateOptions {
+  ExitTaskFailurePolicy exitTaskFailure = ExitTaskFailurePolicy::kIgnore;
+};
+
+// Same keys and meaning as an element of Argo's {{workflow.failures}}.
+struct Failure {
+  std::string displayName;
+  std::string message;
+  std::string templateName;
+  Phase phase = Phase::kFailed;
+  std::string podName;
+  std::string finishedAt;  // empty = null
+  std::string nodeName;    // full node path (not part of the Argo keys)
+};
+
+struct ExitHandlerReport {
+  std::string name;          // node path of the exit-handler group, e.g. "wf.root.exit-handler-1"
+  Phase bodyPhase = Phase::kNone;
+  std::string exitTask;      // node path of the exit task (empty if it never ran)
+  Phase exitTaskPhase = Phase::kNone;
+};
+
+struct Verdict {
+  std::string namespace_;
+  std::string name;
+  std::optional<std::string> runId;  // label pipeline/runid
+  Generation generation = Generation::kArgo;
+  Phase reportedPhase = Phase::kNone;
+  Phase truePhase = Phase::kNone;
+  bool completed = false;    // completed label or final phase
+  bool evaluable = true;     // false e.g. when node status is offloaded
+  std::string notEvaluableReason;
+  bool misreported = false;
+  std::optional<std::string> cause;  // e.g. "exit-task-masked-failure", "exit-task-failed",
+                                     // "hooked-task-failed", "node-status-offloaded"
+  std::vector<Failure> failures;          // significant failures
+  std::vector<Failure> exitTaskFailures;  // failures inside exit-task subtrees
+  std::vector<Failure> maskedFailures;    // argo: failures absorbed by depends/continueOn
+  std::vector<ExitHandlerReport> exitHandlers;
+};
+
+Verdict evaluate(const Workflow& workflow, const EvaluateOptions& options = {});
+
+// One-line JSON with exactly the audit keys: namespace, name, runId,
+// generation, reportedPhase, truePhase, misreported, cause, failures,
+// exitHandlers.
+std::string verdictToJson(const Verdict& verdict);
+// JSON array of failures with Argo's workflow.failures keys (plain JSON).
+std::string failuresToJson(const std::vector<Failure>& failures);
+
+}  // namespace exitrec

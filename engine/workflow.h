@@ -1,0 +1,158 @@
+#pragma once
+// The compact Workflow model the outcome engine works on, and the readers that
+// build it from JSON (simdjson fast path) or YAML (yaml-cpp).
+//
+// Contract:
+// - Pure: no I/O, no logging, no global state. Safe to call concurrently on
+//   different inputs.
+// - Only the fields the engine and the controller need are kept; unknown fields
+//   are ignored. A missing or ill-typed field that matters yields an Error of
+//   code kInvalidInput whose message names the field path, e.g.
+//   "status.nodes[\"wf-123\"].phase: expected a string".
+// - status.compressedNodes is decoded (base64 → gzip | zstd | brotli by magic
+//   bytes) into `nodes`. Offloaded node status is reported, never guessed.
+//
+// NOTE: this header is the contract between the engine and its users (audit,
+// controller, webhook, fixtures, benchmarks). Change it deliberately.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+
+namespace exitrec {
+
+enum class NodeType : std::uint8_t {
+  kUnknown, kPod, kContainer, kSteps, kStepGroup, kDAG, kTaskGroup, kRetry, kSkipped,
+  kSuspend, kHTTP, kPlugin,
+};
+
+// Argo node and workflow phases. kNone is the empty string (not yet reconciled).
+enum class Phase : std::uint8_t {
+  kNone, kPending, kRunning, kSucceeded, kSkipped, kFailed, kError, kOmitted, kUnknown,
+};
+
+std::string_view phaseName(Phase phase);        // "" for kNone
+Phase parsePhase(std::string_view text);        // kUnknown for unrecognised text
+std::string_view nodeTypeName(NodeType type);
+NodeType parseNodeType(std::string_view text);  // kUnknown for unrecognised text
+
+inline bool isCompleted(Phase p) {
+  return p == Phase::kSucceeded || p == Phase::kFailed || p == Phase::kError;
+}
+inline bool isFailedOrError(Phase p) { return p == Phase::kFailed || p == Phase::kError; }
+inline bool isFulfilled(Phase p) {
+  return isCompleted(p) || p == Phase::kSkipped || p == Phase::kOmitted;
+}
+
+struct Node {
+  std::string id;
+  std::string name;          // unique path, e.g. "wf.root.exit-handler-1.fail-op"
+  std::string displayName;
+  std::string templateName;  // templateRef.template when templateRef is set
+  std::string boundaryId;
+  std::string message;
+  std::string startedAt;     // RFC 3339, or empty when null/absent
+  std::string finishedAt;    // RFC 3339, or empty when null/absent
+  NodeType type = NodeType::kUnknown;
+  Phase phase = Phase::kNone;
+  bool hooked = false;       // nodeFlag.hooked
+  bool retried = false;      // nodeFlag.retried
+  bool daemoned = false;
+  std::vector<std::string> children;  // child node IDs
+};
+
+// One DAG task of a DAG template (only what classification and Argo's DAG
+// assessment need).
+struct DagTask {
+  std::string name;
+  std::string templateName;
+  std::string depends;                    // enhanced depends expression, may be empty
+  std::vector<std::string> dependencies;  // legacy dependencies list
+  bool continueOnFailed = false;
+  bool continueOnError = false;
+  std::string exitHookTemplate;           // hooks.exit.template or onExit, empty if none
+  std::vector<std::pair<std::string, std::string>> parameters;  // arguments.parameters name→value
+};
+
+struct Step {
+  std::string name;
+  std::string templateName;
+  bool continueOnFailed = false;
+  bool continueOnError = false;
+  std::string exitHookTemplate;
+};
+
+struct Template {
+  std::string name;
+  bool isDag = false;
+  bool isSteps = false;
+  std::vector<DagTask> dagTasks;
+  std::string dagTarget;               // dag.target, space separated; empty = leaves
+  std::optional<bool> dagFailFast;     // dag.failFast
+  std::vector<std::vector<Step>> stepGroups;
+};
+
+struct Workflow {
+  // metadata
+  std::string apiVersion;
+  std::string kind;
+  std::string name;
+  std::string namespace_;
+  std::string uid;
+  std::string resourceVersion;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  // spec
+  std::string entrypoint;
+  std::string onExit;                  // spec.onExit or spec.hooks.exit.template
+  bool hasShutdown = false;            // spec.shutdown set
+  std::vector<Template> templates;
+  // status
+  Phase phase = Phase::kNone;
+  std::string message;
+  std::string startedAt;
+  std::string finishedAt;
+  std::string offloadNodeStatusVersion;  // non-empty = offloaded
+  bool nodesWereCompressed = false;
+  std::vector<Node> nodes;
+
+  // Index lookups; valid after buildIndex() (the readers call it).
+  const Node* nodeById(std::string_view id) const;
+  const Node* nodeByName(std::string_view name) const;
+  const Template* templateByName(std::string_view name) const;
+  void buildIndex();
+
+ private:
+  std::unordered_map<std::string_view, std::uint32_t> byId_;
+  std::unordered_map<std::string_view, std::uint32_t> byName_;
+  std::unordered_map<std::string_view, std::uint32_t> templatesByName_;
+};
+
+// Reads exactly one Workflow object.
+Result<Workflow> parseWorkflowJson(std::string_view json);
+Result<Workflow> parseWorkflowYaml(std::string_view yaml);
+
+// Reads any input `kubectl get` or a user can produce: one Workflow (JSON or
+// YAML), a List (`items`), NDJSON, or multi-document YAML. Calls `sink` once
+// per workflow, with either the workflow or the Error that names what was
+// wrong with it and where ("items[3]", "line 5", "document 2"). Returns an
+// error only when the input as a whole cannot be split into workflows.
+using WorkflowSink = std::function<void(Result<Workflow> workflow, std::string_view origin)>;
+Status readWorkflows(std::string_view text, const WorkflowSink& sink);
+
+// Decodes status.compressedNodes text (base64, then gzip/zstd/brotli by magic
+// bytes) into the JSON text of the nodes map. Bounded output size.
+Result<std::string> decompressNodes(std::string_view base64Text);
+
+// Argo's node ID: "<wf>-<fnv1a32(name)>", or the workflow name itself.
+std::string argoNodeId(std::string_view workflowName, std::string_view nodeName);
+std::uint32_t fnv1a32(std::string_view data);
+
+}  // namespace exitrec

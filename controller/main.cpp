@@ -1,0 +1,25 @@
+// exit-reconciler: one binary, one subcommand per job. Each subcommand lives
+// in its own file with an `int runX(int argc, char** argv)` entry point.
+#include <array>
+#include <iostream>
+
+#include "controller/audit.h"
+#include "controller/cli.h"
+
+namespace {
+
+constexpr std::array kCommands = {
+    exitrec::cli::Subcommand{"audit",
+                             "evaluate Workflows from files or stdin; report mis-reported runs",
+                             &exitrec::runAudit},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return exitrec::cli::dispatch(
+      "exit-reconciler",
+      "kfp-exit-reconciler: makes Kubeflow Pipelines report the true outcome of runs that use "
+      "dsl.ExitHandler.",
+      kCommands, argc, argv, std::cout, std::cerr);
+}

@@ -1,0 +1,245 @@
+#include "k8sclient/cpprest_transport.h"
+
+#include <cpprest/containerstream.h>
+#include <cpprest/http_client.h>
+#include <pplx/pplxtasks.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+
+namespace exitrec {
+namespace {
+
+namespace http = web::http;
+using http::client::http_client;
+using http::client::http_client_config;
+
+// Splits "https://host:port/path?q" into ("https://host:port", "/path?q").
+bool splitUrl(const std::string& url, std::string& base, std::string& rest) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos)
+    return false;
+  const auto slash = url.find('/', scheme + 3);
+  base = url.substr(0, slash);
+  rest = slash == std::string::npos ? "/" : url.substr(slash);
+  return true;
+}
+
+bool looksLikeTls(std::string_view what) {
+  return what.find("SSL") != std::string_view::npos ||
+         what.find("handshake") != std::string_view::npos ||
+         what.find("certificate") != std::string_view::npos;
+}
+
+class CpprestTransport final : public HttpTransport {
+ public:
+  explicit CpprestTransport(TlsOptions tls) : tls_(std::move(tls)) {}
+
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    std::string base, rest;
+    if (!splitUrl(request.url, base, rest)) {
+      return Error(ErrorCode::kInvalidInput, "not an absolute URL: " + request.url);
+    }
+    auto client = sharedClient(base, request.timeout);
+    const bool idempotent = request.method == "GET";
+    for (int attempt = 0;; ++attempt) {
+      try {
+        auto msg = buildMessage(request, rest);
+        http::http_response resp = client->request(msg).get();
+        return toResponse(resp);
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        // cpprestsdk#660/#195: a pooled connection closed by the server.
+        if (idempotent && attempt == 0 &&
+            what.find("Failed to read HTTP status line") != std::string::npos) {
+          spdlog::debug("k8sclient: retrying {} {} after stale pooled connection", request.method,
+                        base + pathOnly(rest));
+          continue;
+        }
+        return connectionError(request, base, rest, what);
+      }
+    }
+  }
+
+  Result<StreamResult> stream(const HttpRequest& request, const LineCallback& onLine,
+                              CancelSource& cancel) override {
+    std::string base, rest;
+    if (!splitUrl(request.url, base, rest)) {
+      return Error(ErrorCode::kInvalidInput, "not an absolute URL: " + request.url);
+    }
+    // One client (and so one connection) per stream, with its own idle timeout.
+    http_client client(base, makeConfig(request.timeout));
+    pplx::cancellation_token_source cts;
+    const auto cbId = cancel.onCancel([cts]() mutable { cts.cancel(); });
+    struct Unregister {
+      CancelSource& c;
+      std::uint64_t id;
+      ~Unregister() { c.removeCallback(id); }
+    } unregister{cancel, cbId};
+
+    StreamResult out;
+    auto lastActivity = std::chrono::steady_clock::now();
+    try {
+      auto msg = buildMessage(request, rest);
+      http::http_response resp = client.request(msg, cts.get_token()).get();
+      out.response.status = resp.status_code();
+      for (const auto& [name, value] : resp.headers())
+        out.response.headers.set(name, value);
+      if (out.response.status < 200 || out.response.status >= 300) {
+        auto bytes = resp.extract_vector().get();
+        out.response.body.assign(bytes.begin(), bytes.end());
+        return out;
+      }
+      auto body = resp.body();
+      while (true) {
+        concurrency::streams::container_buffer<std::string> buf;
+        const size_t n = body.read_line(buf).get();
+        lastActivity = std::chrono::steady_clock::now();
+        std::string& line = buf.collection();
+        if (!line.empty() && line.back() == '\r')
+          line.pop_back();
+        if (!line.empty() && !onLine(line)) {
+          out.end = StreamEnd::kStopped;
+          return out;
+        }
+        if (n == 0 && body.is_eof())
+          break;
+        if (cancel.cancelled()) {
+          out.end = StreamEnd::kCancelled;
+          return out;
+        }
+      }
+      out.end = StreamEnd::kEof;
+      return out;
+    } catch (const pplx::task_canceled&) {
+      out.end = StreamEnd::kCancelled;
+    } catch (const std::exception& e) {
+      if (cancel.cancelled()) {
+        out.end = StreamEnd::kCancelled;
+      } else if (out.response.status != 0 &&
+                 std::chrono::steady_clock::now() - lastActivity >= request.timeout * 9 / 10) {
+        // The idle timer fired: a normal reconnect, not an error.
+        out.end = StreamEnd::kIdleTimeout;
+      } else {
+        return connectionError(request, base, rest, e.what());
+      }
+    }
+    if (out.response.status == 0)
+      return Error(ErrorCode::kCancelled, "request cancelled");
+    return out;
+  }
+
+ private:
+  static std::string pathOnly(const std::string& rest) { return rest.substr(0, rest.find('?')); }
+
+  Error connectionError(const HttpRequest& request, const std::string& base,
+                        const std::string& rest, const std::string& what) const {
+    std::string msg;
+    if (looksLikeTls(what) && base.rfind("https", 0) == 0) {
+      msg = "TLS handshake with " + base + " failed (" + tls_.describeCa() + "): " + what;
+    } else {
+      msg = request.method + " " + base + pathOnly(rest) + " failed: " + what;
+    }
+    return Error(ErrorCode::kTransient, std::move(msg));
+  }
+
+  http_client_config makeConfig(std::chrono::milliseconds timeout) const {
+    http_client_config cfg;
+    cfg.set_timeout(timeout);
+    cfg.set_validate_certificates(!tls_.insecureSkipVerify);
+    TlsOptions tls = tls_;
+    cfg.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
+      if (!tls.insecureSkipVerify) {
+        if (!tls.caFile.empty())
+          ctx.load_verify_file(tls.caFile);
+        if (!tls.caPem.empty())
+          ctx.add_certificate_authority(boost::asio::buffer(tls.caPem));
+      }
+      if (!tls.clientCertFile.empty())
+        ctx.use_certificate_chain_file(tls.clientCertFile);
+      if (!tls.clientCertPem.empty())
+        ctx.use_certificate_chain(boost::asio::buffer(tls.clientCertPem));
+      if (!tls.clientKeyFile.empty()) {
+        ctx.use_private_key_file(tls.clientKeyFile, boost::asio::ssl::context::pem);
+      }
+      if (!tls.clientKeyPem.empty()) {
+        ctx.use_private_key(boost::asio::buffer(tls.clientKeyPem), boost::asio::ssl::context::pem);
+      }
+    });
+    return cfg;
+  }
+
+  std::shared_ptr<http_client> sharedClient(const std::string& base,
+                                            std::chrono::milliseconds timeout) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto key = std::make_pair(base, timeout.count());
+    auto it = clients_.find(key);
+    if (it != clients_.end())
+      return it->second;
+    auto client = std::make_shared<http_client>(base, makeConfig(timeout));
+    clients_.emplace(key, client);
+    return client;
+  }
+
+  static http::http_request buildMessage(const HttpRequest& request, const std::string& rest) {
+    http::http_request msg(request.method);
+    msg.set_request_uri(rest);
+    std::string contentType = "application/json";
+    for (const auto& [name, value] : request.headers.entries) {
+      if (strcasecmp(name.c_str(), "Content-Type") == 0) {
+        contentType = value;
+        continue;
+      }
+      msg.headers().add(name, value);
+    }
+    if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+        request.method == "PATCH") {
+      msg.set_body(std::string(request.body), contentType);
+    }
+    return msg;
+  }
+
+  static HttpResponse toResponse(http::http_response& resp) {
+    HttpResponse out;
+    out.status = resp.status_code();
+    for (const auto& [name, value] : resp.headers())
+      out.headers.set(name, value);
+    auto bytes = resp.extract_vector().get();
+    out.body.assign(bytes.begin(), bytes.end());
+    return out;
+  }
+
+  TlsOptions tls_;
+  std::mutex mu_;
+  std::map<std::pair<std::string, long long>, std::shared_ptr<http_client>> clients_;
+};
+
+Status checkReadable(const std::string& path, const char* what) {
+  if (path.empty())
+    return Status();
+  std::ifstream in(path);
+  if (!in)
+    return Error(ErrorCode::kInvalidInput, std::string("cannot read ") + what + " " + path);
+  return Status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HttpTransport>> makeCpprestTransport(const TlsOptions& tls) {
+  for (auto [path, what] :
+       {std::pair{&tls.caFile, "CA file"}, std::pair{&tls.clientCertFile, "client certificate"},
+        std::pair{&tls.clientKeyFile, "client key"}}) {
+    if (Status s = checkReadable(*path, what); !s)
+      return s.error();
+  }
+  if (tls.insecureSkipVerify) {
+    spdlog::warn(
+        "k8sclient: insecure-skip-tls-verify is set: the API server's certificate is NOT "
+        "verified");
+  }
+  return std::unique_ptr<HttpTransport>(std::make_unique<CpprestTransport>(tls));
+}
+
+}  // namespace exitrec

@@ -20,11 +20,11 @@
 namespace exitrec {
 
 enum class Generation : std::uint8_t {
-  kKfpV1,          // "kfp-v1": spec.onExit (or v1 SDK annotations)
-  kKfpV2Sibling,   // "kfp-v2-sibling": 2.0–2.3, sibling exit task
-  kKfpV2Hook,      // "kfp-v2-hook": ≥2.4, hooks.exit on exit-handler-N
-  kKfpV2,          // "kfp-v2": a KFP v2 run with no exit handler
-  kArgo,           // "argo": no pipeline/runid label
+  kKfpV1,         // "kfp-v1": spec.onExit (or v1 SDK annotations)
+  kKfpV2Sibling,  // "kfp-v2-sibling": 2.0–2.3, sibling exit task
+  kKfpV2Hook,     // "kfp-v2-hook": ≥2.4, hooks.exit on exit-handler-N
+  kKfpV2,         // "kfp-v2": a KFP v2 run with no exit handler
+  kArgo,          // "argo": no pipeline/runid label
 };
 std::string_view generationName(Generation g);
 
@@ -46,9 +46,9 @@ struct Failure {
 };
 
 struct ExitHandlerReport {
-  std::string name;          // node path of the exit-handler group, e.g. "wf.root.exit-handler-1"
+  std::string name;  // node path of the exit-handler group, e.g. "wf.root.exit-handler-1"
   Phase bodyPhase = Phase::kNone;
-  std::string exitTask;      // node path of the exit task (empty if it never ran)
+  std::string exitTask;  // node path of the exit task (empty if it never ran)
   Phase exitTaskPhase = Phase::kNone;
 };
 
@@ -59,12 +59,12 @@ struct Verdict {
   Generation generation = Generation::kArgo;
   Phase reportedPhase = Phase::kNone;
   Phase truePhase = Phase::kNone;
-  bool completed = false;    // completed label or final phase
-  bool evaluable = true;     // false e.g. when node status is offloaded
+  bool completed = false;  // completed label or final phase
+  bool evaluable = true;   // false e.g. when node status is offloaded
   std::string notEvaluableReason;
   bool misreported = false;
-  std::optional<std::string> cause;  // e.g. "exit-task-masked-failure", "exit-task-failed",
-                                     // "hooked-task-failed", "node-status-offloaded"
+  std::optional<std::string> cause;       // e.g. "exit-task-masked-failure", "exit-task-failed",
+                                          // "hooked-task-failed", "node-status-offloaded"
   std::vector<Failure> failures;          // significant failures
   std::vector<Failure> exitTaskFailures;  // failures inside exit-task subtrees
   std::vector<Failure> maskedFailures;    // argo: failures absorbed by depends/continueOn
@@ -72,6 +72,13 @@ struct Verdict {
 };
 
 Verdict evaluate(const Workflow& workflow, const EvaluateOptions& options = {});
+
+// Argo's pod name, format v2 (GeneratePodName): "<wf>-<template>-<fnv1a32(node
+// name)>" with "<wf>-<template>" cut to kMaxPodNamePrefix chars; the workflow
+// name itself for the entry node. (Format v1 is simply the node id.)
+inline constexpr std::size_t kMaxPodNamePrefix = 242;
+std::string argoPodName(std::string_view workflowName, std::string_view nodeName,
+                        std::string_view templateName);
 
 // One-line JSON with exactly the audit keys: namespace, name, runId,
 // generation, reportedPhase, truePhase, misreported, cause, failures,

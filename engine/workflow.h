@@ -29,44 +29,70 @@
 namespace exitrec {
 
 enum class NodeType : std::uint8_t {
-  kUnknown, kPod, kContainer, kSteps, kStepGroup, kDAG, kTaskGroup, kRetry, kSkipped,
-  kSuspend, kHTTP, kPlugin,
+  kUnknown,
+  kPod,
+  kContainer,
+  kSteps,
+  kStepGroup,
+  kDAG,
+  kTaskGroup,
+  kRetry,
+  kSkipped,
+  kSuspend,
+  kHTTP,
+  kPlugin,
 };
 
 // Argo node and workflow phases. kNone is the empty string (not yet reconciled).
 enum class Phase : std::uint8_t {
-  kNone, kPending, kRunning, kSucceeded, kSkipped, kFailed, kError, kOmitted, kUnknown,
+  kNone,
+  kPending,
+  kRunning,
+  kSucceeded,
+  kSkipped,
+  kFailed,
+  kError,
+  kOmitted,
+  kUnknown,
 };
 
-std::string_view phaseName(Phase phase);        // "" for kNone
-Phase parsePhase(std::string_view text);        // kUnknown for unrecognised text
+std::string_view phaseName(Phase phase);  // "" for kNone
+Phase parsePhase(std::string_view text);  // kUnknown for unrecognised text
 std::string_view nodeTypeName(NodeType type);
 NodeType parseNodeType(std::string_view text);  // kUnknown for unrecognised text
 
 inline bool isCompleted(Phase p) {
   return p == Phase::kSucceeded || p == Phase::kFailed || p == Phase::kError;
 }
-inline bool isFailedOrError(Phase p) { return p == Phase::kFailed || p == Phase::kError; }
+inline bool isFailedOrError(Phase p) {
+  return p == Phase::kFailed || p == Phase::kError;
+}
 inline bool isFulfilled(Phase p) {
   return isCompleted(p) || p == Phase::kSkipped || p == Phase::kOmitted;
 }
 
 struct Node {
   std::string id;
-  std::string name;          // unique path, e.g. "wf.root.exit-handler-1.fail-op"
+  std::string name;  // unique path, e.g. "wf.root.exit-handler-1.fail-op"
   std::string displayName;
   std::string templateName;  // templateRef.template when templateRef is set
   std::string boundaryId;
   std::string message;
-  std::string startedAt;     // RFC 3339, or empty when null/absent
-  std::string finishedAt;    // RFC 3339, or empty when null/absent
+  std::string startedAt;   // RFC 3339, or empty when null/absent
+  std::string finishedAt;  // RFC 3339, or empty when null/absent
   NodeType type = NodeType::kUnknown;
   Phase phase = Phase::kNone;
-  bool hooked = false;       // nodeFlag.hooked
-  bool retried = false;      // nodeFlag.retried
+  bool hooked = false;   // nodeFlag.hooked
+  bool retried = false;  // nodeFlag.retried
   bool daemoned = false;
   std::vector<std::string> children;  // child node IDs
 };
+
+// Argo's NodeStatus.Fulfilled(): completed, skipped or omitted, or a daemon
+// that is past Pending.
+inline bool isFulfilled(const Node& node) {
+  return isFulfilled(node.phase) || (node.daemoned && node.phase != Phase::kPending);
+}
 
 // One DAG task of a DAG template (only what classification and Argo's DAG
 // assessment need).
@@ -77,7 +103,7 @@ struct DagTask {
   std::vector<std::string> dependencies;  // legacy dependencies list
   bool continueOnFailed = false;
   bool continueOnError = false;
-  std::string exitHookTemplate;           // hooks.exit.template or onExit, empty if none
+  std::string exitHookTemplate;  // hooks.exit.template or onExit, empty if none
   std::vector<std::pair<std::string, std::string>> parameters;  // arguments.parameters name→value
 };
 
@@ -94,9 +120,14 @@ struct Template {
   bool isDag = false;
   bool isSteps = false;
   std::vector<DagTask> dagTasks;
-  std::string dagTarget;               // dag.target, space separated; empty = leaves
-  std::optional<bool> dagFailFast;     // dag.failFast
+  std::string dagTarget;            // dag.target, space separated; empty = leaves
+  std::optional<bool> dagFailFast;  // dag.failFast
   std::vector<std::vector<Step>> stepGroups;
+  // retryStrategy: present, its limit when it is a plain integer (IntOrString
+  // "3" included; a "{{...}}" expression leaves it unset), and retryPolicy.
+  bool hasRetryStrategy = false;
+  std::optional<std::int64_t> retryLimit;
+  std::string retryPolicy;  // "", "Always", "OnFailure", "OnError", "OnTransientError"
 };
 
 struct Workflow {
@@ -111,8 +142,8 @@ struct Workflow {
   std::map<std::string, std::string> annotations;
   // spec
   std::string entrypoint;
-  std::string onExit;                  // spec.onExit or spec.hooks.exit.template
-  bool hasShutdown = false;            // spec.shutdown set
+  std::string onExit;        // spec.onExit or spec.hooks.exit.template
+  bool hasShutdown = false;  // spec.shutdown set
   std::vector<Template> templates;
   // status
   Phase phase = Phase::kNone;
@@ -123,7 +154,17 @@ struct Workflow {
   bool nodesWereCompressed = false;
   std::vector<Node> nodes;
 
-  // Index lookups; valid after buildIndex() (the readers call it).
+  Workflow() = default;
+  // Copies rebuild the index (it points into the owned strings); moves keep it.
+  Workflow(const Workflow& other);
+  Workflow& operator=(const Workflow& other);
+  Workflow(Workflow&&) noexcept = default;
+  Workflow& operator=(Workflow&&) noexcept = default;
+  ~Workflow() = default;
+
+  // Index lookups; valid after buildIndex() (the readers call it). Call it
+  // again after changing `nodes` or `templates`. On duplicate ids or names the
+  // first node wins.
   const Node* nodeById(std::string_view id) const;
   const Node* nodeByName(std::string_view name) const;
   const Template* templateByName(std::string_view name) const;
@@ -135,21 +176,32 @@ struct Workflow {
   std::unordered_map<std::string_view, std::uint32_t> templatesByName_;
 };
 
-// Reads exactly one Workflow object.
+// Reads exactly one Workflow object. Errors: kInvalidInput with the field path
+// ("status.nodes[\"id\"].phase: expected a string") or the JSON/YAML syntax
+// problem and its byte offset; kUnsupported for nothing but a non-object top
+// level. Never throws.
 Result<Workflow> parseWorkflowJson(std::string_view json);
 Result<Workflow> parseWorkflowYaml(std::string_view yaml);
 
 // Reads any input `kubectl get` or a user can produce: one Workflow (JSON or
 // YAML), a List (`items`), NDJSON, or multi-document YAML. Calls `sink` once
 // per workflow, with either the workflow or the Error that names what was
-// wrong with it and where ("items[3]", "line 5", "document 2"). Returns an
-// error only when the input as a whole cannot be split into workflows.
+// wrong with it and where ("items[3]", "line 5", "document 2: items[0]"; empty
+// for a lone workflow). Show errors as "<origin>: <message>". Returns an error
+// only when the input as a whole cannot be split into workflows (e.g. a
+// syntax error that ends the stream; workflows before it were already sunk).
+// A top-level object with an `items` array is a List, whatever its `kind`.
 using WorkflowSink = std::function<void(Result<Workflow> workflow, std::string_view origin)>;
 Status readWorkflows(std::string_view text, const WorkflowSink& sink);
 
 // Decodes status.compressedNodes text (base64, then gzip/zstd/brotli by magic
-// bytes) into the JSON text of the nodes map. Bounded output size.
-Result<std::string> decompressNodes(std::string_view base64Text);
+// bytes) into the JSON text of the nodes map. Output is bounded by maxOutput:
+// a larger result (a decompression bomb) is an error, found before more than
+// maxOutput bytes are held. Errors are kInvalidInput, message prefixed with
+// "status.compressedNodes: ".
+inline constexpr std::size_t kMaxDecompressedNodes = std::size_t{256} << 20;  // 256 MiB
+Result<std::string> decompressNodes(std::string_view base64Text,
+                                    std::size_t maxOutput = kMaxDecompressedNodes);
 
 // Argo's node ID: "<wf>-<fnv1a32(name)>", or the workflow name itself.
 std::string argoNodeId(std::string_view workflowName, std::string_view nodeName);

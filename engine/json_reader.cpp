@@ -1,0 +1,1027 @@
+// The fast Workflow read path: simdjson On-Demand, decoding straight into the
+// compact model with no DOM of the whole object.
+//
+// Errors come in two kinds. A *field* error (a value of the wrong type, a
+// missing required field) is recorded with its path and decoding goes on, so
+// the reader stays in step with the document and a List can move on to its
+// next item. A *syntax* error (truncated or malformed JSON) stops the document.
+#include "engine/json_reader.h"
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <string>
+
+#include "engine/workflow.h"
+
+namespace exitrec {
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+// A path segment on the stack: rendered only when an error is reported.
+struct Path {
+  enum class Kind : std::uint8_t { kRoot, kField, kIndex, kKey };
+  const Path* parent = nullptr;
+  Kind kind = Kind::kRoot;
+  std::string_view text;
+  std::size_t index = 0;
+
+  Path field(std::string_view f) const { return Path{this, Kind::kField, f, 0}; }
+  Path at(std::size_t i) const { return Path{this, Kind::kIndex, {}, i}; }
+  Path key(std::string_view k) const { return Path{this, Kind::kKey, k, 0}; }
+
+  void render(std::string& out) const {
+    if (parent != nullptr)
+      parent->render(out);
+    switch (kind) {
+      case Kind::kRoot:
+        out.append(text);
+        break;
+      case Kind::kField:
+        if (!out.empty())
+          out.push_back('.');
+        out.append(text);
+        break;
+      case Kind::kIndex:
+        out.push_back('[');
+        out.append(std::to_string(index));
+        out.push_back(']');
+        break;
+      case Kind::kKey:
+        out.append("[\"");
+        out.append(text);
+        out.append("\"]");
+        break;
+    }
+  }
+  std::string str() const {
+    std::string out;
+    render(out);
+    return out;
+  }
+};
+
+// True when the document has been read to its end (nothing trails it).
+bool docAtEnd(od::document& doc) {
+  const char* loc = nullptr;
+  return doc.current_location().get(loc) == simdjson::OUT_OF_BOUNDS;
+}
+
+class Decoder {
+ public:
+  explicit Decoder(std::string_view base) : base_(base) {}
+
+  // First error seen (field or syntax); decoding reports only one.
+  bool hasError() const { return error_.has_value(); }
+  Error takeError() { return std::move(*error_); }
+  bool syntaxError() const { return syntax_; }
+
+  // Returns false when decoding must stop (syntax error).
+  bool fatal(simdjson::error_code code, const Path& path) {
+    if (!error_) {
+      std::string where = path.str();
+      std::string msg = where.empty() ? std::string() : where + ": ";
+      msg += "invalid JSON: ";
+      msg += simdjson::error_message(code);
+      error_ = makeError(ErrorCode::kInvalidInput, std::move(msg));
+    }
+    syntax_ = true;
+    return false;
+  }
+  // Records a field error; decoding continues.
+  void fieldError(const Path& path, std::string_view what) {
+    if (!error_) {
+      std::string msg = path.str();
+      msg += ": ";
+      msg += what;
+      error_ = makeError(ErrorCode::kInvalidInput, std::move(msg));
+    }
+  }
+  void recordError(Error e) {
+    if (!error_)
+      error_ = std::move(e);
+  }
+
+  // Type of the value, or a syntax error.
+  bool type(od::value& v, od::json_type& t, const Path& path) {
+    if (auto e = v.type().get(t))
+      return fatal(e, path);
+    return true;
+  }
+
+  // Reads a string (null → empty, leaves `out` untouched when absent). A value
+  // of another type is a field error.
+  bool string(od::value& v, std::string_view& out, const Path& path, bool nullOk = true) {
+    od::json_type t{};
+    if (!type(v, t, path))
+      return false;
+    if (t == od::json_type::null) {
+      if (!nullOk)
+        fieldError(path, "expected a string, got null");
+      return consumeNull(v, path);
+    }
+    if (t != od::json_type::string) {
+      fieldError(path, std::string("expected a string, got ") + typeName(t));
+      return true;
+    }
+    if (auto e = v.get_string().get(out))
+      return fatal(e, path);
+    return true;
+  }
+  bool string(od::value& v, std::string& out, const Path& path, bool nullOk = true) {
+    std::string_view sv;
+    if (!string(v, sv, path, nullOk))
+      return false;
+    out.assign(sv);
+    return true;
+  }
+
+  bool boolean(od::value& v, bool& out, const Path& path) {
+    od::json_type t{};
+    if (!type(v, t, path))
+      return false;
+    if (t == od::json_type::null)
+      return consumeNull(v, path);
+    if (t != od::json_type::boolean) {
+      fieldError(path, std::string("expected a boolean, got ") + typeName(t));
+      return true;
+    }
+    if (auto e = v.get_bool().get(out))
+      return fatal(e, path);
+    return true;
+  }
+
+  // Calls fn(key, value, keyPath) for each field; a non-object (null allowed
+  // when nullOk) is a field error.
+  template <typename Fn>
+  bool object(od::value& v, const Path& path, Fn&& fn, bool nullOk = true) {
+    od::json_type t{};
+    if (!type(v, t, path))
+      return false;
+    if (t == od::json_type::null && nullOk)
+      return consumeNull(v, path);
+    if (t != od::json_type::object) {
+      fieldError(path, std::string("expected an object, got ") + typeName(t));
+      return true;
+    }
+    od::object obj;
+    if (auto e = v.get_object().get(obj))
+      return fatal(e, path);
+    return fields(obj, path, fn);
+  }
+
+  template <typename Fn>
+  bool fields(od::object& obj, const Path& path, Fn&& fn) {
+    for (auto fieldResult : obj) {
+      od::field f;
+      if (auto e = std::move(fieldResult).get(f))
+        return fatal(e, path);
+      std::string_view key;
+      if (auto e = f.unescaped_key().get(key))
+        return fatal(e, path);
+      od::value val = f.value();
+      if (!fn(key, val))
+        return false;
+    }
+    return true;
+  }
+
+  template <typename Fn>
+  bool array(od::value& v, const Path& path, Fn&& fn) {
+    od::json_type t{};
+    if (!type(v, t, path))
+      return false;
+    if (t == od::json_type::null)
+      return consumeNull(v, path);
+    if (t != od::json_type::array) {
+      fieldError(path, std::string("expected an array, got ") + typeName(t));
+      return true;
+    }
+    od::array arr;
+    if (auto e = v.get_array().get(arr))
+      return fatal(e, path);
+    std::size_t i = 0;
+    for (auto elResult : arr) {
+      od::value el;
+      if (auto e = elResult.get(el))
+        return fatal(e, path.at(i));
+      if (!fn(i, el))
+        return false;
+      ++i;
+    }
+    return true;
+  }
+
+  bool stringMap(od::value& v, std::map<std::string, std::string>& out, const Path& path) {
+    return object(v, path, [&](std::string_view key, od::value& val) {
+      std::string_view s;
+      Path p = path.key(key);
+      od::json_type t{};
+      if (!type(val, t, p))
+        return false;
+      if (t != od::json_type::string) {
+        fieldError(p, std::string("expected a string, got ") + typeName(t));
+        return true;
+      }
+      if (!string(val, s, p))
+        return false;
+      out.emplace(std::string(key), std::string(s));
+      return true;
+    });
+  }
+
+  bool stringList(od::value& v, std::vector<std::string>& out, const Path& path) {
+    return array(v, path, [&](std::size_t i, od::value& el) {
+      std::string_view s;
+      if (!string(el, s, path.at(i), false))
+        return false;
+      out.emplace_back(s);
+      return true;
+    });
+  }
+
+  // A scalar as text: strings unescaped, numbers/bools as written.
+  bool scalarText(od::value& v, std::string& out, const Path& path) {
+    od::json_type t{};
+    if (!type(v, t, path))
+      return false;
+    switch (t) {
+      case od::json_type::string:
+        return string(v, out, path);
+      case od::json_type::number:
+      case od::json_type::boolean: {
+        std::string_view raw = v.raw_json_token();
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' ||
+                                raw.back() == '\t')) {
+          raw.remove_suffix(1);
+        }
+        out.assign(raw);
+        return true;
+      }
+      case od::json_type::null:
+        return consumeNull(v, path);
+      default:
+        fieldError(path, std::string("expected a scalar, got ") + typeName(t));
+        return true;
+    }
+  }
+
+  bool consumeNull(od::value& v, const Path& path) {
+    bool isNull = false;
+    if (auto e = v.is_null().get(isNull))
+      return fatal(e, path);
+    return true;
+  }
+
+  static const char* typeName(od::json_type t) {
+    switch (t) {
+      case od::json_type::array:
+        return "an array";
+      case od::json_type::object:
+        return "an object";
+      case od::json_type::number:
+        return "a number";
+      case od::json_type::string:
+        return "a string";
+      case od::json_type::boolean:
+        return "a boolean";
+      case od::json_type::null:
+        return "null";
+    }
+    return "an unknown value";
+  }
+
+  std::string_view base() const { return base_; }
+
+ private:
+  std::string_view base_;
+  std::optional<Error> error_;
+  bool syntax_ = false;
+};
+
+bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path, Node& node) {
+  node.id.assign(id);
+  bool haveName = false;
+  bool haveType = false;
+  bool ok = d.object(
+      v, path,
+      [&](std::string_view key, od::value& val) {
+        Path p = path.field(key);
+        switch (key.empty() ? '\0' : key[0]) {
+          case 'n':
+            if (key == "name") {
+              std::string_view s;
+              if (!d.string(val, s, p, false))
+                return false;
+              node.name.assign(s);
+              haveName = true;
+            } else if (key == "nodeFlag") {
+              return d.object(val, p, [&](std::string_view k, od::value& fv) {
+                if (k == "hooked")
+                  return d.boolean(fv, node.hooked, p.field(k));
+                if (k == "retried")
+                  return d.boolean(fv, node.retried, p.field(k));
+                return true;
+              });
+            }
+            return true;
+          case 'd':
+            if (key == "displayName")
+              return d.string(val, node.displayName, p);
+            if (key == "daemoned")
+              return d.boolean(val, node.daemoned, p);
+            return true;
+          case 't':
+            if (key == "type") {
+              std::string_view s;
+              if (!d.string(val, s, p, false))
+                return false;
+              node.type = parseNodeType(s);
+              haveType = true;
+            } else if (key == "templateName") {
+              // templateRef.template wins (Argo's failures use it); see below.
+              if (node.templateName.empty())
+                return d.string(val, node.templateName, p);
+            } else if (key == "templateRef") {
+              return d.object(val, p, [&](std::string_view k, od::value& fv) {
+                if (k == "template")
+                  return d.string(fv, node.templateName, p.field(k));
+                return true;
+              });
+            }
+            return true;
+          case 'p':
+            if (key == "phase") {
+              std::string_view s;
+              if (!d.string(val, s, p))
+                return false;
+              node.phase = parsePhase(s);
+            }
+            return true;
+          case 'b':
+            if (key == "boundaryID")
+              return d.string(val, node.boundaryId, p);
+            return true;
+          case 'm':
+            if (key == "message")
+              return d.string(val, node.message, p);
+            return true;
+          case 's':
+            if (key == "startedAt")
+              return d.string(val, node.startedAt, p);
+            return true;
+          case 'f':
+            if (key == "finishedAt")
+              return d.string(val, node.finishedAt, p);
+            return true;
+          case 'c':
+            if (key == "children")
+              return d.stringList(val, node.children, p);
+            return true;
+          default:
+            return true;
+        }
+      },
+      /*nullOk=*/false);
+  if (!ok)
+    return false;
+  if (!haveName)
+    d.fieldError(path.field("name"), "missing (required)");
+  if (!haveType)
+    d.fieldError(path.field("type"), "missing (required)");
+  return true;
+}
+
+bool decodeNodes(Decoder& d, od::value& v, const Path& path, std::vector<Node>& nodes) {
+  return d.object(v, path, [&](std::string_view key, od::value& val) {
+    nodes.emplace_back();
+    return decodeNode(d, val, key, path.key(key), nodes.back());
+  });
+}
+
+bool decodeContinueOn(Decoder& d, od::value& v, const Path& p, bool& failed, bool& error) {
+  return d.object(v, p, [&](std::string_view k, od::value& fv) {
+    if (k == "failed")
+      return d.boolean(fv, failed, p.field(k));
+    if (k == "error")
+      return d.boolean(fv, error, p.field(k));
+    return true;
+  });
+}
+
+// hooks: {exit: {template: X}}; only the exit hook matters here.
+bool decodeHooks(Decoder& d, od::value& v, const Path& p, std::string& exitTemplate) {
+  return d.object(v, p, [&](std::string_view k, od::value& hv) {
+    if (k != "exit")
+      return true;
+    Path hp = p.field(k);
+    return d.object(hv, hp, [&](std::string_view hk, od::value& tv) {
+      if (hk == "template")
+        return d.string(tv, exitTemplate, hp.field(hk));
+      if (hk == "templateRef") {
+        Path rp = hp.field(hk);
+        return d.object(tv, rp, [&](std::string_view rk, od::value& rv) {
+          if (rk == "template")
+            return d.string(rv, exitTemplate, rp.field(rk));
+          return true;
+        });
+      }
+      return true;
+    });
+  });
+}
+
+bool decodeTemplateRef(Decoder& d, od::value& v, const Path& p, std::string& templateName) {
+  return d.object(v, p, [&](std::string_view k, od::value& fv) {
+    if (k == "template")
+      return d.string(fv, templateName, p.field(k));
+    return true;
+  });
+}
+
+bool decodeDagTask(Decoder& d, od::value& v, const Path& path, DagTask& task) {
+  std::string onExit;
+  std::string hookExit;
+  bool ok = d.object(
+      v, path,
+      [&](std::string_view key, od::value& val) {
+        Path p = path.field(key);
+        if (key == "name")
+          return d.string(val, task.name, p, false);
+        if (key == "template") {
+          if (task.templateName.empty())
+            return d.string(val, task.templateName, p);
+          return true;
+        }
+        if (key == "templateRef")
+          return decodeTemplateRef(d, val, p, task.templateName);
+        if (key == "depends")
+          return d.string(val, task.depends, p);
+        if (key == "dependencies")
+          return d.stringList(val, task.dependencies, p);
+        if (key == "continueOn") {
+          return decodeContinueOn(d, val, p, task.continueOnFailed, task.continueOnError);
+        }
+        if (key == "onExit")
+          return d.string(val, onExit, p);
+        if (key == "hooks")
+          return decodeHooks(d, val, p, hookExit);
+        if (key == "arguments") {
+          return d.object(val, p, [&](std::string_view ak, od::value& av) {
+            if (ak != "parameters")
+              return true;
+            Path pp = p.field(ak);
+            return d.array(av, pp, [&](std::size_t i, od::value& pv) {
+              std::string name;
+              std::string value;
+              Path ip = pp.at(i);
+              bool r = d.object(pv, ip, [&](std::string_view pk, od::value& fv) {
+                if (pk == "name")
+                  return d.string(fv, name, ip.field(pk));
+                if (pk == "value")
+                  return d.scalarText(fv, value, ip.field(pk));
+                return true;
+              });
+              if (r)
+                task.parameters.emplace_back(std::move(name), std::move(value));
+              return r;
+            });
+          });
+        }
+        return true;
+      },
+      false);
+  task.exitHookTemplate = !hookExit.empty() ? hookExit : onExit;
+  return ok;
+}
+
+bool decodeStep(Decoder& d, od::value& v, const Path& path, Step& step) {
+  std::string onExit;
+  std::string hookExit;
+  bool ok = d.object(
+      v, path,
+      [&](std::string_view key, od::value& val) {
+        Path p = path.field(key);
+        if (key == "name")
+          return d.string(val, step.name, p);
+        if (key == "template") {
+          if (step.templateName.empty())
+            return d.string(val, step.templateName, p);
+          return true;
+        }
+        if (key == "templateRef")
+          return decodeTemplateRef(d, val, p, step.templateName);
+        if (key == "continueOn") {
+          return decodeContinueOn(d, val, p, step.continueOnFailed, step.continueOnError);
+        }
+        if (key == "onExit")
+          return d.string(val, onExit, p);
+        if (key == "hooks")
+          return decodeHooks(d, val, p, hookExit);
+        return true;
+      },
+      false);
+  step.exitHookTemplate = !hookExit.empty() ? hookExit : onExit;
+  return ok;
+}
+
+std::optional<std::int64_t> parseInt(std::string_view s) {
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size())
+    return std::nullopt;
+  return v;
+}
+
+bool decodeTemplate(Decoder& d, od::value& v, const Path& path, Template& tmpl) {
+  return d.object(
+      v, path,
+      [&](std::string_view key, od::value& val) {
+        Path p = path.field(key);
+        if (key == "name")
+          return d.string(val, tmpl.name, p, false);
+        if (key == "dag") {
+          tmpl.isDag = true;
+          return d.object(val, p, [&](std::string_view dk, od::value& dv) {
+            Path dp = p.field(dk);
+            if (dk == "target")
+              return d.string(dv, tmpl.dagTarget, dp);
+            if (dk == "failFast") {
+              od::json_type t{};
+              if (!d.type(dv, t, dp))
+                return false;
+              if (t == od::json_type::null)
+                return d.consumeNull(dv, dp);
+              bool b = true;
+              if (!d.boolean(dv, b, dp))
+                return false;
+              if (t == od::json_type::boolean)
+                tmpl.dagFailFast = b;
+              return true;
+            }
+            if (dk == "tasks") {
+              return d.array(dv, dp, [&](std::size_t i, od::value& tv) {
+                tmpl.dagTasks.emplace_back();
+                return decodeDagTask(d, tv, dp.at(i), tmpl.dagTasks.back());
+              });
+            }
+            return true;
+          });
+        }
+        if (key == "steps") {
+          tmpl.isSteps = true;
+          return d.array(val, p, [&](std::size_t i, od::value& gv) {
+            tmpl.stepGroups.emplace_back();
+            Path gp = p.at(i);
+            return d.array(gv, gp, [&](std::size_t j, od::value& sv) {
+              tmpl.stepGroups[i].emplace_back();
+              return decodeStep(d, sv, gp.at(j), tmpl.stepGroups[i].back());
+            });
+          });
+        }
+        if (key == "retryStrategy") {
+          od::json_type t{};
+          if (!d.type(val, t, p))
+            return false;
+          if (t == od::json_type::null)
+            return d.consumeNull(val, p);
+          tmpl.hasRetryStrategy = true;
+          return d.object(val, p, [&](std::string_view rk, od::value& rv) {
+            Path rp = p.field(rk);
+            if (rk == "limit") {
+              std::string text;
+              if (!d.scalarText(rv, text, rp))
+                return false;
+              tmpl.retryLimit = parseInt(text);
+              return true;
+            }
+            if (rk == "retryPolicy")
+              return d.string(rv, tmpl.retryPolicy, rp);
+            return true;
+          });
+        }
+        return true;
+      },
+      false);
+}
+
+struct StatusExtras {
+  std::string compressedNodes;
+  bool sawNodes = false;
+};
+
+bool decodeMetadata(Decoder& d, od::value& v, const Path& path, Workflow& wf, bool& haveName,
+                    bool& haveGenerateName) {
+  return d.object(v, path, [&](std::string_view key, od::value& val) {
+    Path p = path.field(key);
+    if (key == "name") {
+      haveName = true;
+      return d.string(val, wf.name, p, false);
+    }
+    if (key == "generateName") {
+      haveGenerateName = true;
+      return true;
+    }
+    if (key == "namespace")
+      return d.string(val, wf.namespace_, p);
+    if (key == "uid")
+      return d.string(val, wf.uid, p);
+    if (key == "resourceVersion")
+      return d.string(val, wf.resourceVersion, p);
+    if (key == "labels")
+      return d.stringMap(val, wf.labels, p);
+    if (key == "annotations")
+      return d.stringMap(val, wf.annotations, p);
+    return true;
+  });
+}
+
+bool decodeSpec(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
+  std::string hookExit;
+  std::string onExit;
+  bool ok = d.object(v, path, [&](std::string_view key, od::value& val) {
+    Path p = path.field(key);
+    if (key == "entrypoint")
+      return d.string(val, wf.entrypoint, p);
+    if (key == "onExit")
+      return d.string(val, onExit, p);
+    if (key == "hooks")
+      return decodeHooks(d, val, p, hookExit);
+    if (key == "shutdown") {
+      std::string s;
+      if (!d.string(val, s, p))
+        return false;
+      wf.hasShutdown = !s.empty();
+      return true;
+    }
+    if (key == "templates") {
+      return d.array(val, p, [&](std::size_t i, od::value& tv) {
+        wf.templates.emplace_back();
+        return decodeTemplate(d, tv, p.at(i), wf.templates.back());
+      });
+    }
+    return true;
+  });
+  wf.onExit = !onExit.empty() ? onExit : hookExit;
+  return ok;
+}
+
+bool decodeStatus(Decoder& d, od::value& v, const Path& path, Workflow& wf, StatusExtras& extras) {
+  return d.object(v, path, [&](std::string_view key, od::value& val) {
+    Path p = path.field(key);
+    if (key == "nodes") {
+      extras.sawNodes = true;
+      return decodeNodes(d, val, p, wf.nodes);
+    }
+    if (key == "phase") {
+      std::string_view s;
+      if (!d.string(val, s, p))
+        return false;
+      wf.phase = parsePhase(s);
+      return true;
+    }
+    if (key == "message")
+      return d.string(val, wf.message, p);
+    if (key == "startedAt")
+      return d.string(val, wf.startedAt, p);
+    if (key == "finishedAt")
+      return d.string(val, wf.finishedAt, p);
+    if (key == "compressedNodes")
+      return d.string(val, extras.compressedNodes, p);
+    if (key == "offloadNodeStatusVersion")
+      return d.string(val, wf.offloadNodeStatusVersion, p);
+    return true;
+  });
+}
+
+// Parses the decompressed nodes map with a parser of its own (the outer one
+// is mid-document).
+void decodeCompressedNodes(Decoder& outer, const std::string& compressed, Workflow& wf) {
+  auto text = decompressNodes(compressed);
+  if (!text) {
+    outer.recordError(text.error());
+    return;
+  }
+  simdjson::padded_string padded(*text);
+  od::parser parser;
+  od::document doc;
+  Path root{nullptr, Path::Kind::kRoot, "status.compressedNodes(decoded)", 0};
+  Decoder d(padded);
+  if (auto e = parser.iterate(padded).get(doc)) {
+    d.fatal(e, root);
+  } else {
+    od::value v;
+    if (auto e2 = doc.get_value().get(v)) {
+      d.fatal(e2, root);
+    } else if (decodeNodes(d, v, root, wf.nodes) && !docAtEnd(doc)) {
+      d.fieldError(root, "trailing content after the nodes map");
+    }
+  }
+  if (d.hasError())
+    outer.recordError(d.takeError());
+  wf.nodesWereCompressed = true;
+}
+
+}  // namespace
+
+namespace detail {
+
+// Decodes the fields of one Workflow object (or, when onItem is given and an
+// `items` array appears, a List whose items go to onItem; `isList` is set).
+// Returns false on a syntax error (the document cannot go on).
+bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& root,
+                        const std::function<bool(std::size_t, od::value&)>* onItem, bool& isList) {
+  StatusExtras extras;
+  bool haveName = false;
+  bool haveGenerateName = false;
+  bool ok = d.fields(obj, root, [&](std::string_view key, od::value& val) {
+    Path p = root.field(key);
+    if (key == "metadata")
+      return decodeMetadata(d, val, p, wf, haveName, haveGenerateName);
+    if (key == "spec")
+      return decodeSpec(d, val, p, wf);
+    if (key == "status")
+      return decodeStatus(d, val, p, wf, extras);
+    if (key == "apiVersion")
+      return d.string(val, wf.apiVersion, p);
+    if (key == "kind")
+      return d.string(val, wf.kind, p);
+    if (key == "items" && onItem != nullptr) {
+      od::json_type t{};
+      if (!d.type(val, t, p))
+        return false;
+      if (t != od::json_type::array) {
+        d.fieldError(p, std::string("expected an array, got ") + Decoder::typeName(t));
+        return true;
+      }
+      isList = true;
+      return d.array(val, p, *onItem);
+    }
+    return true;
+  });
+  if (!ok || isList)
+    return ok;
+  if (!haveName) {
+    d.fieldError(root.field("metadata.name"),
+                 haveGenerateName ? "missing (required; only generateName is set: a Workflow "
+                                    "spec that was never submitted is not a run)"
+                                  : "missing (required)");
+  }
+  if (wf.nodes.empty() && !extras.compressedNodes.empty()) {
+    decodeCompressedNodes(d, extras.compressedNodes, wf);
+  }
+  wf.buildIndex();
+  return true;
+}
+
+}  // namespace detail
+
+namespace {
+
+Result<Workflow> decodeOne(od::value& v, const Path& root) {
+  Decoder d({});
+  Workflow wf;
+  od::json_type t{};
+  if (!d.type(v, t, root))
+    return d.takeError();
+  if (t != od::json_type::object) {
+    std::string where = root.str();
+    return makeError(ErrorCode::kInvalidInput, (where.empty() ? "" : where + ": ") +
+                                                   "expected a Workflow object, got " +
+                                                   Decoder::typeName(t));
+  }
+  od::object obj;
+  if (auto e = v.get_object().get(obj)) {
+    d.fatal(e, root);
+    return d.takeError();
+  }
+  bool isList = false;
+  detail::decodeWorkflowBody(d, obj, wf, root, nullptr, isList);
+  if (d.hasError())
+    return d.takeError();
+  return wf;
+}
+
+}  // namespace
+
+Result<Workflow> parseWorkflowJson(std::string_view json) {
+  simdjson::padded_string padded(json);
+  od::parser parser;
+  od::document doc;
+  Path root;
+  Decoder d(json);
+  if (auto e = parser.iterate(padded).get(doc)) {
+    d.fatal(e, root);
+    return d.takeError();
+  }
+  od::value v;
+  if (auto e = doc.get_value().get(v)) {
+    d.fatal(e, root);
+    return d.takeError();
+  }
+  auto wf = decodeOne(v, root);
+  if (!wf)
+    return wf;
+  if (!docAtEnd(doc)) {
+    return makeError(ErrorCode::kInvalidInput,
+                     "invalid JSON: trailing content after the Workflow object");
+  }
+  return wf;
+}
+
+// ---- streams ----
+
+namespace {
+
+// Finds the end of the JSON value starting at `pos` (which must be '{' or
+// '['), honouring strings; returns npos when it is not closed.
+std::size_t jsonValueEnd(std::string_view text, std::size_t pos) {
+  int depth = 0;
+  bool inString = false;
+  for (std::size_t i = pos; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        inString = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        inString = true;
+        break;
+      case '{':
+      case '[':
+        ++depth;
+        break;
+      case '}':
+      case ']':
+        if (--depth == 0)
+          return i + 1;
+        break;
+      default:
+        break;
+    }
+  }
+  return std::string_view::npos;
+}
+
+bool isWs(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+}  // namespace
+
+namespace detail {
+
+// Decodes one iterated JSON document (a Workflow or a List) and sinks its
+// workflows; `origin` prefixes item origins. Returns an error when the
+// document is broken beyond its items (a syntax error); items sunk before it
+// stay sunk.
+Status readJsonDocument(od::document& doc, std::string_view text, const std::string& origin,
+                        const WorkflowSink& sink) {
+  Path root;
+  Decoder d(text);
+  auto syntax = [&](simdjson::error_code e) {
+    d.fatal(e, root);
+    return Status(d.takeError());
+  };
+  od::json_type t{};
+  if (auto e = doc.type().get(t))
+    return syntax(e);
+  if (t != od::json_type::object) {
+    return Status(
+        makeError(ErrorCode::kInvalidInput,
+                  std::string("expected a Workflow or List object, got ") + Decoder::typeName(t)));
+  }
+  od::object obj;
+  if (auto e = doc.get_object().get(obj))
+    return syntax(e);
+  Workflow wf;
+  bool isList = false;
+  std::function<bool(std::size_t, od::value&)> onItem = [&](std::size_t i, od::value& item) {
+    std::string itemOrigin =
+        (origin.empty() ? "" : origin + ": ") + "items[" + std::to_string(i) + "]";
+    Decoder itemDecoder(text);
+    od::json_type it{};
+    if (!itemDecoder.type(item, it, root)) {
+      Error e = itemDecoder.takeError();
+      e.message = itemOrigin + ": " + e.message;
+      d.recordError(std::move(e));
+      return false;
+    }
+    if (it != od::json_type::object) {
+      sink(makeError(ErrorCode::kInvalidInput,
+                     std::string("expected a Workflow object, got ") + Decoder::typeName(it)),
+           itemOrigin);
+      return true;
+    }
+    od::object itemObj;
+    if (auto e = item.get_object().get(itemObj)) {
+      itemDecoder.fatal(e, root);
+      Error err = itemDecoder.takeError();
+      err.message = itemOrigin + ": " + err.message;
+      d.recordError(std::move(err));
+      return false;
+    }
+    Workflow itemWf;
+    bool nestedList = false;
+    if (!decodeWorkflowBody(itemDecoder, itemObj, itemWf, root, nullptr, nestedList)) {
+      // A syntax error inside an item ends the whole document.
+      Error e = itemDecoder.takeError();
+      e.message = itemOrigin + ": " + e.message;
+      d.recordError(std::move(e));
+      return false;
+    }
+    if (itemDecoder.hasError()) {
+      sink(itemDecoder.takeError(), itemOrigin);
+    } else {
+      sink(std::move(itemWf), itemOrigin);
+    }
+    return true;
+  };
+  if (!decodeWorkflowBody(d, obj, wf, root, &onItem, isList))
+    return Status(d.takeError());
+  if (d.hasError()) {
+    sink(d.takeError(), origin);  // for a List: an ill-typed top-level field
+  } else if (!isList) {
+    sink(std::move(wf), origin);
+  }
+  return Status::okStatus();
+}
+
+}  // namespace detail
+
+Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
+  std::size_t pos = 0;
+  while (pos < text.size() && isWs(text[pos]))
+    ++pos;
+  od::parser parser;
+  {
+    // The common case is one document: parse it once from the whole buffer.
+    // Skipping over it (raw_json walks the structural index, no decoding)
+    // tells whether more documents follow.
+    std::string_view first = text.substr(pos);
+    simdjson::padded_string padded(first);
+    od::document doc;
+    if (auto e = parser.iterate(padded).get(doc)) {
+      return Status(makeError(ErrorCode::kInvalidInput,
+                              std::string("invalid JSON: ") + simdjson::error_message(e)));
+    }
+    bool multi = false;
+    std::string_view raw;
+    if (doc.raw_json().get(raw) == simdjson::SUCCESS && raw.data() >= padded.data()) {
+      std::size_t end = static_cast<std::size_t>(raw.data() - padded.data()) + raw.size();
+      while (end < first.size() && isWs(first[end]))
+        ++end;
+      multi = end < first.size();
+    }
+    if (!multi) {
+      doc.rewind();
+      return detail::readJsonDocument(doc, first, "", sink);
+    }
+  }
+  // A stream of documents (NDJSON or concatenated JSON): one parse each.
+  std::size_t line = 1;
+  std::size_t lineCountedTo = 0;
+  while (pos < text.size()) {
+    while (pos < text.size() && isWs(text[pos]))
+      ++pos;
+    if (pos >= text.size())
+      break;
+    for (; lineCountedTo < pos; ++lineCountedTo) {
+      if (text[lineCountedTo] == '\n')
+        ++line;
+    }
+    std::string origin = "line " + std::to_string(line);
+    if (text[pos] != '{' && text[pos] != '[') {
+      return Status(makeError(ErrorCode::kInvalidInput,
+                              origin + ": invalid JSON: expected '{' to start a document"));
+    }
+    std::size_t end = jsonValueEnd(text, pos);
+    if (end == std::string_view::npos) {
+      return Status(makeError(ErrorCode::kInvalidInput,
+                              origin + ": invalid JSON: the document is not closed (truncated)"));
+    }
+    simdjson::padded_string padded(text.substr(pos, end - pos));
+    od::document doc;
+    Status st;
+    if (auto e = parser.iterate(padded).get(doc)) {
+      st = Status(makeError(ErrorCode::kInvalidInput,
+                            std::string("invalid JSON: ") + simdjson::error_message(e)));
+    } else {
+      st = detail::readJsonDocument(doc, text.substr(pos, end - pos), origin, sink);
+    }
+    // A broken document is reported; the stream goes on with the next one.
+    if (!st.ok())
+      sink(st.error(), origin);
+    pos = end;
+  }
+  return Status::okStatus();
+}
+
+}  // namespace exitrec

@@ -1,0 +1,581 @@
+#include "engine/outcome.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <unordered_map>
+
+#include "engine/argo_assess.h"
+#include "engine/dag_depends.h"
+
+namespace exitrec {
+
+namespace {
+
+constexpr std::string_view kRunIdLabel = "pipeline/runid";
+constexpr std::string_view kCompletedLabel = "workflows.argoproj.io/completed";
+constexpr std::string_view kPodNameFormatAnnotation = "workflows.argoproj.io/pod-name-format";
+constexpr std::string_view kV1SdkAnnotation = "pipelines.kubeflow.org/kfp_sdk_version";
+
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
+}
+
+bool endsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// "<prefix>N" with N digits (dashes allowed after the first digit, for
+// compiler-renamed nested groups such as exit-handler-1-2).
+bool isNumbered(std::string_view s, std::string_view prefix) {
+  if (!startsWith(s, prefix) || s.size() == prefix.size())
+    return false;
+  std::string_view rest = s.substr(prefix.size());
+  if (rest[0] < '0' || rest[0] > '9')
+    return false;
+  return std::all_of(rest.begin(), rest.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || c == '-'; });
+}
+
+bool isExitHandlerTaskName(std::string_view name) {
+  return isNumbered(name, "exit-handler-");
+}
+bool isV2ExitHandlerTemplate(std::string_view t) {
+  return isNumbered(t, "comp-exit-handler-");
+}
+
+// Last segment of a node path ("wf.root.exit-handler-1" → "exit-handler-1").
+std::string_view lastSegment(std::string_view name) {
+  std::size_t dot = name.rfind('.');
+  return dot == std::string_view::npos ? name : name.substr(dot + 1);
+}
+
+bool isSep(char c) {
+  return c == '.' || c == '(' || c == '[';
+}
+
+// True when `name` is `root` or lies below it in the node path.
+bool underPath(std::string_view name, std::string_view root) {
+  return startsWith(name, root) && (name.size() == root.size() || isSep(name[root.size()]));
+}
+
+bool isWorkType(NodeType t) {
+  return t == NodeType::kPod || t == NodeType::kContainer || t == NodeType::kHTTP ||
+         t == NodeType::kPlugin;
+}
+
+bool isWorkFailure(const Node& n) {
+  return (isWorkType(n.type) && isFailedOrError(n.phase)) ||
+         (n.type == NodeType::kSkipped && n.phase == Phase::kError);
+}
+
+enum class Role : std::uint8_t {
+  kWork,        // ordinary pipeline work
+  kExit,        // inside an exit task's subtree (onExit / exit-handler hook / 2.0–2.3 sibling)
+  kHookedTask,  // inside an .ignore_upstream_failure() hook (KFP ≥2.4)
+};
+
+// Sibling exit tasks (2.0–2.3): per DAG template, the exit-handler group task
+// and the task whose `depends` accepts the group's failure.
+struct SiblingSpec {
+  const Template* dag = nullptr;
+  std::string_view group;       // exit-handler-N
+  std::string_view exitTask;    // e.g. print-op
+  std::string_view exitDriver;  // e.g. print-op-driver, or empty
+};
+
+struct SpecFacts {
+  bool hookGroups = false;
+  std::vector<SiblingSpec> siblings;
+};
+
+SpecFacts scanSpec(const Workflow& wf) {
+  SpecFacts facts;
+  for (const auto& tmpl : wf.templates) {
+    if (!tmpl.isDag)
+      continue;
+    for (const auto& task : tmpl.dagTasks) {
+      if (!isExitHandlerTaskName(task.name))
+        continue;
+      if (!task.exitHookTemplate.empty() && isV2ExitHandlerTemplate(task.templateName)) {
+        facts.hookGroups = true;
+        continue;
+      }
+      for (const auto& other : tmpl.dagTasks) {
+        if (&other == &task || !dependsAcceptsFailure(other.depends, task.name))
+          continue;
+        SiblingSpec s;
+        s.dag = &tmpl;
+        s.group = task.name;
+        if (endsWith(other.name, "-driver")) {
+          s.exitDriver = other.name;
+          s.exitTask = std::string_view(other.name).substr(0, other.name.size() - 7);
+        } else {
+          s.exitTask = other.name;
+        }
+        facts.siblings.push_back(s);
+      }
+    }
+  }
+  return facts;
+}
+
+class Evaluator {
+ public:
+  Evaluator(const Workflow& wf, const EvaluateOptions& options)
+      : wf_(wf), options_(options), assessor_(wf) {}
+
+  Verdict run();
+
+ private:
+  using Index = std::uint32_t;
+  static constexpr Index kNoNode = 0xFFFFFFFFu;
+
+  Index indexOf(const Node* n) const { return static_cast<Index>(n - wf_.nodes.data()); }
+  void markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value,
+                   const std::vector<Role>* skipRoles);
+  Failure makeFailure(const Node& n) const;
+  void findExitHandlers(Verdict& v, const SpecFacts& spec, Generation gen);
+  void markRetries();
+  bool propagates(Index i);
+  Generation classify(const SpecFacts& spec) const;
+
+  const Workflow& wf_;
+  const EvaluateOptions& options_;
+  ArgoAssessor assessor_;
+  std::vector<Role> role_;
+  std::vector<std::uint8_t> inBody_;      // inside an exit-handler group body
+  std::vector<std::uint8_t> superseded_;  // inside an attempt of a Retry that succeeded
+  std::vector<Index> retryParent_;        // attempt → its Retry node
+  std::vector<std::uint8_t> propagates_;  // 0 unknown, 1 yes, 2 no (per boundary node)
+  bool podNameV1_ = false;
+  Phase argoPhase_ = Phase::kNone;
+  Phase argoMain_ = Phase::kNone;
+};
+
+Generation Evaluator::classify(const SpecFacts& spec) const {
+  if (wf_.labels.find(std::string(kRunIdLabel)) == wf_.labels.end())
+    return Generation::kArgo;
+  if (!wf_.onExit.empty() || wf_.annotations.count(std::string(kV1SdkAnnotation)) != 0) {
+    return Generation::kKfpV1;
+  }
+  if (spec.hookGroups)
+    return Generation::kKfpV2Hook;
+  if (!spec.siblings.empty())
+    return Generation::kKfpV2Sibling;
+  // No spec (e.g. stripped): recognise ≥2.4 hook groups by their nodes.
+  for (const auto& n : wf_.nodes) {
+    if (endsWith(n.name, ".onExit") && n.name.size() > 7) {
+      std::string_view group = std::string_view(n.name).substr(0, n.name.size() - 7);
+      if (isExitHandlerTaskName(lastSegment(group)))
+        return Generation::kKfpV2Hook;
+    }
+  }
+  return Generation::kKfpV2;
+}
+
+// Marks `root` and every node below it in the node path, following children
+// links (linear: each node is entered once per mark vector).
+void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value,
+                            const std::vector<Role>* skipRoles) {
+  if (marks[root] != 0)
+    return;
+  const std::string& rootName = wf_.nodes[root].name;
+  std::vector<Index> stack{root};
+  marks[root] = value;
+  while (!stack.empty()) {
+    Index i = stack.back();
+    stack.pop_back();
+    for (const auto& id : wf_.nodes[i].children) {
+      const Node* c = wf_.nodeById(id);
+      if (c == nullptr)
+        continue;
+      Index ci = indexOf(c);
+      if (marks[ci] != 0 || !underPath(c->name, rootName))
+        continue;
+      if (skipRoles != nullptr && (*skipRoles)[ci] != Role::kWork)
+        continue;
+      marks[ci] = value;
+      stack.push_back(ci);
+    }
+  }
+}
+
+void Evaluator::markRetries() {
+  const std::size_t n = wf_.nodes.size();
+  superseded_.assign(n, 0);
+  retryParent_.assign(n, kNoNode);
+  for (Index i = 0; i < n; ++i) {
+    const Node& r = wf_.nodes[i];
+    if (r.type != NodeType::kRetry)
+      continue;
+    for (const auto& id : r.children) {
+      const Node* c = wf_.nodeById(id);
+      if (c == nullptr || ArgoAssessor::isHookNode(*c))
+        continue;
+      Index ci = indexOf(c);
+      retryParent_[ci] = i;
+      if (r.phase == Phase::kSucceeded)
+        markSubtree(ci, superseded_, 1, nullptr);
+    }
+  }
+}
+
+void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation gen) {
+  const std::size_t n = wf_.nodes.size();
+  role_.assign(n, Role::kWork);
+  inBody_.assign(n, 0);
+  std::vector<std::uint8_t> exitMarks(n, 0);
+  std::vector<std::uint8_t> hookedMarks(n, 0);
+  std::vector<Index> bodyRoots;
+  const bool kfp = gen != Generation::kArgo;
+
+  // The workflow-level exit handler (spec.onExit; v1's exit op).
+  const Node* wfExit = wf_.nodeByName(wf_.name + ".onExit");
+  if (wfExit != nullptr)
+    markSubtree(indexOf(wfExit), exitMarks, 1, nullptr);
+
+  for (Index i = 0; i < n; ++i) {
+    const Node& node = wf_.nodes[i];
+    if (node.name == wf_.name)
+      continue;
+    if (kfp && gen == Generation::kKfpV1) {
+      // v1: the group is a DAG task exit-handler-N running template exit-handler-N.
+      if (isExitHandlerTaskName(lastSegment(node.name)) &&
+          isExitHandlerTaskName(node.templateName)) {
+        ExitHandlerReport r;
+        r.name = node.name;
+        r.bodyPhase = node.phase;
+        if (wfExit != nullptr) {
+          r.exitTask = wfExit->name;
+          r.exitTaskPhase = wfExit->phase;
+        }
+        v.exitHandlers.push_back(std::move(r));
+        bodyRoots.push_back(i);
+      }
+      continue;
+    }
+    if (!ArgoAssessor::isHookNode(node) || &node == wfExit)
+      continue;
+    if (!kfp) {
+      markSubtree(i, exitMarks, 1, nullptr);  // plain Argo: every hook subtree
+      continue;
+    }
+    if (!endsWith(node.name, ".onExit"))
+      continue;
+    std::string_view groupName = std::string_view(node.name).substr(0, node.name.size() - 7);
+    const Node* group = wf_.nodeByName(groupName);
+    bool exitHandler = isExitHandlerTaskName(lastSegment(groupName)) &&
+                       (group == nullptr || group->templateName.empty() ||
+                        isV2ExitHandlerTemplate(group->templateName));
+    if (exitHandler) {
+      ExitHandlerReport r;
+      r.name = std::string(groupName);
+      r.bodyPhase = group != nullptr ? group->phase : Phase::kNone;
+      r.exitTask = node.name;
+      r.exitTaskPhase = assessor_.nodePhase(node);
+      v.exitHandlers.push_back(std::move(r));
+      markSubtree(i, exitMarks, 1, nullptr);
+      if (group != nullptr)
+        bodyRoots.push_back(indexOf(group));
+    } else {
+      // .ignore_upstream_failure(): the hook runs ordinary pipeline work.
+      markSubtree(i, hookedMarks, 1, nullptr);
+    }
+  }
+
+  if (kfp && gen == Generation::kKfpV2Hook) {
+    // Groups whose hook has not run (yet, or because the group was Omitted).
+    for (Index i = 0; i < n; ++i) {
+      const Node& node = wf_.nodes[i];
+      if (!isExitHandlerTaskName(lastSegment(node.name)) ||
+          !isV2ExitHandlerTemplate(node.templateName)) {
+        continue;
+      }
+      if (wf_.nodeByName(node.name + ".onExit") != nullptr)
+        continue;
+      ExitHandlerReport r;
+      r.name = node.name;
+      r.bodyPhase = node.phase;
+      v.exitHandlers.push_back(std::move(r));
+      bodyRoots.push_back(i);
+    }
+  }
+
+  if (kfp && !spec.siblings.empty()) {
+    // 2.0–2.3: instances of each DAG template holding a sibling exit task.
+    std::unordered_map<std::string_view, std::vector<Index>> instances;
+    for (const auto& s : spec.siblings)
+      instances.emplace(s.dag->name, std::vector<Index>{});
+    for (Index i = 0; i < n; ++i) {
+      auto it = instances.find(wf_.nodes[i].templateName);
+      if (it != instances.end() && wf_.nodes[i].type == NodeType::kDAG)
+        it->second.push_back(i);
+    }
+    std::string buf;
+    for (const auto& s : spec.siblings) {
+      for (Index d : instances[s.dag->name]) {
+        const std::string& dagName = wf_.nodes[d].name;
+        buf.assign(dagName).append(".").append(s.group);
+        const Node* group = wf_.nodeByName(buf);
+        if (group == nullptr)
+          continue;
+        ExitHandlerReport r;
+        r.name = group->name;
+        r.bodyPhase = group->phase;
+        bodyRoots.push_back(indexOf(group));
+        buf.assign(dagName).append(".").append(s.exitTask);
+        const Node* task = wf_.nodeByName(buf);
+        const Node* driver = nullptr;
+        if (!s.exitDriver.empty()) {
+          buf.assign(dagName).append(".").append(s.exitDriver);
+          driver = wf_.nodeByName(buf);
+        }
+        if (task != nullptr) {
+          r.exitTask = task->name;
+          r.exitTaskPhase = assessor_.nodePhase(*task);
+          markSubtree(indexOf(task), exitMarks, 1, nullptr);
+        }
+        if (driver != nullptr) {
+          if (task == nullptr)
+            r.exitTask = driver->name;
+          if (task == nullptr || isFailedOrError(driver->phase))
+            r.exitTaskPhase = driver->phase;
+          markSubtree(indexOf(driver), exitMarks, 1, nullptr);
+        }
+        v.exitHandlers.push_back(std::move(r));
+      }
+    }
+  }
+
+  for (Index i = 0; i < n; ++i) {
+    if (exitMarks[i] != 0) {
+      role_[i] = Role::kExit;
+    } else if (hookedMarks[i] != 0) {
+      role_[i] = Role::kHookedTask;
+    }
+  }
+  for (Index b : bodyRoots)
+    markSubtree(b, inBody_, 1, &role_);
+  std::sort(v.exitHandlers.begin(), v.exitHandlers.end(),
+            [](const ExitHandlerReport& a, const ExitHandlerReport& b) { return a.name < b.name; });
+}
+
+Failure Evaluator::makeFailure(const Node& n) const {
+  Failure f;
+  f.displayName = n.displayName;
+  f.message = n.message;
+  f.templateName = n.templateName;
+  f.phase = n.phase;
+  f.podName = podNameV1_ ? n.id : argoPodName(wf_.name, n.name, n.templateName);
+  f.finishedAt = n.finishedAt;
+  f.nodeName = n.name;
+  return f;
+}
+
+// Plain Argo: did this failure reach the verdict? Every enclosing boundary
+// (and a Retry parent) must have failed up to the entry node; hook subtrees
+// never decide, the workflow onExit only through the override.
+bool Evaluator::propagates(Index i) {
+  const Node& node = wf_.nodes[i];
+  if (role_[i] == Role::kExit) {
+    const Node* wfExit = wf_.nodeByName(wf_.name + ".onExit");
+    return wfExit != nullptr && underPath(node.name, wfExit->name) &&
+           argoMain_ == Phase::kSucceeded && isFailedOrError(argoPhase_);
+  }
+  if (retryParent_[i] != kNoNode &&
+      !isFailedOrError(assessor_.nodePhase(wf_.nodes[retryParent_[i]]))) {
+    return false;
+  }
+  // Walk the boundary chain; memoised per boundary node.
+  std::vector<Index> chain;
+  const Node* b = node.boundaryId.empty() ? nullptr : wf_.nodeById(node.boundaryId);
+  bool result = false;
+  if (b == nullptr)
+    return node.name == wf_.name && isFailedOrError(argoMain_);
+  for (int guard = 0; guard < 1000; ++guard) {
+    Index bi = indexOf(b);
+    if (propagates_[bi] != 0) {
+      result = propagates_[bi] == 1;
+      break;
+    }
+    chain.push_back(bi);
+    if (!isFailedOrError(assessor_.nodePhase(*b))) {
+      result = false;
+      break;
+    }
+    if (b->boundaryId.empty()) {
+      result = b->name == wf_.name;
+      break;
+    }
+    const Node* next = wf_.nodeById(b->boundaryId);
+    if (next == nullptr || next == b) {
+      result = false;
+      break;
+    }
+    b = next;
+  }
+  for (Index c : chain)
+    propagates_[c] = result ? 1 : 2;
+  return result;
+}
+
+Verdict Evaluator::run() {
+  Verdict v;
+  v.namespace_ = wf_.namespace_;
+  v.name = wf_.name;
+  if (auto it = wf_.labels.find(std::string(kRunIdLabel)); it != wf_.labels.end()) {
+    v.runId = it->second;
+  }
+  v.reportedPhase = wf_.phase;
+  auto completedLabel = wf_.labels.find(std::string(kCompletedLabel));
+  v.completed = (completedLabel != wf_.labels.end() && completedLabel->second == "true") ||
+                isCompleted(wf_.phase);
+  auto fmt = wf_.annotations.find(std::string(kPodNameFormatAnnotation));
+  podNameV1_ = fmt != wf_.annotations.end() && fmt->second == "v1";
+
+  SpecFacts spec = scanSpec(wf_);
+  v.generation = classify(spec);
+
+  if (wf_.nodes.empty() && !wf_.offloadNodeStatusVersion.empty()) {
+    v.evaluable = false;
+    v.notEvaluableReason =
+        "node status is offloaded to the Argo database (offloadNodeStatusVersion " +
+        wf_.offloadNodeStatusVersion + "); read the workflow through the Argo Server to audit it";
+    v.truePhase = v.reportedPhase;
+    v.cause = "node-status-offloaded";
+    return v;
+  }
+
+  findExitHandlers(v, spec, v.generation);
+  markRetries();
+
+  argoMain_ = assessor_.mainPhase();
+  argoPhase_ = assessor_.workflowPhase();
+  // Argo's verdict: a final status.phase is final; otherwise what the next
+  // reconcile would write, as far as the snapshot decides it.
+  Phase base = isCompleted(wf_.phase) ? wf_.phase : argoPhase_;
+  if (base == Phase::kNone)
+    base = wf_.phase;
+
+  bool anyHooked = false;
+  bool anyBody = false;
+  bool anyWork = false;
+  for (Index i = 0; i < wf_.nodes.size(); ++i) {
+    const Node& node = wf_.nodes[i];
+    if (!isWorkFailure(node) || superseded_[i] != 0)
+      continue;
+    if (v.generation == Generation::kArgo) {
+      Failure f = makeFailure(node);
+      if (role_[i] == Role::kExit)
+        v.exitTaskFailures.push_back(f);
+      if (propagates_.empty())
+        propagates_.assign(wf_.nodes.size(), 0);
+      if (!propagates(i))
+        v.maskedFailures.push_back(f);
+      v.failures.push_back(std::move(f));
+      continue;
+    }
+    switch (role_[i]) {
+      case Role::kExit:
+        v.exitTaskFailures.push_back(makeFailure(node));
+        break;
+      case Role::kHookedTask:
+        anyHooked = true;
+        v.failures.push_back(makeFailure(node));
+        break;
+      case Role::kWork:
+        if (inBody_[i] != 0)
+          anyBody = true;
+        anyWork = true;
+        v.failures.push_back(makeFailure(node));
+        break;
+    }
+  }
+  auto byName = [](const Failure& a, const Failure& b) { return a.nodeName < b.nodeName; };
+  std::sort(v.failures.begin(), v.failures.end(), byName);
+  std::sort(v.exitTaskFailures.begin(), v.exitTaskFailures.end(), byName);
+  std::sort(v.maskedFailures.begin(), v.maskedFailures.end(), byName);
+
+  if (v.generation == Generation::kArgo) {
+    v.truePhase = base;
+    v.misreported = false;
+    return v;
+  }
+
+  const bool countExit = options_.exitTaskFailure == ExitTaskFailurePolicy::kFail;
+  if (isFailedOrError(base)) {
+    v.truePhase = base;  // never turn a failed run into a success
+  } else if (base == Phase::kSucceeded) {
+    bool anyFailed = false;
+    bool anyError = false;
+    auto scan = [&](const std::vector<Failure>& list) {
+      for (const auto& f : list) {
+        (f.phase == Phase::kFailed ? anyFailed : anyError) = true;
+      }
+    };
+    scan(v.failures);
+    if (countExit)
+      scan(v.exitTaskFailures);
+    v.truePhase = anyFailed ? Phase::kFailed : anyError ? Phase::kError : base;
+  } else {
+    v.truePhase = base;  // not decided yet: a running run is never mis-reported
+  }
+  v.misreported =
+      v.completed && v.reportedPhase == Phase::kSucceeded && isFailedOrError(v.truePhase);
+  if (v.misreported) {
+    if (anyBody && v.generation == Generation::kKfpV2Sibling) {
+      v.cause = "exit-task-masked-failure";
+    } else if (anyHooked) {
+      v.cause = "hooked-task-failed";
+    } else if (anyWork) {
+      v.cause = "masked-failure";
+    } else {
+      v.cause = "exit-task-failed";
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string_view generationName(Generation g) {
+  switch (g) {
+    case Generation::kKfpV1:
+      return "kfp-v1";
+    case Generation::kKfpV2Sibling:
+      return "kfp-v2-sibling";
+    case Generation::kKfpV2Hook:
+      return "kfp-v2-hook";
+    case Generation::kKfpV2:
+      return "kfp-v2";
+    case Generation::kArgo:
+      return "argo";
+  }
+  return "argo";
+}
+
+std::string argoPodName(std::string_view workflowName, std::string_view nodeName,
+                        std::string_view templateName) {
+  if (nodeName == workflowName)
+    return std::string(workflowName);
+  std::string name;
+  name.reserve(workflowName.size() + templateName.size() + 12);
+  name.append(workflowName).push_back('-');
+  name.append(templateName);
+  if (name.size() > kMaxPodNamePrefix)
+    name.resize(kMaxPodNamePrefix);
+  std::array<char, 16> digits{};
+  auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), fnv1a32(nodeName));
+  (void)ec;
+  name.push_back('-');
+  name.append(digits.data(), end);
+  return name;
+}
+
+Verdict evaluate(const Workflow& workflow, const EvaluateOptions& options) {
+  Evaluator evaluator(workflow, options);
+  return evaluator.run();
+}
+
+}  // namespace exitrec

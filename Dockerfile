@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# kfp-exit-reconciler container image.
+#
+#   docker build -t ghcr.io/kfp-exit-reconciler/controller:0.1.0 \
+#     --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
+#
+# Stage 1 builds and tests with the same scripts CI runs (scripts/build.sh:
+# install-deps.sh + CMake/Ninja with -Werror; then ctest). Stage 2 is
+# debian:bookworm-slim with only the shared libraries the binary links against.
+# test/manifests/check_image_packages.py keeps RUNTIME_PACKAGES equal to what
+# `ldd exit-reconciler` resolves to (dpkg -S), since no Docker daemon runs in CI.
+
+FROM debian:bookworm AS build
+ARG REVISION=unknown
+WORKDIR /src
+COPY . .
+# The cmake arguments turn off the benchmarks (not part of the image) and stamp
+# the git revision into exit_reconciler_build_info (.git is not copied).
+RUN BUILD_DIR=/src/build EXITREC_WERROR=ON scripts/build.sh \
+      -DEXITREC_BUILD_BENCH=OFF -DEXITREC_REVISION="${REVISION}" \
+ && ctest --test-dir /src/build --output-on-failure -j "$(nproc)" --timeout 600 \
+ && install -D -m 0755 /src/build/controller/exit-reconciler /out/exit-reconciler \
+ && strip --strip-unneeded /out/exit-reconciler
+
+FROM debian:bookworm-slim
+# RUNTIME_PACKAGES: the Debian packages that own every library in
+# `ldd exit-reconciler`, plus ca-certificates (HTTPS to the KFP API).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates \
+      libbrotli1 \
+      libc6 \
+      libcivetweb1 \
+      libcpprest2.10 \
+      libfmt9 \
+      libgcc-s1 \
+      libprometheus-cpp-core1.0 \
+      libprometheus-cpp-pull1.0 \
+      libsimdjson14 \
+      libspdlog1.10 \
+      libssl3 \
+      libstdc++6 \
+      libyaml-cpp0.7 \
+      libzstd1 \
+      zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/exit-reconciler /usr/local/bin/exit-reconciler
+# Numeric user: the kubelet refuses a named user under runAsNonRoot.
+USER 65532:65532
+EXPOSE 8080 8081 9443
+ENTRYPOINT ["/usr/local/bin/exit-reconciler"]
+CMD ["--help"]

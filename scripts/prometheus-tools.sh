@@ -21,6 +21,12 @@ ensure() {
     return 0
   fi
   mkdir -p "$CACHE"
+  # Parallel test runs may race to unpack: serialize, then re-check.
+  exec 9>"$CACHE/.prometheus-deb.lock"
+  flock 9
+  if [ -x "$DEST/usr/bin/promtool" ] && [ -x "$DEST/usr/bin/prometheus" ]; then
+    return 0
+  fi
   local tmp
   tmp="$(mktemp -d "$CACHE/download.XXXXXX")"
   # apt-get download writes into the current directory. As root, apt warns that

@@ -375,7 +375,7 @@ def check_service_and_monitoring(c, objs, d, root):
                 c.check(bool(p.get("targets")), f"panel {p.get('title')} has no query")
 
 
-def check_webhook(c, objs, d, flags):
+def check_webhook(c, objs, d, flags, root):
     mwcs = [o for o in objs if o["kind"] == "MutatingWebhookConfiguration"]
     if not mwcs:
         c.check(not any(f.startswith("webhook-") for f in flags), "webhook flags without the webhook")
@@ -403,6 +403,13 @@ def check_webhook(c, objs, d, flags):
         c.check("webhook" in sp and sp["webhook"]["port"] == s.get("port"),
                 f"clientConfig port {s.get('port')} != Service port `webhook`")
         c.check(bool(s.get("path")), "clientConfig.service.path")
+        # The path the webhook server serves (webhook/admission_webhook.h), when present.
+        src = os.path.join(root, "webhook", "admission_webhook.h")
+        if os.path.exists(src):
+            with open(src) as f:
+                m = re.search(r'kMutatePodsPath\s*=\s*"([^"]+)"', f.read())
+            c.check(m is not None and m.group(1) == s.get("path"),
+                    f"clientConfig.service.path {s.get('path')} != kMutatePodsPath in webhook/admission_webhook.h")
     dns = {f"{APP}.{NAMESPACE}.svc", f"{APP}.{NAMESPACE}.svc.cluster.local"}
     if c.overlay == "webhook-cert-manager":
         cert = one(c, objs, "Certificate")
@@ -437,7 +444,7 @@ def check_overlay(root, overlay, kubectl):
     check_objects(c, objs)
     d, flags = check_deployment(c, objs, root)
     check_service_and_monitoring(c, objs, d, root)
-    check_webhook(c, objs, d, flags)
+    check_webhook(c, objs, d, flags, root)
     check_rbac(c, objs, root)
     if overlay == "multi-user":
         ap = one(c, objs, "AuthorizationPolicy")

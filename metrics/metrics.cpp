@@ -381,35 +381,32 @@ struct Metrics::Impl {
                "(0 = not watched).");
     trackedWorkflows = &build(BuildGauge(), "exit_reconciler_tracked_workflows",
                               "Workflows held as compact records in memory.");
-    wqAdds =
-        &build(BuildCounter(), "workqueue_adds_total", "Total number of adds handled by workqueue");
-    wqDepth = &build(BuildGauge(), "workqueue_depth", "Current depth of workqueue");
-    wqQueueDuration =
-        &build(BuildHistogram(), "workqueue_queue_duration_seconds",
-               "How long in seconds an item stays in workqueue before being requested");
+    wqAdds = &build(BuildCounter(), "workqueue_adds_total", "Items added to the work queue.");
+    wqDepth = &build(BuildGauge(), "workqueue_depth", "Items currently waiting in the work queue.");
+    wqQueueDuration = &build(BuildHistogram(), "workqueue_queue_duration_seconds",
+                             "Seconds an item waits in the work queue before a worker takes it.");
     wqWorkDuration = &build(BuildHistogram(), "workqueue_work_duration_seconds",
-                            "How long in seconds processing an item from workqueue takes.");
+                            "Seconds a worker spends processing one item.");
     wqRetries = &build(BuildCounter(), "workqueue_retries_total",
-                       "Total number of retries handled by workqueue");
+                       "Rate-limited re-adds to the work queue.");
     wqUnfinished = &build(BuildGauge(), "workqueue_unfinished_work_seconds",
-                          "How many seconds of work has been done that is in progress and hasn't "
-                          "been observed by work_duration.");
+                          "Seconds of in-progress work not yet observed by "
+                          "workqueue_work_duration_seconds.");
     wqLongest = &build(BuildGauge(), "workqueue_longest_running_processor_seconds",
-                       "How many seconds has the longest running processor for workqueue been "
-                       "running.");
-    crReconcileTotal = &build(BuildCounter(), "controller_runtime_reconcile_total",
-                              "Total number of reconciliations per controller");
+                       "Age in seconds of the longest-running item being "
+                       "processed.");
+    crReconcileTotal =
+        &build(BuildCounter(), "controller_runtime_reconcile_total", "Reconciles, by result.");
     crReconcileErrors = &build(BuildCounter(), "controller_runtime_reconcile_errors_total",
-                               "Total number of reconciliation errors per controller");
+                               "Reconciles that returned an error.");
     crReconcileTime = &build(BuildHistogram(), "controller_runtime_reconcile_time_seconds",
-                             "Length of time per reconciliation per controller");
-    crActiveWorkers = &build(BuildGauge(), "controller_runtime_active_workers",
-                             "Number of currently used workers per controller");
+                             "Seconds per reconcile.");
+    crActiveWorkers =
+        &build(BuildGauge(), "controller_runtime_active_workers", "Workers busy right now.");
     crMaxConcurrent = &build(BuildGauge(), "controller_runtime_max_concurrent_reconciles",
-                             "Maximum number of concurrent reconciles per controller");
+                             "Configured number of workers (--workers).");
     leader = &build(BuildGauge(), "leader_election_master_status",
-                    "Gauge of if the reporting system is master of the relevant lease, 0 indicates "
-                    "backup, 1 indicates master. 'name' is the string used to identify the lease.");
+                    "1 while this replica holds the lease named by `name`, 0 on a standby.");
     buildInfo = &build(BuildGauge(), "exit_reconciler_build_info",
                        "Always 1; labels carry the build's version and revision.");
 

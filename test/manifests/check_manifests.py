@@ -180,6 +180,53 @@ def check_rbac(c, objs, root):
             c.check(bound, f"{o['kind']} {o['metadata']['name']} is not bound")
 
 
+def _lost_fields(orig, back, path=""):
+    """Paths present in `orig` but missing or different in `back`."""
+    out = []
+    if isinstance(orig, dict):
+        for k, v in orig.items():
+            if not isinstance(back, dict) or k not in back:
+                out.append(f"{path}/{k}")
+            else:
+                out += _lost_fields(v, back[k], f"{path}/{k}")
+    elif isinstance(orig, list):
+        if not isinstance(back, list) or len(orig) != len(back):
+            out.append(path)
+        else:
+            for i, (x, y) in enumerate(zip(orig, back)):
+                out += _lost_fields(x, y, f"{path}[{i}]")
+    elif orig != back and str(orig) != str(back):
+        out.append(f"{path}: {orig!r} became {back!r}")
+    return out
+
+
+def check_schemas(c, objs):
+    """Built-in kinds must survive a round trip through the typed models of
+    Debian's python3-kubernetes: a misspelt or misplaced field is dropped by the
+    model (and would be dropped, or rejected, by the API server)."""
+    try:
+        import kubernetes.client as kc
+        api = kc.ApiClient()
+    except ImportError:
+        c.check(False, "python3-kubernetes is required for the schema check")
+        return
+    for o in objs:
+        if o.get("apiVersion") not in ("v1", "apps/v1", "policy/v1", "rbac.authorization.k8s.io/v1",
+                                       "admissionregistration.k8s.io/v1"):
+            continue  # custom resources: checked field by field elsewhere
+        model = getattr(kc, "V1" + o["kind"], None)
+        if model is None:
+            continue
+        try:
+            typed = api._ApiClient__deserialize(o, "V1" + o["kind"])
+        except (ValueError, TypeError) as e:
+            c.check(False, f"{o['kind']} {o['metadata'].get('name')}: invalid: {e}")
+            continue
+        back = api.sanitize_for_serialization(typed)
+        for p in _lost_fields(o, back):
+            c.check(False, f"{o['kind']} {o['metadata'].get('name')}: field {p} is not in the schema")
+
+
 def check_objects(c, objs):
     kinds = {o["kind"] for o in objs}
     c.check(kinds == BASE_KINDS | EXTRA_KINDS[c.overlay],
@@ -442,6 +489,7 @@ def check_overlay(root, overlay, kubectl):
     c = Checker(overlay)
     objs = render(root, overlay, kubectl)
     check_objects(c, objs)
+    check_schemas(c, objs)
     d, flags = check_deployment(c, objs, root)
     check_service_and_monitoring(c, objs, d, root)
     check_webhook(c, objs, d, flags, root)

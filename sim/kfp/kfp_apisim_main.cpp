@@ -1,0 +1,94 @@
+// kfp-apisim: the KFP API simulator as a process (sandbox, e2e tests, bench).
+//
+//   kfp-apisim [--addr 127.0.0.1] [--port 0] [--token T | --token-file F] [--ready-file PATH]
+//
+// When listening it writes PATH atomically with {"port":N,"url":"..."}; SIGTERM
+// or SIGINT stop it cleanly.
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "sim/kfp/kfp_api_simulator.h"
+
+namespace {
+
+volatile std::sig_atomic_t gStop = 0;
+void onSignal(int) { gStop = 1; }
+
+int usage(const std::string& problem) {
+  if (!problem.empty()) std::cerr << "kfp-apisim: " << problem << "\n";
+  std::cerr << "usage: kfp-apisim [--addr ADDR] [--port N] [--token T | --token-file FILE] "
+               "[--ready-file PATH]\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  exitrec::KfpApiSimulator::Options opts;
+  std::string readyFile;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) return false;
+      out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (arg == "-h" || arg == "--help") {
+      usage("");
+      return 0;
+    } else if (arg == "--addr") {
+      if (!value(opts.address)) return usage("--addr needs a value");
+    } else if (arg == "--port") {
+      if (!value(v)) return usage("--port needs a value");
+      try {
+        opts.port = std::stoi(v);
+      } catch (const std::exception&) {
+        return usage("--port: not a number: " + v);
+      }
+      if (opts.port < 0 || opts.port > 65535) return usage("--port: out of range: " + v);
+    } else if (arg == "--token") {
+      if (!value(opts.token)) return usage("--token needs a value");
+    } else if (arg == "--token-file") {
+      if (!value(v)) return usage("--token-file needs a value");
+      std::ifstream in(v);
+      if (!in) return usage("--token-file: cannot read " + v);
+      std::getline(in, opts.token);
+    } else if (arg == "--ready-file") {
+      if (!value(readyFile)) return usage("--ready-file needs a value");
+    } else {
+      return usage("unknown argument: " + arg);
+    }
+  }
+
+  exitrec::KfpApiSimulator sim(opts);
+  exitrec::Status s = sim.start();
+  if (!s) {
+    std::cerr << "kfp-apisim: " << s.error().describe() << "\n";
+    return 1;
+  }
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGINT, onSignal);
+  nlohmann::json ready = {{"port", sim.port()}, {"url", sim.baseUrl()}};
+  if (!readyFile.empty()) {
+    const std::string tmp = readyFile + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << ready.dump() << "\n";
+    }
+    std::rename(tmp.c_str(), readyFile.c_str());
+  }
+  std::cerr << "kfp-apisim: listening on " << sim.baseUrl() << "\n";
+  while (gStop == 0) {
+    struct timespec ts{0, 50'000'000};
+    nanosleep(&ts, nullptr);
+  }
+  sim.stop();
+  return 0;
+}

@@ -1,0 +1,17 @@
+#pragma once
+// YAML (or JSON) text to nlohmann::json, for seed files and apply patches.
+// Plain scalars are typed like YAML 1.2 core schema (null, true/false,
+// integers, floats); quoted scalars stay strings.
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace exitrec {
+
+// Every document of a multi-document stream. kInvalidInput on a syntax error.
+Result<std::vector<nlohmann::json>> parseYamlDocuments(const std::string& text);
+
+}  // namespace exitrec

@@ -29,6 +29,7 @@
 #include <thread>
 
 namespace exitrec {
+inline namespace server {  // see http_server.h
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -602,11 +603,11 @@ Status HttpServer::start() {
   mg_server_port ports[4];
   int n = mg_get_server_ports(ctx_, 4, ports);
   int civetPort = n > 0 ? ports[0].port : 0;
+  impl_->upstreamPort = civetPort;
   if (!tls()) {
     port_ = civetPort;
     return Status::okStatus();
   }
-  impl_->upstreamPort = civetPort;
   if (Status s = impl_->startTlsFrontEnd(options_.address, options_.port, port_); !s) {
     mg_stop(ctx_);
     ctx_ = nullptr;
@@ -623,7 +624,26 @@ void HttpServer::stop() {
     hook();
   if (tls())
     impl_->stopTlsFrontEnd();
+  // civetweb's master thread polls its listening socket in 2 s quanta before
+  // it notices the stop flag; a few loopback connects wake it at once.
+  std::atomic<bool> stopped{false};
+  const int civetPort = impl_->upstreamPort;
+  std::string host = options_.address == "0.0.0.0" || tls() ? "127.0.0.1" : options_.address;
+  std::thread waker([&] {
+    while (!stopped) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      struct sockaddr_in a {};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(civetPort));
+      ::inet_pton(AF_INET, host.c_str(), &a.sin_addr);
+      (void)::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+      ::close(fd);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   mg_stop(ctx_);
+  stopped = true;
+  waker.join();
   ctx_ = nullptr;
 }
 
@@ -806,4 +826,5 @@ void HttpServer::Impl::stopTlsFrontEnd() {
   sslCtx = nullptr;
 }
 
+}  // namespace server
 }  // namespace exitrec

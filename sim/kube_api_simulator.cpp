@@ -837,8 +837,8 @@ void KubeApiSimulator::Impl::handle(const HttpRequest& req, HttpResponseWriter& 
   }
 
   const std::string gv = group.empty() ? version : group + "/" + version;
-  bool knownGv = gv == "v1" || std::find(groupVersions().begin(), groupVersions().end(), gv) !=
-                                   groupVersions().end();
+  const std::vector<std::string> gvs = groupVersions();
+  bool knownGv = gv == "v1" || std::find(gvs.begin(), gvs.end(), gv) != gvs.end();
   if (!knownGv) {
     sendError(w, pathNotFound());
     return;

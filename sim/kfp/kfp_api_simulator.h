@@ -43,7 +43,9 @@
 
 namespace exitrec {
 
+inline namespace server {
 class HttpServer;  // common/http_server.h, kept out of this header
+}
 
 class KfpApiSimulator {
  public:

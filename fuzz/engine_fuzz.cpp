@@ -1,0 +1,67 @@
+// libFuzzer target: the engine's whole read path (readWorkflows: JSON, YAML,
+// List, NDJSON, multi-document YAML, compressed nodes) followed by evaluate()
+// and verdictToJson(), on arbitrary bytes. Besides crashes, leaks and UB
+// (ASan/UBSan), it aborts on broken policy invariants:
+// - a Failed/Error run is never turned into another phase;
+// - only completed runs are mis-reported;
+// - the verdict JSON is one valid JSON object with exactly the audit keys.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "engine/outcome.h"
+#include "engine/workflow.h"
+
+namespace {
+
+void check(bool ok, const char* what, const exitrec::Verdict& v) {
+  if (ok)
+    return;
+  std::fprintf(stderr, "invariant broken: %s\nverdict: %s\n", what,
+               exitrec::verdictToJson(v).c_str());
+  std::abort();
+}
+
+void checkVerdict(const exitrec::Verdict& v) {
+  using exitrec::Phase;
+  if (v.evaluable && exitrec::isFailedOrError(v.reportedPhase)) {
+    check(v.truePhase == v.reportedPhase, "a failed run keeps its reported phase", v);
+  }
+  if (v.misreported) {
+    check(v.completed, "only completed runs are mis-reported", v);
+    check(v.cause.has_value(), "a mis-reported run names its cause", v);
+  }
+  std::string json = exitrec::verdictToJson(v);
+  check(json.find('\n') == std::string::npos, "verdict JSON is one line", v);
+  auto parsed = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  check(parsed.is_object(), "verdict JSON parses as an object", v);
+  check(parsed.size() == 10, "verdict JSON has exactly the audit keys", v);
+  for (const char* key : {"namespace", "name", "runId", "generation", "reportedPhase", "truePhase",
+                          "misreported", "cause", "failures", "exitHandlers"}) {
+    check(parsed.contains(key), key, v);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  // The last byte picks the exit-task policy so both paths are explored.
+  exitrec::EvaluateOptions options;
+  if (size > 0 && (data[size - 1] & 1) != 0) {
+    options.exitTaskFailure = exitrec::ExitTaskFailurePolicy::kFail;
+  }
+  exitrec::Status status = exitrec::readWorkflows(
+      text, [&](exitrec::Result<exitrec::Workflow> workflow, std::string_view /*origin*/) {
+        if (!workflow.ok())
+          return;
+        checkVerdict(exitrec::evaluate(*workflow, options));
+      });
+  (void)status;  // rejecting the input as a whole is a valid outcome
+  // The compressed-nodes decoder on its own (base64 + gzip/zstd/brotli).
+  auto nodes = exitrec::decompressNodes(text);
+  (void)nodes;
+  return 0;
+}

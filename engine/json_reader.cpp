@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include <charconv>
+#include <memory>
 #include <string>
 
 #include "engine/workflow.h"
@@ -63,6 +64,37 @@ struct Path {
   }
 };
 
+// A parser per thread, reused: its buffers (structural index, string buffer)
+// are sized to the largest document seen, so repeated reads do not pay for
+// allocation and page faults again. Re-entrant use on the same thread (a sink
+// that parses) falls back to a parser of its own.
+class ParserLease {
+ public:
+  ParserLease() : parser_(busy() ? &own_ : &shared()) {
+    if (parser_ != &own_)
+      busy() = true;
+  }
+  ~ParserLease() {
+    if (parser_ != &own_)
+      busy() = false;
+  }
+  ParserLease(const ParserLease&) = delete;
+  ParserLease& operator=(const ParserLease&) = delete;
+  od::parser& get() { return *parser_; }
+
+ private:
+  static od::parser& shared() {
+    thread_local od::parser parser;
+    return parser;
+  }
+  static bool& busy() {
+    thread_local bool inUse = false;
+    return inUse;
+  }
+  od::parser own_;
+  od::parser* parser_;
+};
+
 // True when the document has been read to its end (nothing trails it).
 bool docAtEnd(od::document& doc) {
   const char* loc = nullptr;
@@ -71,7 +103,9 @@ bool docAtEnd(od::document& doc) {
 
 class Decoder {
  public:
-  explicit Decoder(std::string_view base) : base_(base) {}
+  // `backing` is the padded buffer being read; string views may point into it.
+  explicit Decoder(std::shared_ptr<const simdjson::padded_string> backing)
+      : backing_(std::move(backing)) {}
 
   // First error seen (field or syntax); decoding reports only one.
   bool hasError() const { return error_.has_value(); }
@@ -178,9 +212,12 @@ class Decoder {
       od::field f;
       if (auto e = std::move(fieldResult).get(f))
         return fatal(e, path);
-      std::string_view key;
-      if (auto e = f.unescaped_key().get(key))
-        return fatal(e, path);
+      std::string_view key = rawKey(f);
+      if (key.data() == nullptr) {
+        // The key has escapes: unescape it (rare; never in Kubernetes output).
+        if (auto e = f.unescaped_key().get(key))
+          return fatal(e, path);
+      }
       od::value val = f.value();
       if (!fn(key, val))
         return false;
@@ -293,18 +330,72 @@ class Decoder {
     return "an unknown value";
   }
 
-  std::string_view base() const { return base_; }
+  const std::shared_ptr<const simdjson::padded_string>& backing() const { return backing_; }
+
+  // A string for a Node: a view straight into the input when it has no
+  // escapes (no copy at all), else unescaped and interned in `wf`. Reads the
+  // raw token without a type() round trip; this is the hottest path.
+  bool viewString(od::value& v, std::string_view& out, const Path& path, Workflow& wf,
+                  bool nullOk = true) {
+    std::string_view tok = v.raw_json_token();
+    if (tok.empty())
+      return fatal(simdjson::TAPE_ERROR, path);
+    char c = tok[0];
+    if (c == '"' && backing_) {
+      std::size_t last = tok.rfind('"');
+      if (last == 0)
+        return fatal(simdjson::STRING_ERROR, path);
+      std::string_view content = tok.substr(1, last - 1);
+      if (content.find('\\') == std::string_view::npos) {
+        out = content;
+        return true;
+      }
+      std::string_view s;
+      if (auto e = v.get_string().get(s))
+        return fatal(e, path);
+      out = wf.intern(s);
+      return true;
+    }
+    std::string_view s;
+    if (!string(v, s, path, nullOk))
+      return false;
+    out = wf.intern(s);
+    return true;
+  }
+  std::vector<std::string_view>& scratch() { return scratch_; }
+
+  // The key as written, straight from the padded input (no copy), or a null
+  // view when it contains a backslash. Stage 1 has validated the string, so
+  // its closing quote exists.
+  static std::string_view rawKey(od::field& f) {
+    const char* start = f.key().raw();
+    const char* p = start;
+    while (*p != '"') {
+      if (*p == '\\')
+        return {};
+      ++p;
+    }
+    return {start, static_cast<std::size_t>(p - start)};
+  }
 
  private:
-  std::string_view base_;
+  std::shared_ptr<const simdjson::padded_string> backing_;
   std::optional<Error> error_;
   bool syntax_ = false;
+  std::vector<std::string_view> scratch_;
 };
 
-bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path, Node& node) {
-  node.id.assign(id);
+bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, bool idIsStable,
+                const Path& path, Node& node) {
+  // The id is the map key: a view into the input when the key had no escapes.
+  node.id = idIsStable ? id : wf.intern(id);
   bool haveName = false;
   bool haveType = false;
+  bool haveTemplateRef = false;
+  // Reads a string straight into the workflow's arena.
+  auto text = [&](od::value& val, std::string_view& out, const Path& p, bool nullOk = true) {
+    return d.viewString(val, out, p, wf, nullOk);
+  };
   bool ok = d.object(
       v, path,
       [&](std::string_view key, od::value& val) {
@@ -312,12 +403,10 @@ bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path,
         switch (key.empty() ? '\0' : key[0]) {
           case 'n':
             if (key == "name") {
-              std::string_view s;
-              if (!d.string(val, s, p, false))
-                return false;
-              node.name.assign(s);
               haveName = true;
-            } else if (key == "nodeFlag") {
+              return text(val, node.name, p, false);
+            }
+            if (key == "nodeFlag") {
               return d.object(val, p, [&](std::string_view k, od::value& fv) {
                 if (k == "hooked")
                   return d.boolean(fv, node.hooked, p.field(k));
@@ -329,7 +418,7 @@ bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path,
             return true;
           case 'd':
             if (key == "displayName")
-              return d.string(val, node.displayName, p);
+              return text(val, node.displayName, p);
             if (key == "daemoned")
               return d.boolean(val, node.daemoned, p);
             return true;
@@ -341,13 +430,20 @@ bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path,
               node.type = parseNodeType(s);
               haveType = true;
             } else if (key == "templateName") {
-              // templateRef.template wins (Argo's failures use it); see below.
-              if (node.templateName.empty())
-                return d.string(val, node.templateName, p);
+              // templateRef.template wins (Argo's failures report it).
+              if (!haveTemplateRef)
+                return text(val, node.templateName, p);
             } else if (key == "templateRef") {
               return d.object(val, p, [&](std::string_view k, od::value& fv) {
-                if (k == "template")
-                  return d.string(fv, node.templateName, p.field(k));
+                if (k != "template")
+                  return true;
+                std::string_view s;
+                if (!d.string(fv, s, p.field(k)))
+                  return false;
+                if (!s.empty()) {
+                  node.templateName = wf.intern(s);
+                  haveTemplateRef = true;
+                }
                 return true;
               });
             }
@@ -362,23 +458,34 @@ bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path,
             return true;
           case 'b':
             if (key == "boundaryID")
-              return d.string(val, node.boundaryId, p);
+              return text(val, node.boundaryId, p);
             return true;
           case 'm':
             if (key == "message")
-              return d.string(val, node.message, p);
+              return text(val, node.message, p);
             return true;
           case 's':
             if (key == "startedAt")
-              return d.string(val, node.startedAt, p);
+              return text(val, node.startedAt, p);
             return true;
           case 'f':
             if (key == "finishedAt")
-              return d.string(val, node.finishedAt, p);
+              return text(val, node.finishedAt, p);
             return true;
           case 'c':
-            if (key == "children")
-              return d.stringList(val, node.children, p);
+            if (key == "children") {
+              std::vector<std::string_view>& scratch = d.scratch();
+              scratch.clear();
+              bool r = d.array(val, p, [&](std::size_t i, od::value& el) {
+                std::string_view s;
+                if (!d.viewString(el, s, p.at(i), wf, false))
+                  return false;
+                scratch.push_back(s);
+                return true;
+              });
+              node.children = wf.internViews(scratch);
+              return r;
+            }
             return true;
           default:
             return true;
@@ -394,10 +501,13 @@ bool decodeNode(Decoder& d, od::value& v, std::string_view id, const Path& path,
   return true;
 }
 
-bool decodeNodes(Decoder& d, od::value& v, const Path& path, std::vector<Node>& nodes) {
+bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
+  const simdjson::padded_string* buf = d.backing().get();
   return d.object(v, path, [&](std::string_view key, od::value& val) {
-    nodes.emplace_back();
-    return decodeNode(d, val, key, path.key(key), nodes.back());
+    wf.nodes.emplace_back();
+    bool stable = buf != nullptr && key.data() >= buf->data() &&
+                  key.data() + key.size() <= buf->data() + buf->size();
+    return decodeNode(d, wf, val, key, stable, path.key(key), wf.nodes.back());
   });
 }
 
@@ -673,7 +783,7 @@ bool decodeStatus(Decoder& d, od::value& v, const Path& path, Workflow& wf, Stat
     Path p = path.field(key);
     if (key == "nodes") {
       extras.sawNodes = true;
-      return decodeNodes(d, val, p, wf.nodes);
+      return decodeNodes(d, val, p, wf);
     }
     if (key == "phase") {
       std::string_view s;
@@ -704,18 +814,20 @@ void decodeCompressedNodes(Decoder& outer, const std::string& compressed, Workfl
     outer.recordError(text.error());
     return;
   }
-  simdjson::padded_string padded(*text);
-  od::parser parser;
+  auto padded = std::make_shared<const simdjson::padded_string>(*text);
+  wf.keepAlive(padded);
+  ParserLease lease;
+  od::parser& parser = lease.get();
   od::document doc;
   Path root{nullptr, Path::Kind::kRoot, "status.compressedNodes(decoded)", 0};
   Decoder d(padded);
-  if (auto e = parser.iterate(padded).get(doc)) {
+  if (auto e = parser.iterate(*padded).get(doc)) {
     d.fatal(e, root);
   } else {
     od::value v;
     if (auto e2 = doc.get_value().get(v)) {
       d.fatal(e2, root);
-    } else if (decodeNodes(d, v, root, wf.nodes) && !docAtEnd(doc)) {
+    } else if (decodeNodes(d, v, root, wf) && !docAtEnd(doc)) {
       d.fieldError(root, "trailing content after the nodes map");
     }
   }
@@ -772,6 +884,8 @@ bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& r
   if (wf.nodes.empty() && !extras.compressedNodes.empty()) {
     decodeCompressedNodes(d, extras.compressedNodes, wf);
   }
+  if (!wf.nodes.empty() && d.backing())
+    wf.keepAlive(d.backing());
   wf.buildIndex();
   return true;
 }
@@ -780,8 +894,9 @@ bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& r
 
 namespace {
 
-Result<Workflow> decodeOne(od::value& v, const Path& root) {
-  Decoder d({});
+Result<Workflow> decodeOne(od::value& v, const Path& root,
+                           std::shared_ptr<const simdjson::padded_string> backing) {
+  Decoder d(std::move(backing));
   Workflow wf;
   od::json_type t{};
   if (!d.type(v, t, root))
@@ -807,12 +922,13 @@ Result<Workflow> decodeOne(od::value& v, const Path& root) {
 }  // namespace
 
 Result<Workflow> parseWorkflowJson(std::string_view json) {
-  simdjson::padded_string padded(json);
-  od::parser parser;
+  auto padded = std::make_shared<const simdjson::padded_string>(json);
+  ParserLease lease;
+  od::parser& parser = lease.get();
   od::document doc;
   Path root;
-  Decoder d(json);
-  if (auto e = parser.iterate(padded).get(doc)) {
+  Decoder d(padded);
+  if (auto e = parser.iterate(*padded).get(doc)) {
     d.fatal(e, root);
     return d.takeError();
   }
@@ -821,7 +937,7 @@ Result<Workflow> parseWorkflowJson(std::string_view json) {
     d.fatal(e, root);
     return d.takeError();
   }
-  auto wf = decodeOne(v, root);
+  auto wf = decodeOne(v, root, padded);
   if (!wf)
     return wf;
   if (!docAtEnd(doc)) {
@@ -882,10 +998,11 @@ namespace detail {
 // workflows; `origin` prefixes item origins. Returns an error when the
 // document is broken beyond its items (a syntax error); items sunk before it
 // stay sunk.
-Status readJsonDocument(od::document& doc, std::string_view text, const std::string& origin,
-                        const WorkflowSink& sink) {
+Status readJsonDocument(od::document& doc,
+                        const std::shared_ptr<const simdjson::padded_string>& backing,
+                        const std::string& origin, const WorkflowSink& sink) {
   Path root;
-  Decoder d(text);
+  Decoder d(backing);
   auto syntax = [&](simdjson::error_code e) {
     d.fatal(e, root);
     return Status(d.takeError());
@@ -906,7 +1023,7 @@ Status readJsonDocument(od::document& doc, std::string_view text, const std::str
   std::function<bool(std::size_t, od::value&)> onItem = [&](std::size_t i, od::value& item) {
     std::string itemOrigin =
         (origin.empty() ? "" : origin + ": ") + "items[" + std::to_string(i) + "]";
-    Decoder itemDecoder(text);
+    Decoder itemDecoder(backing);
     od::json_type it{};
     if (!itemDecoder.type(item, it, root)) {
       Error e = itemDecoder.takeError();
@@ -960,29 +1077,30 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
   std::size_t pos = 0;
   while (pos < text.size() && isWs(text[pos]))
     ++pos;
-  od::parser parser;
+  ParserLease lease;
+  od::parser& parser = lease.get();
   {
     // The common case is one document: parse it once from the whole buffer.
     // Skipping over it (raw_json walks the structural index, no decoding)
     // tells whether more documents follow.
     std::string_view first = text.substr(pos);
-    simdjson::padded_string padded(first);
+    auto padded = std::make_shared<const simdjson::padded_string>(first);
     od::document doc;
-    if (auto e = parser.iterate(padded).get(doc)) {
+    if (auto e = parser.iterate(*padded).get(doc)) {
       return Status(makeError(ErrorCode::kInvalidInput,
                               std::string("invalid JSON: ") + simdjson::error_message(e)));
     }
     bool multi = false;
     std::string_view raw;
-    if (doc.raw_json().get(raw) == simdjson::SUCCESS && raw.data() >= padded.data()) {
-      std::size_t end = static_cast<std::size_t>(raw.data() - padded.data()) + raw.size();
+    if (doc.raw_json().get(raw) == simdjson::SUCCESS && raw.data() >= padded->data()) {
+      std::size_t end = static_cast<std::size_t>(raw.data() - padded->data()) + raw.size();
       while (end < first.size() && isWs(first[end]))
         ++end;
       multi = end < first.size();
     }
     if (!multi) {
       doc.rewind();
-      return detail::readJsonDocument(doc, first, "", sink);
+      return detail::readJsonDocument(doc, padded, "", sink);
     }
   }
   // A stream of documents (NDJSON or concatenated JSON): one parse each.
@@ -1007,14 +1125,14 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
       return Status(makeError(ErrorCode::kInvalidInput,
                               origin + ": invalid JSON: the document is not closed (truncated)"));
     }
-    simdjson::padded_string padded(text.substr(pos, end - pos));
+    auto padded = std::make_shared<const simdjson::padded_string>(text.substr(pos, end - pos));
     od::document doc;
     Status st;
-    if (auto e = parser.iterate(padded).get(doc)) {
+    if (auto e = parser.iterate(*padded).get(doc)) {
       st = Status(makeError(ErrorCode::kInvalidInput,
                             std::string("invalid JSON: ") + simdjson::error_message(e)));
     } else {
-      st = detail::readJsonDocument(doc, text.substr(pos, end - pos), origin, sink);
+      st = detail::readJsonDocument(doc, padded, origin, sink);
     }
     // A broken document is reported; the stream goes on with the next one.
     if (!st.ok())

@@ -180,7 +180,7 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
                             const std::vector<Role>* skipRoles) {
   if (marks[root] != 0)
     return;
-  const std::string& rootName = wf_.nodes[root].name;
+  std::string_view rootName = wf_.nodes[root].name;
   std::vector<Index> stack{root};
   marks[root] = value;
   while (!stack.empty()) {
@@ -292,7 +292,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
           !isV2ExitHandlerTemplate(node.templateName)) {
         continue;
       }
-      if (wf_.nodeByName(node.name + ".onExit") != nullptr)
+      if (wf_.nodeByName(std::string(node.name) + ".onExit") != nullptr)
         continue;
       ExitHandlerReport r;
       r.name = node.name;
@@ -315,7 +315,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
     std::string buf;
     for (const auto& s : spec.siblings) {
       for (Index d : instances[s.dag->name]) {
-        const std::string& dagName = wf_.nodes[d].name;
+        std::string_view dagName = wf_.nodes[d].name;
         buf.assign(dagName).append(".").append(s.group);
         const Node* group = wf_.nodeByName(buf);
         if (group == nullptr)

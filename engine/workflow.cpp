@@ -2,6 +2,8 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
+#include <memory>
 
 namespace exitrec {
 
@@ -41,6 +43,94 @@ NodeType parseNodeType(std::string_view text) {
   return NodeType::kUnknown;
 }
 
+StringArena::StringArena(StringArena&& other) noexcept
+    : blocks_(std::move(other.blocks_)), cur_(other.cur_), left_(other.left_), used_(other.used_) {
+  other.blocks_.clear();
+  other.cur_ = nullptr;
+  other.left_ = 0;
+  other.used_ = 0;
+}
+
+StringArena& StringArena::operator=(StringArena&& other) noexcept {
+  if (this != &other) {
+    blocks_ = std::move(other.blocks_);
+    cur_ = other.cur_;
+    left_ = other.left_;
+    used_ = other.used_;
+    other.blocks_.clear();
+    other.cur_ = nullptr;
+    other.left_ = 0;
+    other.used_ = 0;
+  }
+  return *this;
+}
+
+void* StringArena::allocate(std::size_t bytes, std::size_t align) {
+  std::size_t pad = (align - reinterpret_cast<std::uintptr_t>(cur_) % align) % align;
+  if (cur_ == nullptr || pad + bytes > left_) {
+    // Blocks grow with the arena (64 KiB .. 4 MiB); huge strings get their own.
+    std::size_t blockSize = std::size_t{64} << 10;
+    if (used_ > (std::size_t{4} << 20)) {
+      blockSize = std::size_t{4} << 20;
+    } else if (used_ > blockSize) {
+      blockSize = used_;
+    }
+    if (bytes + align > blockSize)
+      blockSize = bytes + align;
+    blocks_.emplace_back(new char[blockSize]);
+    cur_ = blocks_.back().get();
+    left_ = blockSize;
+    pad = (align - reinterpret_cast<std::uintptr_t>(cur_) % align) % align;
+  }
+  char* p = cur_ + pad;
+  cur_ = p + bytes;
+  left_ -= pad + bytes;
+  used_ += pad + bytes;
+  return p;
+}
+
+std::string_view StringArena::copy(std::string_view text) {
+  if (text.empty())
+    return {};
+  auto* p = static_cast<char*>(allocate(text.size(), 1));
+  std::memcpy(p, text.data(), text.size());
+  return {p, text.size()};
+}
+
+std::span<const std::string_view> StringArena::copyViews(std::span<const std::string_view> views) {
+  if (views.empty())
+    return {};
+  auto* p = static_cast<std::string_view*>(
+      allocate(views.size() * sizeof(std::string_view), alignof(std::string_view)));
+  std::uninitialized_copy(views.begin(), views.end(), p);
+  return {p, views.size()};
+}
+
+std::span<const std::string_view> Workflow::internChildren(std::span<const std::string_view> ids) {
+  if (ids.empty())
+    return {};
+  std::vector<std::string_view> copies;
+  copies.reserve(ids.size());
+  for (auto id : ids)
+    copies.push_back(arena_.copy(id));
+  return arena_.copyViews(copies);
+}
+
+Node& Workflow::addNode(const Node& node) {
+  Node n = node;
+  n.id = intern(node.id);
+  n.name = intern(node.name);
+  n.displayName = intern(node.displayName);
+  n.templateName = intern(node.templateName);
+  n.boundaryId = intern(node.boundaryId);
+  n.message = intern(node.message);
+  n.startedAt = intern(node.startedAt);
+  n.finishedAt = intern(node.finishedAt);
+  n.children = internChildren(node.children);
+  nodes.push_back(n);
+  return nodes.back();
+}
+
 Workflow::Workflow(const Workflow& other)
     : apiVersion(other.apiVersion),
       kind(other.kind),
@@ -59,8 +149,10 @@ Workflow::Workflow(const Workflow& other)
       startedAt(other.startedAt),
       finishedAt(other.finishedAt),
       offloadNodeStatusVersion(other.offloadNodeStatusVersion),
-      nodesWereCompressed(other.nodesWereCompressed),
-      nodes(other.nodes) {
+      nodesWereCompressed(other.nodesWereCompressed) {
+  nodes.reserve(other.nodes.size());
+  for (const auto& n : other.nodes)
+    addNode(n);
   buildIndex();
 }
 
@@ -72,16 +164,64 @@ Workflow& Workflow::operator=(const Workflow& other) {
   return *this;
 }
 
-void Workflow::buildIndex() {
-  byId_.clear();
-  byName_.clear();
-  templatesByName_.clear();
-  byId_.reserve(nodes.size());
-  byName_.reserve(nodes.size());
+namespace {
+
+std::size_t slotCount(std::size_t n) {
+  std::size_t size = 16;
+  while (size < n * 2)
+    size <<= 1;
+  return size;
+}
+
+template <typename KeyOf>
+void fillSlots(std::vector<std::uint32_t>& slots, const std::vector<Node>& nodes, KeyOf keyOf) {
+  slots.assign(slotCount(nodes.size()), 0);
+  const std::size_t mask = slots.size() - 1;
   for (std::uint32_t i = 0; i < nodes.size(); ++i) {
-    byId_.emplace(nodes[i].id, i);
-    byName_.emplace(nodes[i].name, i);
+    std::string_view key = keyOf(nodes[i]);
+    std::size_t s = std::hash<std::string_view>{}(key)&mask;
+    for (;;) {
+      if (slots[s] == 0) {
+        slots[s] = i + 1;
+        break;
+      }
+      if (keyOf(nodes[slots[s] - 1]) == key)
+        break;  // duplicate: the first wins
+      s = (s + 1) & mask;
+    }
   }
+}
+
+template <typename KeyOf>
+const Node* findSlot(const std::vector<std::uint32_t>& slots, const std::vector<Node>& nodes,
+                     std::string_view key, KeyOf keyOf) {
+  if (slots.empty())
+    return nullptr;
+  const std::size_t mask = slots.size() - 1;
+  std::size_t s = std::hash<std::string_view>{}(key)&mask;
+  for (;;) {
+    std::uint32_t v = slots[s];
+    if (v == 0)
+      return nullptr;
+    if (v - 1 < nodes.size() && keyOf(nodes[v - 1]) == key)
+      return &nodes[v - 1];
+    s = (s + 1) & mask;
+  }
+}
+
+std::string_view idOf(const Node& n) {
+  return n.id;
+}
+std::string_view nameOf(const Node& n) {
+  return n.name;
+}
+
+}  // namespace
+
+void Workflow::buildIndex() {
+  fillSlots(idSlots_, nodes, idOf);
+  fillSlots(nameSlots_, nodes, nameOf);
+  templatesByName_.clear();
   templatesByName_.reserve(templates.size());
   for (std::uint32_t i = 0; i < templates.size(); ++i) {
     templatesByName_.emplace(templates[i].name, i);
@@ -89,13 +229,11 @@ void Workflow::buildIndex() {
 }
 
 const Node* Workflow::nodeById(std::string_view id) const {
-  auto it = byId_.find(id);
-  return it == byId_.end() ? nullptr : &nodes[it->second];
+  return findSlot(idSlots_, nodes, id, idOf);
 }
 
 const Node* Workflow::nodeByName(std::string_view nodeName) const {
-  auto it = byName_.find(nodeName);
-  return it == byName_.end() ? nullptr : &nodes[it->second];
+  return findSlot(nameSlots_, nodes, nodeName, nameOf);
 }
 
 const Template* Workflow::templateByName(std::string_view templateName) const {

@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -71,21 +73,52 @@ inline bool isFulfilled(Phase p) {
   return isCompleted(p) || p == Phase::kSkipped || p == Phase::kOmitted;
 }
 
+// One entry of status.nodes. Its strings and its children array are views
+// into storage owned by the Workflow the node belongs to (its arena, see
+// Workflow::intern, or the input buffer the reader parsed, see keepAlive):
+// valid as long as that Workflow; moving the Workflow keeps them valid, copying
+// it re-points them at the copy. To build nodes by hand, take every view from
+// workflow.intern()/internChildren() of the same Workflow.
 struct Node {
-  std::string id;
-  std::string name;  // unique path, e.g. "wf.root.exit-handler-1.fail-op"
-  std::string displayName;
-  std::string templateName;  // templateRef.template when templateRef is set
-  std::string boundaryId;
-  std::string message;
-  std::string startedAt;   // RFC 3339, or empty when null/absent
-  std::string finishedAt;  // RFC 3339, or empty when null/absent
+  std::string_view id;
+  std::string_view name;  // unique path, e.g. "wf.root.exit-handler-1.fail-op"
+  std::string_view displayName;
+  std::string_view templateName;  // templateRef.template when templateRef is set
+  std::string_view boundaryId;
+  std::string_view message;
+  std::string_view startedAt;   // RFC 3339, or empty when null/absent
+  std::string_view finishedAt;  // RFC 3339, or empty when null/absent
   NodeType type = NodeType::kUnknown;
   Phase phase = Phase::kNone;
   bool hooked = false;   // nodeFlag.hooked
   bool retried = false;  // nodeFlag.retried
   bool daemoned = false;
-  std::vector<std::string> children;  // child node IDs
+  std::span<const std::string_view> children;  // child node IDs
+};
+
+// Bump allocator behind Node's views: few large blocks instead of one heap
+// allocation per string (a 50k-node workflow has ~500k strings). Not
+// thread-safe; addresses are stable for its lifetime and across moves.
+class StringArena {
+ public:
+  StringArena() = default;
+  StringArena(StringArena&& other) noexcept;
+  StringArena& operator=(StringArena&& other) noexcept;
+  StringArena(const StringArena&) = delete;
+  StringArena& operator=(const StringArena&) = delete;
+  ~StringArena() = default;
+
+  std::string_view copy(std::string_view text);
+  // Copies the views themselves (not the text they point to).
+  std::span<const std::string_view> copyViews(std::span<const std::string_view> views);
+  std::size_t bytesUsed() const { return used_; }
+
+ private:
+  void* allocate(std::size_t bytes, std::size_t align);
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* cur_ = nullptr;
+  std::size_t left_ = 0;
+  std::size_t used_ = 0;
 };
 
 // Argo's NodeStatus.Fulfilled(): completed, skipped or omitted, or a daemon
@@ -170,10 +203,32 @@ struct Workflow {
   const Template* templateByName(std::string_view name) const;
   void buildIndex();
 
+  // Node storage: copies `text` into this Workflow; the view lives as long
+  // as the Workflow (see Node).
+  std::string_view intern(std::string_view text) { return arena_.copy(text); }
+  // Interns each id and the array holding them.
+  std::span<const std::string_view> internChildren(std::span<const std::string_view> ids);
+  std::span<const std::string_view> internChildren(std::initializer_list<std::string_view> ids) {
+    return internChildren(std::span<const std::string_view>(ids.begin(), ids.size()));
+  }
+  // Keeps a buffer alive as long as this Workflow: the JSON reader points
+  // node views straight into its (padded) input instead of copying them.
+  void keepAlive(std::shared_ptr<const void> buffer) { buffers_.push_back(std::move(buffer)); }
+  // Copies the views only (their text must already live in this Workflow).
+  std::span<const std::string_view> internViews(std::span<const std::string_view> views) {
+    return arena_.copyViews(views);
+  }
+  // Appends a node whose strings are interned here (for hand-built workflows;
+  // call buildIndex() when done).
+  Node& addNode(const Node& node);
+
  private:
-  std::unordered_map<std::string_view, std::uint32_t> byId_;
-  std::unordered_map<std::string_view, std::uint32_t> byName_;
+  // Open addressing (linear probing) over node indices + 1; 0 = empty.
+  std::vector<std::uint32_t> idSlots_;
+  std::vector<std::uint32_t> nameSlots_;
   std::unordered_map<std::string_view, std::uint32_t> templatesByName_;
+  StringArena arena_;
+  std::vector<std::shared_ptr<const void>> buffers_;
 };
 
 // Reads exactly one Workflow object. Errors: kInvalidInput with the field path

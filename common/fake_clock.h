@@ -28,6 +28,7 @@ class FakeClock final : public Clock {
     {
       std::lock_guard<std::mutex> g(mu_);
       waiters_.push_back(&cv);
+      ++waitsStarted_;
     }
     bool result = false;
     while (true) {
@@ -35,7 +36,8 @@ class FakeClock final : public Clock {
         result = true;
         break;
       }
-      if (now() >= deadline) break;
+      if (now() >= deadline)
+        break;
       // Short real-time wait so a missed notify cannot hang a test.
       cv.wait_for(lock, std::chrono::milliseconds(5));
     }
@@ -52,7 +54,8 @@ class FakeClock final : public Clock {
       wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
       toWake = waiters_;
     }
-    for (auto* cv : toWake) cv->notify_all();
+    for (auto* cv : toWake)
+      cv->notify_all();
   }
 
   // Number of threads currently blocked in waitUntil (lets tests wait until a
@@ -62,11 +65,20 @@ class FakeClock final : public Clock {
     return waiters_.size();
   }
 
+  // Total number of waitUntil calls so far. A waiter stays registered until
+  // it has woken and re-checked, so tests that advance time step by step
+  // wait for this to grow (a new wait has begun) before advancing again.
+  std::size_t waitsStarted() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return waitsStarted_;
+  }
+
  private:
   mutable std::mutex mu_;
   SteadyTime steady_;
   WallTime wall_;
   std::list<std::condition_variable*> waiters_;
+  std::size_t waitsStarted_ = 0;
 };
 
 }  // namespace exitrec

@@ -80,6 +80,11 @@ const ResourceType* findTypeByKind(const std::string& apiVersion, const std::str
   return nullptr;
 }
 
+const ResourceType* namespacesType() {
+  static const ResourceType* t = findType("", "v1", "namespaces");
+  return t;
+}
+
 std::vector<std::string> groupVersions() {
   std::vector<std::string> out;
   for (const auto& t : catalogue()) {
@@ -686,6 +691,24 @@ json fieldsV1Of(const json& v) {
   return out;
 }
 
+// Removes from a FieldsV1 set every field the applied configuration sets.
+void removeOwned(json& owned, const json& applied) {
+  if (!owned.is_object() || !applied.is_object())
+    return;
+  for (auto it = applied.begin(); it != applied.end(); ++it) {
+    std::string fk = "f:" + it.key();
+    if (!owned.contains(fk))
+      continue;
+    if (it.value().is_object() && owned[fk].is_object() && !owned[fk].empty()) {
+      removeOwned(owned[fk], it.value());
+      if (owned[fk].empty())
+        owned.erase(fk);
+    } else {
+      owned.erase(fk);
+    }
+  }
+}
+
 bool containsListOrDirective(const json& v) {
   if (v.is_array())
     return true;
@@ -1190,9 +1213,20 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
             if (result["metadata"].contains("managedFields") &&
                 result["metadata"]["managedFields"].is_array()) {
               for (const auto& mf : result["metadata"]["managedFields"]) {
-                if (!(mf.value("manager", "") == fieldManager &&
-                      mf.value("operation", "") == "Apply")) {
-                  mfs.push_back(mf);
+                if (mf.value("manager", "") == fieldManager &&
+                    mf.value("operation", "") == "Apply") {
+                  // Unchanged field set: keep the entry (and its time) as is.
+                  if (mf.value("fieldsV1", json()) == entry["fieldsV1"])
+                    entry = mf;
+                  continue;
+                }
+                // Fields now set by this manager (forced or equal values) leave
+                // the other managers' sets; a manager left with nothing is dropped.
+                json other = mf;
+                if (other.contains("fieldsV1"))
+                  removeOwned(other["fieldsV1"], patch);
+                if (!other.contains("fieldsV1") || !other["fieldsV1"].empty()) {
+                  mfs.push_back(other);
                 }
               }
             }
@@ -1427,6 +1461,11 @@ Result<json> KubeApiSimulator::Impl::doCreate(const HttpRequest& req, const Reso
     md["labels"]["kubernetes.io/metadata.name"] = name;
   }
   std::lock_guard<std::mutex> lock(mu);
+  // Like the NamespaceLifecycle admission plugin: no objects in missing namespaces.
+  if (t.namespaced && getLocked(*namespacesType(), "", ns) == nullptr) {
+    err = notFound(*namespacesType(), ns);
+    return makeError(ErrorCode::kNotFound, err.message);
+  }
   if (getLocked(t, ns, name) != nullptr) {
     err = alreadyExists(t, name);
     return makeError(ErrorCode::kConflict, err.message);
@@ -2001,6 +2040,18 @@ Status KubeApiSimulator::Impl::seedOne(const json& obj) {
   if (t->custom && !md.contains("generation"))
     md["generation"] = 1;
   std::lock_guard<std::mutex> lock(mu);
+  // Seeding creates missing namespaces so seed files need not list them.
+  if (t->namespaced && getLocked(*namespacesType(), "", ns) == nullptr) {
+    json nsObj = {{"apiVersion", "v1"},
+                  {"kind", "Namespace"},
+                  {"metadata",
+                   {{"name", ns},
+                    {"uid", newUid()},
+                    {"creationTimestamp", nowRfc3339()},
+                    {"labels", {{"kubernetes.io/metadata.name", ns}}}}},
+                  {"status", {{"phase", "Active"}}}};
+    commitLocked(*namespacesType(), "", ns, std::move(nsObj), "ADDED", std::nullopt);
+  }
   const StoredObject* so = getLocked(*t, ns, name);
   std::optional<Labels> old;
   if (so != nullptr)
@@ -2014,6 +2065,17 @@ Status KubeApiSimulator::Impl::seedOne(const json& obj) {
 KubeApiSimulator::KubeApiSimulator(Options options) : impl_(new Impl) {
   impl_->opts = std::move(options);
   impl_->token = impl_->opts.token;
+  // Namespaces every cluster has.
+  for (const char* nsName : {"default", "kube-system"}) {
+    json nsObj = {
+        {"apiVersion", "v1"},
+        {"kind", "Namespace"},
+        {"metadata", {{"name", nsName}, {"labels", {{"kubernetes.io/metadata.name", nsName}}}}},
+        {"status", {{"phase", "Active"}}}};
+    Status s = impl_->seedOne(nsObj);
+    if (!s)
+      std::abort();  // a built-in object must always seed
+  }
 }
 
 KubeApiSimulator::~KubeApiSimulator() {
@@ -2072,20 +2134,6 @@ Status KubeApiSimulator::start() {
     std::lock_guard<std::mutex> lock(im.mu);
     im.stopping = false;
     // Namespaces every cluster has.
-  }
-  for (const char* nsName : {"default", "kube-system"}) {
-    json nsObj = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", nsName}}}};
-    bool exists;
-    {
-      std::lock_guard<std::mutex> lock(im.mu);
-      exists = im.getLocked(*findType("", "v1", "namespaces"), "", nsName) != nullptr;
-    }
-    if (!exists) {
-      nsObj["metadata"]["labels"]["kubernetes.io/metadata.name"] = nsName;
-      nsObj["status"] = {{"phase", "Active"}};
-      if (Status s = im.seedOne(nsObj); !s)
-        return s;
-    }
   }
   im.server = std::make_unique<HttpServer>(so);
   im.server->handle("/",

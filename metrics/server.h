@@ -5,8 +5,8 @@
 // - start() binds before it returns: a bad address or a port in use is an
 //   Error (kInvalidInput / kPermanent), never an exception.
 // - The server keeps serving until destroyed; the destructor stops it and
-//   joins its threads. The Metrics object must outlive the server. Once it has
-//   served a request, stopping takes about 2 s (civetweb's poll quantum).
+//   joins its threads (promptly: it wakes civetweb's accept poll with loopback
+//   connects). The Metrics object must outlive the server.
 // - Thread-safety: port() may be called from any thread.
 
 #include <memory>

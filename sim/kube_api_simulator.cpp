@@ -987,7 +987,7 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
   if (verb == "create" || verb == "update" || verb == "patch" || verb == "delete" ||
       verb == "deletecollection") {
     std::lock_guard<std::mutex> lock(mu);
-    mutations.push_back({verb, req.path, req.rawQuery, contentType, req.body});
+    mutations.push_back({verb, req.path, contentType, req.body, req.rawQuery});
   }
 
   if (verb == "list")

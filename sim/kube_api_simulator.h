@@ -39,11 +39,11 @@ struct SimFailRule {
 
 // One mutating request as received (create/update/patch/delete and apply).
 struct SimRequestRecord {
-  std::string verb;         // create, update, patch, delete
+  std::string verb;         // create, update, patch, delete, deletecollection
   std::string path;         // URL path without the query
-  std::string query;        // raw query string
   std::string contentType;  // request Content-Type
   std::string body;
+  std::string query;  // raw query string (e.g. "fieldManager=x&dryRun=All")
 };
 
 class KubeApiSimulator {

@@ -391,6 +391,30 @@ TEST_F(SimTest, DropAllWatchesEndsOpenStreams) {
   EXPECT_FALSE(w.next().has_value());
 }
 
+TEST_F(SimTest, StopEndsOpenWatchesAndBlockedRequestsPromptly) {
+  WatchStream w(sim_->port(), std::string(kWfPath) +
+                                  "?watch=true&resourceVersion=" + sim_->currentResourceVersion());
+  sim_->pause(true);
+  std::atomic<int> status{0};
+  std::thread blocked([&] {
+    try {
+      status = call("GET", kWfPath).status;
+    } catch (const std::runtime_error&) {
+      status = -1;  // connection cut instead of a 503: also an end, but not the expected one
+    }
+  });
+  for (int i = 0; i < 100 && sim_->openWatches() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the GET reach the pause
+  auto t0 = std::chrono::steady_clock::now();
+  sim_->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  blocked.join();
+  EXPECT_EQ(status.load(), 503);
+  EXPECT_FALSE(w.next().has_value());
+}
+
 TEST_F(SimTest, FailNextInjectsStatusRetryAfterAndCount) {
   create(workflow("f"));
   sim_->failNext({"patch", "workflows", 2, 429, 3, 0});

@@ -1086,22 +1086,30 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
     std::string_view first = text.substr(pos);
     auto padded = std::make_shared<const simdjson::padded_string>(first);
     od::document doc;
-    if (auto e = parser.iterate(*padded).get(doc)) {
-      return Status(makeError(ErrorCode::kInvalidInput,
-                              std::string("invalid JSON: ") + simdjson::error_message(e)));
-    }
     bool multi = false;
-    std::string_view raw;
-    if (doc.raw_json().get(raw) == simdjson::SUCCESS && raw.data() >= padded->data()) {
-      std::size_t end = static_cast<std::size_t>(raw.data() - padded->data()) + raw.size();
-      while (end < first.size() && isWs(first[end]))
-        ++end;
-      multi = end < first.size();
+    if (parser.iterate(*padded).get(doc) != simdjson::SUCCESS) {
+      // Unbalanced as a whole: read it document by document, so the good
+      // ones are still read and the broken one is named.
+      multi = true;
+    } else {
+      std::string_view raw;
+      if (doc.raw_json().get(raw) == simdjson::SUCCESS && raw.data() >= padded->data()) {
+        std::size_t end = static_cast<std::size_t>(raw.data() - padded->data()) + raw.size();
+        while (end < first.size() && isWs(first[end]))
+          ++end;
+        multi = end < first.size();
+        doc.rewind();
+      } else {
+        // A broken document: the failed skip abandoned the iterator, so start
+        // over (rewind needs a live one) and let the decoder name the problem.
+        if (auto e = parser.iterate(*padded).get(doc)) {
+          return Status(makeError(ErrorCode::kInvalidInput,
+                                  std::string("invalid JSON: ") + simdjson::error_message(e)));
+        }
+      }
     }
-    if (!multi) {
-      doc.rewind();
+    if (!multi)
       return detail::readJsonDocument(doc, padded, "", sink);
-    }
   }
   // A stream of documents (NDJSON or concatenated JSON): one parse each.
   std::size_t line = 1;

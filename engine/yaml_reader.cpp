@@ -187,7 +187,7 @@ Result<std::string> yamlDocToJson(std::string_view text, std::size_t firstLine, 
     return std::string();
   }
   Emitter em;
-  em.budget = std::max<std::size_t>(std::size_t{64} << 20, text.size() * 8);
+  em.budget = std::max<std::size_t>(std::size_t{16} << 20, text.size() * 8);
   try {
     emit(em, root, 0);
   } catch (const YAML::Exception& e) {

@@ -1,0 +1,411 @@
+// Readers: JSON (simdjson On-Demand), YAML, streams, field errors, indexes.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/workflow.h"
+#include "test/engine/wf_builder.h"
+
+namespace exitrec {
+namespace {
+
+using testing::Json;
+using testing::WfBuilder;
+
+struct Sunk {
+  std::vector<std::string> origins;
+  std::vector<Result<Workflow>> results;
+};
+
+Sunk readAll(std::string_view text, Status* statusOut = nullptr) {
+  Sunk s;
+  Status st = readWorkflows(text, [&](Result<Workflow> wf, std::string_view origin) {
+    s.origins.emplace_back(origin);
+    s.results.push_back(std::move(wf));
+  });
+  if (statusOut != nullptr)
+    *statusOut = st;
+  return s;
+}
+
+TEST(Fnv, ReferenceVectors) {
+  EXPECT_EQ(argoNodeId("exit-handler-bug-example", "exit-handler-bug-example.step-2"),
+            "exit-handler-bug-example-3054913383");
+  EXPECT_EQ(argoNodeId("retry-workflow-with-failed-exit-handler",
+                       "retry-workflow-with-failed-exit-handler.onExit"),
+            "retry-workflow-with-failed-exit-handler-512308683");
+  EXPECT_EQ(argoNodeId("wf", "wf"), "wf");
+  EXPECT_EQ(fnv1a32(""), 2166136261u);
+  EXPECT_EQ(fnv1a32("a"), 0xe40c292cu);
+}
+
+TEST(JsonReader, ReadsFieldsAndIgnoresUnknownOnes) {
+  const char* json = R"({"apiVersion":"argoproj.io/v1alpha1","kind":"Workflow",
+    "metadata":{"name":"wf","namespace":"ns","uid":"u1","resourceVersion":"7",
+      "labels":{"pipeline/runid":"r1"},"annotations":{"a":"b"},"unknown":{"x":[1,2,{"y":null}]}},
+    "spec":{"entrypoint":"main","onExit":"bye","shutdown":"Terminate","templates":[
+      {"name":"main","dag":{"target":"b c","failFast":false,"tasks":[
+        {"name":"a","template":"t","continueOn":{"failed":true},"hooks":{"exit":{"template":"h"}},
+         "arguments":{"parameters":[{"name":"p","value":"v"},{"name":"n","value":3}]}},
+        {"name":"b","templateRef":{"name":"wft","template":"rt"},"depends":"a.Succeeded || a.Failed"},
+        {"name":"c","template":"t","dependencies":["a"],"onExit":"o"}]}},
+      {"name":"t","container":{"image":"x"},"retryStrategy":{"limit":"3","retryPolicy":"Always"}},
+      {"name":"s","steps":[[{"name":"x","template":"t","continueOn":{"error":true}}]]}]},
+    "status":{"phase":"Succeeded","message":"m","startedAt":null,"finishedAt":"2024-01-01T00:00:00Z",
+      "progress":"1/1","nodes":{"wf":{"id":"wf","name":"wf","displayName":"wf","type":"DAG",
+        "templateName":"main","phase":"Succeeded","startedAt":null,"finishedAt":null,
+        "children":["wf-1"],"outputs":{"parameters":[]},"nodeFlag":{"hooked":true,"retried":false},
+        "extra":[[[]]]},
+      "wf-1":{"id":"wf-1","name":"wf.a","displayName":"a","type":"Plugin","phase":"Error",
+        "templateRef":{"name":"x","template":"ref-t"},"templateName":"ignored","boundaryID":"wf",
+        "message":"boom \"quoted\" \u00e9","daemoned":true}}}})";
+  auto wf = parseWorkflowJson(json);
+  ASSERT_TRUE(wf.ok()) << wf.error().message;
+  EXPECT_EQ(wf->name, "wf");
+  EXPECT_EQ(wf->namespace_, "ns");
+  EXPECT_EQ(wf->uid, "u1");
+  EXPECT_EQ(wf->labels.at("pipeline/runid"), "r1");
+  EXPECT_EQ(wf->onExit, "bye");
+  EXPECT_TRUE(wf->hasShutdown);
+  EXPECT_EQ(wf->phase, Phase::kSucceeded);
+  ASSERT_EQ(wf->templates.size(), 3u);
+  const Template* main = wf->templateByName("main");
+  ASSERT_NE(main, nullptr);
+  EXPECT_TRUE(main->isDag);
+  EXPECT_EQ(main->dagTarget, "b c");
+  ASSERT_TRUE(main->dagFailFast.has_value());
+  EXPECT_FALSE(*main->dagFailFast);
+  ASSERT_EQ(main->dagTasks.size(), 3u);
+  EXPECT_TRUE(main->dagTasks[0].continueOnFailed);
+  EXPECT_EQ(main->dagTasks[0].exitHookTemplate, "h");
+  ASSERT_EQ(main->dagTasks[0].parameters.size(), 2u);
+  EXPECT_EQ(main->dagTasks[0].parameters[1].second, "3");
+  EXPECT_EQ(main->dagTasks[1].templateName, "rt");
+  EXPECT_EQ(main->dagTasks[1].depends, "a.Succeeded || a.Failed");
+  EXPECT_EQ(main->dagTasks[2].dependencies, std::vector<std::string>{"a"});
+  EXPECT_EQ(main->dagTasks[2].exitHookTemplate, "o");
+  const Template* t = wf->templateByName("t");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->hasRetryStrategy);
+  EXPECT_EQ(t->retryLimit, 3);
+  EXPECT_EQ(t->retryPolicy, "Always");
+  const Template* s = wf->templateByName("s");
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->isSteps);
+  EXPECT_TRUE(s->stepGroups.at(0).at(0).continueOnError);
+
+  ASSERT_EQ(wf->nodes.size(), 2u);
+  const Node* root = wf->nodeById("wf");
+  ASSERT_NE(root, nullptr);
+  EXPECT_TRUE(root->hooked);
+  EXPECT_TRUE(root->startedAt.empty());
+  ASSERT_EQ(root->children.size(), 1u);
+  EXPECT_EQ(root->children[0], "wf-1");
+  const Node* a = wf->nodeByName("wf.a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->type, NodeType::kPlugin);
+  EXPECT_EQ(a->phase, Phase::kError);
+  EXPECT_EQ(a->templateName, "ref-t");  // templateRef.template wins
+  EXPECT_EQ(a->message, "boom \"quoted\" \xC3\xA9");
+  EXPECT_TRUE(a->daemoned);
+  EXPECT_FALSE(a->hooked);  // nodeFlag absent
+  EXPECT_EQ(a, wf->nodeById("wf-1"));
+}
+
+TEST(JsonReader, RetryLimitExpressionLeavesLimitUnset) {
+  WfBuilder b("wf");
+  b.container("t", Json{{"limit", "{{inputs.parameters.retry-max-count}}"}});
+  b.container("u", Json{{"limit", 2}});
+  Workflow wf = b.build();
+  EXPECT_TRUE(wf.templateByName("t")->hasRetryStrategy);
+  EXPECT_FALSE(wf.templateByName("t")->retryLimit.has_value());
+  EXPECT_EQ(wf.templateByName("u")->retryLimit, 2);
+}
+
+TEST(JsonReader, IllTypedFieldsNameTheirPath) {
+  struct Case {
+    const char* json;
+    const char* expected;
+  } cases[] = {
+      {R"({"metadata":{"name":5}})", "metadata.name: expected a string, got a number"},
+      {R"({"metadata":{"name":"w","labels":{"a":true}}})",
+       "metadata.labels[\"a\"]: expected a string, got a boolean"},
+      {R"({"metadata":{"name":"w"},"status":{"nodes":{"n1":{"name":"w","type":"Pod","phase":3}}}})",
+       "status.nodes[\"n1\"].phase: expected a string, got a number"},
+      {R"({"metadata":{"name":"w"},"status":{"nodes":{"n1":{"type":"Pod"}}}})",
+       "status.nodes[\"n1\"].name: missing (required)"},
+      {R"({"metadata":{"name":"w"},"status":{"nodes":{"n1":{"name":"x","type":"Pod","children":[1]}}}})",
+       "status.nodes[\"n1\"].children[0]: expected a string, got a number"},
+      {R"({"metadata":{"name":"w"},"spec":{"templates":[{"name":"t","dag":{"tasks":{}}}]}})",
+       "spec.templates[0].dag.tasks: expected an array, got an object"},
+      {R"({"metadata":{"name":"w"},"status":{"nodes":[]}})",
+       "status.nodes: expected an object, got an array"},
+      {R"({"metadata":{}})", "metadata.name: missing (required)"},
+  };
+  for (const auto& c : cases) {
+    auto wf = parseWorkflowJson(c.json);
+    ASSERT_FALSE(wf.ok()) << c.json;
+    EXPECT_EQ(wf.error().code, ErrorCode::kInvalidInput);
+    EXPECT_EQ(wf.error().message, c.expected) << c.json;
+  }
+}
+
+TEST(JsonReader, GenerateNameOnlyExplainsWhy) {
+  auto wf = parseWorkflowJson(R"({"metadata":{"generateName":"p-"},"spec":{}})");
+  ASSERT_FALSE(wf.ok());
+  EXPECT_NE(wf.error().message.find("only generateName"), std::string::npos);
+}
+
+TEST(JsonReader, TruncatedAndGarbageInputAreErrorsNotCrashes) {
+  WfBuilder b("wf");
+  b.node("wf", "DAG", "Succeeded", "entrypoint");
+  b.node("wf.a", "Pod", "Failed", "t", "wf", "wf");
+  std::string full = b.json();
+  ASSERT_TRUE(parseWorkflowJson(full).ok());
+  // Every prefix is either an error or (never) a crash.
+  for (std::size_t cut = 0; cut < full.size(); cut += 7) {
+    auto wf = parseWorkflowJson(std::string_view(full).substr(0, cut));
+    EXPECT_FALSE(wf.ok()) << "prefix of " << cut << " bytes parsed";
+  }
+  for (const char* junk : {"", "   ", "nul", "[1,2", "{\"a\":}", "\xff\xfe{}", "{} {}", "42",
+                           "{\"metadata\":{\"name\":\"w\"}} trailing"}) {
+    auto wf = parseWorkflowJson(junk);
+    EXPECT_FALSE(wf.ok()) << junk;
+  }
+  auto wf = parseWorkflowJson(std::string_view(full).substr(0, full.size() / 2));
+  ASSERT_FALSE(wf.ok());
+  EXPECT_NE(wf.error().message.find("invalid JSON"), std::string::npos) << wf.error().message;
+}
+
+TEST(JsonReader, IndexesByIdAndNameWithSyntheticIds) {
+  WfBuilder b("wf");
+  b.syntheticId("wf.a", "a-node").syntheticId("wf.b", "b-node");
+  b.node("wf", "DAG", "Succeeded", "entrypoint");
+  b.node("wf.a", "Pod", "Succeeded", "t", "wf", "wf");
+  b.node("wf.b", "Pod", "Succeeded", "t", "wf.a", "wf");
+  Workflow wf = b.build();
+  const Node* a = wf.nodeByName("wf.a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->id, "a-node");
+  EXPECT_EQ(wf.nodeById("a-node"), a);
+  EXPECT_EQ(wf.nodeById(argoNodeId("wf", "wf.a")), nullptr);
+  EXPECT_EQ(wf.nodeByName("wf.missing"), nullptr);
+  EXPECT_EQ(wf.nodeById(a->children[0])->name, "wf.b");
+}
+
+TEST(Workflow, CopiesOwnTheirStrings) {
+  WfBuilder b("wf");
+  b.node("wf", "DAG", "Succeeded", "entrypoint");
+  b.node("wf.a", "Pod", "Failed", "t", "wf", "wf");
+  std::optional<Workflow> original(b.build());
+  Workflow copy = *original;
+  Workflow assigned;
+  assigned = *original;
+  Workflow moved = std::move(*original);
+  original.reset();  // the source buffers of `moved` survive; the copies own theirs
+  for (const Workflow* w : {&copy, &assigned, &moved}) {
+    const Node* a = w->nodeByName("wf.a");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->phase, Phase::kFailed);
+    EXPECT_EQ(a->message, "Error (exit code 1)");
+    EXPECT_EQ(w->nodeById(w->nodeByName("wf")->children[0]), a);
+  }
+}
+
+TEST(Workflow, HandBuiltNodesViaAddNode) {
+  Workflow wf;
+  wf.name = "w";
+  std::string temp = "w.a";
+  Node n;
+  n.id = "w-1";
+  n.name = temp;
+  n.type = NodeType::kPod;
+  n.phase = Phase::kFailed;
+  wf.addNode(n);
+  temp = "overwritten";  // addNode interned its own copy
+  wf.buildIndex();
+  ASSERT_NE(wf.nodeByName("w.a"), nullptr);
+  EXPECT_EQ(wf.nodeById("w-1")->name, "w.a");
+}
+
+TEST(ReadWorkflows, ListWithABadItem) {
+  WfBuilder good("good");
+  Json list;
+  list["apiVersion"] = "v1";
+  list["items"] = Json::array();
+  list["items"].push_back(good.doc());
+  Json bad = good.doc();
+  bad["metadata"]["name"] = 12;
+  list["items"].push_back(bad);
+  list["items"].push_back("not an object");
+  Json good2 = good.doc();
+  good2["metadata"]["name"] = "good2";
+  list["items"].push_back(good2);
+  list["kind"] = "List";
+  list["metadata"]["resourceVersion"] = "";
+  Status st;
+  Sunk s = readAll(list.dump(2), &st);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(s.results.size(), 4u);
+  EXPECT_EQ(s.origins, (std::vector<std::string>{"items[0]", "items[1]", "items[2]", "items[3]"}));
+  EXPECT_TRUE(s.results[0].ok());
+  ASSERT_FALSE(s.results[1].ok());
+  EXPECT_EQ(s.results[1].error().message, "metadata.name: expected a string, got a number");
+  ASSERT_FALSE(s.results[2].ok());
+  EXPECT_NE(s.results[2].error().message.find("expected a Workflow object"), std::string::npos);
+  ASSERT_TRUE(s.results[3].ok());
+  EXPECT_EQ(s.results[3]->name, "good2");
+}
+
+TEST(ReadWorkflows, EmptyListSinksNothing) {
+  Status st;
+  Sunk s = readAll(R"({"apiVersion":"v1","items":[],"kind":"List"})", &st);
+  EXPECT_TRUE(st.ok());
+  EXPECT_TRUE(s.results.empty());
+}
+
+TEST(ReadWorkflows, TruncatedListIsAStreamError) {
+  WfBuilder a("a");
+  Json list;
+  list["items"] = Json::array({a.doc(), a.doc()});
+  std::string text = list.dump();
+  Status st;
+  Sunk s = readAll(std::string_view(text).substr(0, text.size() - 40), &st);
+  EXPECT_FALSE(st.ok());
+}
+
+TEST(ReadWorkflows, NdjsonWithABrokenLine) {
+  WfBuilder a("a");
+  WfBuilder b("b");
+  std::string text = a.json() + "\n" + R"({"metadata":{"name":[]}})" + "\n\n" + b.json() + "\n";
+  Status st;
+  Sunk s = readAll(text, &st);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(s.results.size(), 3u);
+  EXPECT_EQ(s.origins, (std::vector<std::string>{"line 1", "line 2", "line 4"}));
+  EXPECT_TRUE(s.results[0].ok());
+  EXPECT_FALSE(s.results[1].ok());
+  ASSERT_TRUE(s.results[2].ok());
+  EXPECT_EQ(s.results[2]->name, "b");
+}
+
+TEST(ReadWorkflows, NdjsonTruncatedLastLine) {
+  WfBuilder a("a");
+  std::string text = a.json() + "\n" + a.json().substr(0, 30);
+  Status st;
+  Sunk s = readAll(text, &st);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("line 2"), std::string::npos) << st.error().message;
+  ASSERT_EQ(s.results.size(), 1u);
+  EXPECT_TRUE(s.results[0].ok());
+}
+
+TEST(ReadWorkflows, SingleObjectHasNoOrigin) {
+  WfBuilder a("a");
+  Sunk s = readAll("\xEF\xBB\xBF  " + a.json());
+  ASSERT_EQ(s.results.size(), 1u);
+  EXPECT_EQ(s.origins[0], "");
+  EXPECT_TRUE(s.results[0].ok());
+}
+
+constexpr const char* kYamlWorkflow = R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: y1
+  labels:
+    pipeline/runid: "abc"
+    workflows.argoproj.io/completed: "true"
+spec:
+  entrypoint: main
+  templates:
+  - name: t
+    retryStrategy:
+      limit: 2
+status:
+  phase: Succeeded
+  finishedAt: null
+  nodes:
+    y1:
+      id: y1
+      name: y1
+      type: DAG
+      phase: Succeeded
+      children: [y1-2]
+      startedAt: 2019-06-26T09:11:58Z
+    y1-2:
+      id: y1-2
+      name: y1.a
+      type: Pod
+      phase: Failed
+      message: 'it said: "no"'
+      boundaryID: y1
+)";
+
+TEST(YamlReader, SingleDocument) {
+  auto wf = parseWorkflowYaml(kYamlWorkflow);
+  ASSERT_TRUE(wf.ok()) << wf.error().message;
+  EXPECT_EQ(wf->name, "y1");
+  EXPECT_EQ(wf->labels.at("workflows.argoproj.io/completed"), "true");
+  EXPECT_EQ(wf->templateByName("t")->retryLimit, 2);
+  ASSERT_NE(wf->nodeByName("y1.a"), nullptr);
+  EXPECT_EQ(wf->nodeByName("y1.a")->message, "it said: \"no\"");
+  EXPECT_EQ(wf->nodeById("y1")->startedAt, "2019-06-26T09:11:58Z");
+}
+
+TEST(YamlReader, MultiDocumentStreamAndList) {
+  std::string text = std::string("---\n") + kYamlWorkflow + "---\n" + "metadata: {name: 7}\n" +
+                     "---\n" + "apiVersion: v1\nkind: List\nitems:\n" +
+                     "- metadata: {name: l1}\n- metadata: {name: l2}\n...\n";
+  Status st;
+  Sunk s = readAll(text, &st);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(s.results.size(), 4u);
+  EXPECT_EQ(s.origins, (std::vector<std::string>{"document 1", "document 2", "document 3: items[0]",
+                                                 "document 3: items[1]"}));
+  EXPECT_TRUE(s.results[0].ok());
+  ASSERT_FALSE(s.results[1].ok());
+  EXPECT_EQ(s.results[1].error().message, "metadata.name: expected a string, got a number");
+  ASSERT_TRUE(s.results[3].ok());
+  EXPECT_EQ(s.results[3]->name, "l2");
+}
+
+TEST(YamlReader, SyntaxErrorNamesTheLine) {
+  std::string text = std::string(kYamlWorkflow) + "---\nmetadata:\n  name: [unclosed\n";
+  Status st;
+  Sunk s = readAll(text, &st);
+  ASSERT_EQ(s.results.size(), 2u);
+  EXPECT_TRUE(s.results[0].ok());
+  ASSERT_FALSE(s.results[1].ok());
+  EXPECT_NE(s.results[1].error().message.find("invalid YAML"), std::string::npos);
+  auto single = parseWorkflowYaml("metadata: {name: [x}\n");
+  ASSERT_FALSE(single.ok());
+  EXPECT_NE(single.error().message.find("line"), std::string::npos) << single.error().message;
+}
+
+TEST(YamlReader, PlainScalarsKeepTheirYamlType) {
+  // A plain `true` label is a boolean, hence an error; quoted it is a string.
+  auto bad = parseWorkflowYaml("metadata:\n  name: w\n  labels:\n    x: true\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "metadata.labels[\"x\"]: expected a string, got a boolean");
+  auto good = parseWorkflowYaml("metadata:\n  name: '007'\n  labels:\n    x: 'true'\n");
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  EXPECT_EQ(good->name, "007");
+}
+
+TEST(YamlReader, AliasBombIsBounded) {
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  char prev = 'a';
+  for (char c = 'b'; c <= 'k'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev + ", *" +
+            prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev +
+            ", *" + prev + "]\n";
+    prev = c;
+  }
+  auto wf = parseWorkflowYaml(bomb);
+  ASSERT_FALSE(wf.ok());
+  EXPECT_NE(wf.error().message.find("too large"), std::string::npos) << wf.error().message;
+}
+
+}  // namespace
+}  // namespace exitrec

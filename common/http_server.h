@@ -37,6 +37,12 @@
 struct mg_context;  // civetweb's server handle (opaque here)
 
 namespace exitrec {
+// Server-side types live in an inline namespace: k8sclient/http_transport.h
+// has client-side HttpRequest/HttpHeaders and kube_client.h a urlEncode of
+// its own, and both halves are linked into one binary (the controller, the
+// sandbox). The inline namespace gives these distinct symbols (no ODR clash);
+// a translation unit should still include only one of the two headers.
+inline namespace server {
 
 struct HttpRequest {
   std::string method;    // "GET", "PATCH", ...
@@ -148,4 +154,5 @@ std::string urlEncode(std::string_view in);
 // Splits "a=1&b=x%20y" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view query);
 
+}  // inline namespace server
 }  // namespace exitrec

@@ -5,6 +5,7 @@
 
 #include "controller/audit.h"
 #include "controller/cli.h"
+#include "controller/run_command.h"
 
 namespace {
 
@@ -12,6 +13,9 @@ constexpr std::array kCommands = {
     exitrec::cli::Subcommand{"audit",
                              "evaluate Workflows from files or stdin; report mis-reported runs",
                              &exitrec::runAudit},
+    exitrec::cli::Subcommand{"run",
+                             "run the controller: watch KFP runs, correct mis-reported ones",
+                             &exitrec::runRun},
 };
 
 }  // namespace

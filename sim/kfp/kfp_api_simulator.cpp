@@ -19,31 +19,39 @@ constexpr std::string_view kRunsPrefix = "/apis/v2beta1/runs/";
 constexpr std::string_view kHealthz = "/apis/v1beta1/healthz";
 constexpr std::string_view kControlPrefix = "/_kfp/";
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 // googleRpcStatus, as grpc-gateway answers (KFP adds the legacy "error" key).
 KfpApiSimulator::Response rpcError(int httpStatus, int grpcCode, const std::string& message) {
-  json body = {{"error", message}, {"code", grpcCode}, {"message", message},
-               {"details", json::array()}};
+  json body = {
+      {"error", message}, {"code", grpcCode}, {"message", message}, {"details", json::array()}};
   return {httpStatus, dump(body)};
 }
 
 std::string stringAt(const json& obj, const char* a, const char* b) {
   auto ia = obj.find(a);
-  if (ia == obj.end() || !ia->is_object()) return {};
+  if (ia == obj.end() || !ia->is_object())
+    return {};
   auto ib = ia->find(b);
-  if (ib == ia->end() || !ib->is_string()) return {};
+  if (ib == ia->end() || !ib->is_string())
+    return {};
   return ib->get<std::string>();
 }
 
-std::string nowText() { return formatRfc3339(std::chrono::system_clock::now()); }
+std::string nowText() {
+  return formatRfc3339(std::chrono::system_clock::now());
+}
 
 }  // namespace
 
 KfpApiSimulator::KfpApiSimulator(Options options)
     : options_(std::move(options)), token_(options_.token) {}
 
-KfpApiSimulator::~KfpApiSimulator() { stop(); }
+KfpApiSimulator::~KfpApiSimulator() {
+  stop();
+}
 
 Status KfpApiSimulator::start() {
   HttpServer::Options so;
@@ -56,16 +64,22 @@ Status KfpApiSimulator::start() {
     w.send(r.status, {{"Content-Type", "application/json"}}, r.body);
   });
   Status s = server_->start();
-  if (!s) server_.reset();
+  if (!s)
+    server_.reset();
   return s;
 }
 
 void KfpApiSimulator::stop() {
-  if (server_) server_->stop();
+  if (server_)
+    server_->stop();
 }
 
-int KfpApiSimulator::port() const { return server_ ? server_->port() : 0; }
-std::string KfpApiSimulator::baseUrl() const { return server_ ? server_->baseUrl() : ""; }
+int KfpApiSimulator::port() const {
+  return server_ ? server_->port() : 0;
+}
+std::string KfpApiSimulator::baseUrl() const {
+  return server_ ? server_->baseUrl() : "";
+}
 
 void KfpApiSimulator::failNext(int count, int status) {
   std::lock_guard<std::mutex> g(mu_);
@@ -90,14 +104,15 @@ std::vector<KfpApiSimulator::Report> KfpApiSimulator::reports() const {
 
 std::size_t KfpApiSimulator::acceptedReports() const {
   std::lock_guard<std::mutex> g(mu_);
-  return static_cast<std::size_t>(std::count_if(
-      reports_.begin(), reports_.end(), [](const Report& r) { return r.status == 200; }));
+  return static_cast<std::size_t>(std::count_if(reports_.begin(), reports_.end(),
+                                                [](const Report& r) { return r.status == 200; }));
 }
 
 std::optional<KfpApiSimulator::Run> KfpApiSimulator::run(const std::string& runId) const {
   std::lock_guard<std::mutex> g(mu_);
   auto it = runs_.find(runId);
-  if (it == runs_.end()) return std::nullopt;
+  if (it == runs_.end())
+    return std::nullopt;
   return it->second;
 }
 
@@ -108,8 +123,10 @@ std::string KfpApiSimulator::stateForPhase(const std::string& phase) {
   if (upper == "PENDING" || upper == "RUNNING" || upper == "SUCCEEDED" || upper == "FAILED") {
     return upper;
   }
-  if (upper == "ERROR") return "FAILED";
-  if (upper == "TERMINATING") return "CANCELING";
+  if (upper == "ERROR")
+    return "FAILED";
+  if (upper == "TERMINATING")
+    return "CANCELING";
   return "RUNTIME_STATE_UNSPECIFIED";
 }
 
@@ -118,14 +135,17 @@ std::string KfpApiSimulator::runToJson(const Run& run) {
   j["run_id"] = run.runId;
   j["display_name"] = run.displayName;
   j["storage_state"] = "AVAILABLE";
-  if (!run.createdAt.empty()) j["created_at"] = run.createdAt;
-  if (!run.finishedAt.empty()) j["finished_at"] = run.finishedAt;
+  if (!run.createdAt.empty())
+    j["created_at"] = run.createdAt;
+  if (!run.finishedAt.empty())
+    j["finished_at"] = run.finishedAt;
   j["state"] = run.state;
   json history = json::array();
   for (const auto& [time, state] : run.stateHistory) {
     history.push_back({{"update_time", time}, {"state", state}});
   }
-  if (!history.empty()) j["state_history"] = history;
+  if (!history.empty())
+    j["state_history"] = history;
   return dump(j);
 }
 
@@ -141,7 +161,8 @@ std::string KfpApiSimulator::reportsToJson(const std::vector<Report>& reports) {
               {"phase", r.phase},
               {"resourceVersion", r.resourceVersion},
               {"at", formatRfc3339(r.at)}};
-    if (!r.error.empty()) j["error"] = r.error;
+    if (!r.error.empty())
+      j["error"] = r.error;
     out.push_back(std::move(j));
   }
   return dump(out);
@@ -162,14 +183,17 @@ KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
     }
     delay = delay_;
   }
-  if (path.rfind(kControlPrefix, 0) == 0) return control(method, path, body);
+  if (path.rfind(kControlPrefix, 0) == 0)
+    return control(method, path, body);
 
   const bool isReport = method == "POST" && (path == kV1Report || path == kV2Report);
-  const bool isRun = method == "GET" && path.rfind(kRunsPrefix, 0) == 0 &&
-                     path.size() > kRunsPrefix.size();
-  if (!isReport && !isRun) return rpcError(404, 5, "Not Found: " + method + " " + path);
+  const bool isRun =
+      method == "GET" && path.rfind(kRunsPrefix, 0) == 0 && path.size() > kRunsPrefix.size();
+  if (!isReport && !isRun)
+    return rpcError(404, 5, "Not Found: " + method + " " + path);
 
-  if (delay.count() > 0) std::this_thread::sleep_for(delay);
+  if (delay.count() > 0)
+    std::this_thread::sleep_for(delay);
   {
     std::lock_guard<std::mutex> g(mu_);
     if (failCount_ > 0) {
@@ -186,12 +210,12 @@ KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
       return r;
     }
   }
-  if (isReport) return report(path == kV1Report ? "v1beta1" : "v2beta1", body);
+  if (isReport)
+    return report(path == kV1Report ? "v1beta1" : "v2beta1", body);
   return getRun(path.substr(kRunsPrefix.size()));
 }
 
-KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api,
-                                                  const std::string& body) {
+KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api, const std::string& body) {
   Report rec;
   rec.api = api;
   rec.at = std::chrono::system_clock::now();
@@ -224,7 +248,8 @@ KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api,
   }
   const json* labels = nullptr;
   if (auto m = wf.find("metadata"); m != wf.end() && m->is_object()) {
-    if (auto l = m->find("labels"); l != m->end() && l->is_object()) labels = &*l;
+    if (auto l = m->find("labels"); l != m->end() && l->is_object())
+      labels = &*l;
   }
   if (labels != nullptr) {
     if (auto r = labels->find("pipeline/runid"); r != labels->end() && r->is_string()) {
@@ -260,8 +285,10 @@ KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api,
   run.workflowName = rec.name;
   run.workflowNamespace = rec.ns;
   run.resourceVersion = rec.resourceVersion;
-  if (!finishedAt.empty()) run.finishedAt = finishedAt;
-  if (run.state != state) run.stateHistory.emplace_back(now, state);
+  if (!finishedAt.empty())
+    run.finishedAt = finishedAt;
+  if (run.state != state)
+    run.stateHistory.emplace_back(now, state);
   run.state = state;
   reports_.push_back(std::move(rec));
   return {200, "{}"};
@@ -271,8 +298,9 @@ KfpApiSimulator::Response KfpApiSimulator::getRun(const std::string& runId) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = runs_.find(runId);
   if (it == runs_.end()) {
-    return rpcError(404, 5, "Failed to get run " + runId + ": ResourceNotFoundError: Run " +
-                                runId + " not found");
+    return rpcError(
+        404, 5,
+        "Failed to get run " + runId + ": ResourceNotFoundError: Run " + runId + " not found");
   }
   return {200, runToJson(it->second)};
 }
@@ -281,7 +309,8 @@ KfpApiSimulator::Response KfpApiSimulator::control(const std::string& method,
                                                    const std::string& path,
                                                    const std::string& body) {
   json args = body.empty() ? json::object() : json::parse(body, nullptr, false);
-  if (args.is_discarded() || !args.is_object()) return rpcError(400, 3, "body must be an object");
+  if (args.is_discarded() || !args.is_object())
+    return rpcError(400, 3, "body must be an object");
   try {
     return controlWith(method, path, args);
   } catch (const json::exception& e) {
@@ -304,7 +333,8 @@ KfpApiSimulator::Response KfpApiSimulator::controlWith(const std::string& method
     setToken(args.value("token", ""));
     return {200, "{}"};
   }
-  if (method == "GET" && path == "/_kfp/reports") return {200, reportsToJson(reports())};
+  if (method == "GET" && path == "/_kfp/reports")
+    return {200, reportsToJson(reports())};
   return rpcError(404, 5, "Not Found: " + method + " " + path);
 }
 

@@ -18,10 +18,13 @@
 namespace {
 
 volatile std::sig_atomic_t gStop = 0;
-void onSignal(int) { gStop = 1; }
+void onSignal(int) {
+  gStop = 1;
+}
 
 int usage(const std::string& problem) {
-  if (!problem.empty()) std::cerr << "kfp-apisim: " << problem << "\n";
+  if (!problem.empty())
+    std::cerr << "kfp-apisim: " << problem << "\n";
   std::cerr << "usage: kfp-apisim [--addr ADDR] [--port N] [--token T | --token-file FILE] "
                "[--ready-file PATH]\n";
   return 2;
@@ -35,7 +38,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string& out) {
-      if (i + 1 >= argc) return false;
+      if (i + 1 >= argc)
+        return false;
       out = argv[++i];
       return true;
     };
@@ -44,24 +48,31 @@ int main(int argc, char** argv) {
       usage("");
       return 0;
     } else if (arg == "--addr") {
-      if (!value(opts.address)) return usage("--addr needs a value");
+      if (!value(opts.address))
+        return usage("--addr needs a value");
     } else if (arg == "--port") {
-      if (!value(v)) return usage("--port needs a value");
+      if (!value(v))
+        return usage("--port needs a value");
       try {
         opts.port = std::stoi(v);
       } catch (const std::exception&) {
         return usage("--port: not a number: " + v);
       }
-      if (opts.port < 0 || opts.port > 65535) return usage("--port: out of range: " + v);
+      if (opts.port < 0 || opts.port > 65535)
+        return usage("--port: out of range: " + v);
     } else if (arg == "--token") {
-      if (!value(opts.token)) return usage("--token needs a value");
+      if (!value(opts.token))
+        return usage("--token needs a value");
     } else if (arg == "--token-file") {
-      if (!value(v)) return usage("--token-file needs a value");
+      if (!value(v))
+        return usage("--token-file needs a value");
       std::ifstream in(v);
-      if (!in) return usage("--token-file: cannot read " + v);
+      if (!in)
+        return usage("--token-file: cannot read " + v);
       std::getline(in, opts.token);
     } else if (arg == "--ready-file") {
-      if (!value(readyFile)) return usage("--ready-file needs a value");
+      if (!value(readyFile))
+        return usage("--ready-file needs a value");
     } else {
       return usage("unknown argument: " + arg);
     }
@@ -86,7 +97,9 @@ int main(int argc, char** argv) {
   }
   std::cerr << "kfp-apisim: listening on " << sim.baseUrl() << "\n";
   while (gStop == 0) {
-    struct timespec ts{0, 50'000'000};
+    struct timespec ts {
+      0, 50'000'000
+    };
     nanosleep(&ts, nullptr);
   }
   sim.stop();

@@ -60,22 +60,25 @@ class NodeBuilder {
 
   std::vector<std::string> outboundOf(const std::string& name) {
     NodeDraft& n = nodes_[name];
-    if (n.type == "Pod" || n.outbound.empty()) return {name};
+    if (n.type == "Pod" || n.outbound.empty())
+      return {name};
     return n.outbound;
   }
 
   // A KFP v2 container task: X-driver (Pod) → X (DAG) → X.executor (Pod).
-  void containerTask(const std::string& boundary, const std::string& task, bool fails,
-                     bool running, const std::vector<std::string>& deps) {
-    NodeDraft& d = add(boundary, task + "-driver", "Pod", "system-container-driver",
-                       "Succeeded", deps);
+  void containerTask(const std::string& boundary, const std::string& task, bool fails, bool running,
+                     const std::vector<std::string>& deps) {
+    NodeDraft& d =
+        add(boundary, task + "-driver", "Pod", "system-container-driver", "Succeeded", deps);
     d.driver = true;
     const std::string phase = running ? "Running" : (fails ? "Failed" : "Succeeded");
     add(boundary, task, "DAG", "system-container-executor", phase, {task + "-driver"});
-    NodeDraft& e = add(boundary + "." + task, "executor", "Pod", "system-container-impl", phase,
-                       {});
-    if (fails) e.message = "Error (exit code 1)";
-    if (fails) nodes_[boundary + "." + task].message = "child '" + nodeId(e.name) + "' failed";
+    NodeDraft& e =
+        add(boundary + "." + task, "executor", "Pod", "system-container-impl", phase, {});
+    if (fails)
+      e.message = "Error (exit code 1)";
+    if (fails)
+      nodes_[boundary + "." + task].message = "child '" + nodeId(e.name) + "' failed";
     nodes_[boundary + "." + task].outbound = {e.name};
   }
 
@@ -84,7 +87,8 @@ class NodeBuilder {
                bool fails, bool running, const std::vector<std::string>& deps) {
     NodeDraft& n = add(boundary, task, "Pod", templ,
                        running ? "Running" : (fails ? "Failed" : "Succeeded"), deps);
-    if (fails) n.message = "Error (exit code 1)";
+    if (fails)
+      n.message = "Error (exit code 1)";
   }
 
   NodeDraft& node(const std::string& name) { return nodes_[name]; }
@@ -107,17 +111,22 @@ class NodeBuilder {
                 {"startedAt", startedAt},
                 {"finishedAt", done ? json(finishedAt) : json(nullptr)},
                 {"progress", "1/1"}};
-      if (!n.boundaryName.empty()) j["boundaryID"] = nodeId(n.boundaryName);
-      if (!n.message.empty()) j["message"] = n.message;
-      if (n.hooked) j["nodeFlag"] = {{"hooked", true}};
+      if (!n.boundaryName.empty())
+        j["boundaryID"] = nodeId(n.boundaryName);
+      if (!n.message.empty())
+        j["message"] = n.message;
+      if (n.hooked)
+        j["nodeFlag"] = {{"hooked", true}};
       if (!n.children.empty()) {
         json children = json::array();
-        for (const std::string& c : n.children) children.push_back(nodeId(c));
+        for (const std::string& c : n.children)
+          children.push_back(nodeId(c));
         j["children"] = children;
       }
       if (!n.outbound.empty()) {
         json outs = json::array();
-        for (const std::string& o : n.outbound) outs.push_back(nodeId(o));
+        for (const std::string& o : n.outbound)
+          outs.push_back(nodeId(o));
         j["outboundNodes"] = outs;
       }
       if (n.type == "Pod") {
@@ -161,11 +170,14 @@ json containerTemplate(const std::string& name, const std::string& image) {
 
 json dagTask(const std::string& name, const std::string& templ, const std::string& depends) {
   json t = {{"name", name}, {"template", templ}};
-  if (!depends.empty()) t["depends"] = depends;
+  if (!depends.empty())
+    t["depends"] = depends;
   return t;
 }
 
-std::string opName(int i) { return "op-" + std::to_string(i); }
+std::string opName(int i) {
+  return "op-" + std::to_string(i);
+}
 
 const char* kSiblingDepends =
     "exit-handler-1.Succeeded || exit-handler-1.Skipped || exit-handler-1.Failed || "
@@ -174,7 +186,8 @@ const char* kSiblingDepends =
 }  // namespace
 
 std::string argoPhaseFor(const KfpRunSpec& spec) {
-  if (!spec.completed) return "Running";
+  if (!spec.completed)
+    return "Running";
   switch (spec.shape) {
     case RunShape::kV2Sibling:
       // The sibling exit task is root's only leaf: its phase is the run's.
@@ -199,7 +212,8 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
   NodeBuilder b(w);
   json templates = json::array();
   std::vector<std::string> bodyTaskNames;
-  for (int i = 0; i < spec.bodyTasks; ++i) bodyTaskNames.push_back(opName(i));
+  for (int i = 0; i < spec.bodyTasks; ++i)
+    bodyTaskNames.push_back(opName(i));
   const std::string bodyPhase = running ? "Running" : (spec.bodyFails ? "Failed" : "Succeeded");
   const std::string exitPhase = spec.exitTaskFails ? "Failed" : "Succeeded";
 
@@ -209,8 +223,7 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
     b.add(w, "root-driver", "Pod", "system-dag-driver", "Succeeded", {}).driver = true;
     b.add(w, "root", "DAG", "root", phase, {"root-driver"});
     const std::string root = w + ".root";
-    b.add(root, "exit-handler-1-driver", "Pod", "system-dag-driver", "Succeeded", {}).driver =
-        true;
+    b.add(root, "exit-handler-1-driver", "Pod", "system-dag-driver", "Succeeded", {}).driver = true;
     b.add(root, "exit-handler-1", "DAG", "comp-exit-handler-1", bodyPhase,
           {"exit-handler-1-driver"});
     const std::string ehName = root + ".exit-handler-1";
@@ -226,19 +239,19 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
       b.node(ehName).message = "child '" + b.nodeId(ehName + ".op-0") + "' failed";
     }
 
-    json rootTasks = json::array({dagTask("exit-handler-1-driver", "system-dag-driver", ""),
-                                  dagTask("exit-handler-1", "comp-exit-handler-1",
-                                          "exit-handler-1-driver.Succeeded")});
+    json rootTasks = json::array(
+        {dagTask("exit-handler-1-driver", "system-dag-driver", ""),
+         dagTask("exit-handler-1", "comp-exit-handler-1", "exit-handler-1-driver.Succeeded")});
     if (spec.shape == RunShape::kV2Sibling) {
       if (!running) {
-        NodeDraft& d = b.add(root, "print-op-driver", "Pod", "system-container-driver",
-                             "Succeeded", {"exit-handler-1"});
+        NodeDraft& d = b.add(root, "print-op-driver", "Pod", "system-container-driver", "Succeeded",
+                             {"exit-handler-1"});
         d.driver = true;
-        b.add(root, "print-op", "DAG", "system-container-executor", exitPhase,
-              {"print-op-driver"});
-        NodeDraft& e = b.add(root + ".print-op", "executor", "Pod", "system-container-impl",
-                             exitPhase, {});
-        if (spec.exitTaskFails) e.message = "Error (exit code 1)";
+        b.add(root, "print-op", "DAG", "system-container-executor", exitPhase, {"print-op-driver"});
+        NodeDraft& e =
+            b.add(root + ".print-op", "executor", "Pod", "system-container-impl", exitPhase, {});
+        if (spec.exitTaskFails)
+          e.message = "Error (exit code 1)";
         b.node(root + ".print-op").outbound = {e.name};
         b.node(root).outbound = {e.name};
         b.node(w).outbound = {e.name};
@@ -247,23 +260,21 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
       driver["arguments"] = {
           {"parameters",
            {{{"name", "task"},
-             {"value",
-              R"({"taskInfo":{"name":"print-op"},"dependentTasks":["exit-handler-1"],)"
-              R"("triggerPolicy":{"strategy":"ALL_UPSTREAM_TASKS_COMPLETED"}})"}}}}};
+             {"value", R"({"taskInfo":{"name":"print-op"},"dependentTasks":["exit-handler-1"],)"
+                       R"("triggerPolicy":{"strategy":"ALL_UPSTREAM_TASKS_COMPLETED"}})"}}}}};
       rootTasks.push_back(driver);
       rootTasks.push_back(
           dagTask("print-op", "system-container-executor", "print-op-driver.Succeeded"));
     } else {
-      rootTasks[1]["hooks"] = {
-          {"exit",
-           {{"template", "exit-hook-root-print-op"},
-            {"arguments",
-             {{"parameters",
-               {{{"name", "parent-dag-id"},
-                 {"value", "{{inputs.parameters.parent-dag-id}}"}}}}}}}}};
+      rootTasks[1]["hooks"] = {{"exit",
+                                {{"template", "exit-hook-root-print-op"},
+                                 {"arguments",
+                                  {{"parameters",
+                                    {{{"name", "parent-dag-id"},
+                                      {"value", "{{inputs.parameters.parent-dag-id}}"}}}}}}}}};
       if (!running) {
-        NodeDraft& hook = b.add(root, "exit-handler-1.onExit", "DAG", "exit-hook-root-print-op",
-                                exitPhase, {});
+        NodeDraft& hook =
+            b.add(root, "exit-handler-1.onExit", "DAG", "exit-hook-root-print-op", exitPhase, {});
         hook.hooked = true;
         // The hook node is a child of the hooked task's node, not of root.
         b.node(root).children.pop_back();
@@ -273,21 +284,20 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
         b.containerTask(hookName, "print-op", spec.exitTaskFails, false, {});
         b.node(hookName).outbound = {hookName + ".print-op.executor"};
       }
-      templates.push_back({{"name", "exit-hook-root-print-op"},
-                           {"inputs", {{"parameters", {{{"name", "parent-dag-id"}}}}}},
-                           {"dag",
-                            {{"tasks",
-                              {dagTask("print-op-driver", "system-container-driver", ""),
-                               dagTask("print-op", "system-container-executor",
-                                       "print-op-driver.Succeeded")}}}}});
+      templates.push_back(
+          {{"name", "exit-hook-root-print-op"},
+           {"inputs", {{"parameters", {{{"name", "parent-dag-id"}}}}}},
+           {"dag",
+            {{"tasks",
+              {dagTask("print-op-driver", "system-container-driver", ""),
+               dagTask("print-op", "system-container-executor", "print-op-driver.Succeeded")}}}}});
       b.node(root).outbound = ehOutbound;
       b.node(w).outbound = ehOutbound;
     }
     json bodyTasksJson = json::array();
     for (const std::string& t : bodyTaskNames) {
       bodyTasksJson.push_back(dagTask(t + "-driver", "system-container-driver", ""));
-      bodyTasksJson.push_back(
-          dagTask(t, "system-container-executor", t + "-driver.Succeeded"));
+      bodyTasksJson.push_back(dagTask(t, "system-container-executor", t + "-driver.Succeeded"));
     }
     templates.push_back({{"name", "entrypoint"},
                          {"dag",
@@ -296,9 +306,8 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
                              dagTask("root", "root", "root-driver.Succeeded")}}}}});
     templates.push_back({{"name", "root"}, {"dag", {{"tasks", rootTasks}}}});
     templates.push_back({{"name", "comp-exit-handler-1"}, {"dag", {{"tasks", bodyTasksJson}}}});
-    templates.push_back(
-        {{"name", "system-container-executor"},
-         {"dag", {{"tasks", {dagTask("executor", "system-container-impl", "")}}}}});
+    templates.push_back({{"name", "system-container-executor"},
+                         {"dag", {{"tasks", {dagTask("executor", "system-container-impl", "")}}}}});
     templates.push_back(containerTemplate("system-container-driver", "kfp-driver:2.3.0"));
     templates.push_back(containerTemplate("system-dag-driver", "kfp-driver:2.3.0"));
     templates.push_back(containerTemplate("system-container-impl", "python:3.11"));
@@ -320,12 +329,14 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
       tasks.push_back(dagTask(opName(i), "op", ""));
     }
     b.node(boundary).outbound = outs;
-    if (v1) b.node(w).outbound = outs;
+    if (v1)
+      b.node(w).outbound = outs;
     if (v1 && !running) {
       NodeDraft& ex = b.add("", w + ".onExit", "Pod", "print-op", exitPhase, {});
       ex.displayName = w + ".onExit";
       ex.hooked = true;
-      if (spec.exitTaskFails) ex.message = "Error (exit code 1)";
+      if (spec.exitTaskFails)
+        ex.message = "Error (exit code 1)";
     }
     if (v1) {
       templates.push_back(
@@ -351,7 +362,7 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
     annotations["pipelines.kubeflow.org/kfp_sdk_version"] = "1.8.22";
     labels["pipelines.kubeflow.org/pipeline-sdk-type"] = "kfp";
   }
-  json specJson = {{"entrypoint", spec.shape == RunShape::kV1    ? "pipeline"
+  json specJson = {{"entrypoint", spec.shape == RunShape::kV1     ? "pipeline"
                                   : spec.shape == RunShape::kArgo ? "main"
                                                                   : "entrypoint"},
                    {"serviceAccountName", "pipeline-runner"},
@@ -360,7 +371,8 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
     specJson["podMetadata"] = {{"labels", {{"pipelines.kubeflow.org/v2_component", "true"}}},
                                {"annotations", {{"pipelines.kubeflow.org/v2_component", "true"}}}};
   }
-  if (spec.shape == RunShape::kV1) specJson["onExit"] = "print-op";
+  if (spec.shape == RunShape::kV1)
+    specJson["onExit"] = "print-op";
 
   json status = {{"phase", phase},
                  {"startedAt", spec.startedAt},

@@ -27,9 +27,9 @@ struct KfpRunSpec {
   RunShape shape = RunShape::kV2Sibling;
   std::string name = "run";
   std::string ns = "kubeflow";
-  std::string uid;    // default: derived from the name
-  std::string runId;  // default: derived from the name (ignored for kArgo)
-  int bodyTasks = 2;  // container tasks in the exit handler body (3 nodes each)
+  std::string uid;             // default: derived from the name
+  std::string runId;           // default: derived from the name (ignored for kArgo)
+  int bodyTasks = 2;           // container tasks in the exit handler body (3 nodes each)
   bool bodyFails = false;      // the first body task fails (exit code 1)
   bool exitTaskFails = false;  // the exit task fails
   bool completed = true;       // false: Running, exit task not started yet

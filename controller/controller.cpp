@@ -1,0 +1,375 @@
+#include "controller/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <nlohmann/json.hpp>
+
+#include "k8sclient/rate_limiter.h"
+
+namespace exitrec {
+
+// ---------------------------------------------------------------------------
+// Adapters
+
+Result<std::string> KubeWorkflowApi::get(const std::string& ns, const std::string& name) {
+  return client_.getRaw(resources::kWorkflows, ns, name);
+}
+
+Result<std::string> KubeWorkflowApi::mergePatch(const std::string& ns, const std::string& name,
+                                                const std::string& patch) {
+  nlohmann::json body = nlohmann::json::parse(patch, nullptr, false);
+  if (body.is_discarded()) {
+    // The state machine builds every patch; an unparsable one is a bug.
+    std::abort();
+  }
+  auto r = client_.mergePatch(resources::kWorkflows, ns, name, body);
+  if (!r)
+    return r.error();
+  return r->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Status RecorderEventSink::emit(const EventTarget& target, std::string_view type,
+                               std::string_view reason, std::string_view message) {
+  ObjectReference ref;
+  ref.apiVersion = "argoproj.io/v1alpha1";
+  ref.kind = "Workflow";
+  ref.namespaceName = target.ns;
+  ref.name = target.name;
+  ref.uid = target.uid;
+  return recorder_.record(ref, type == "Normal" ? EventType::kNormal : EventType::kWarning,
+                          std::string(reason), std::string(message));
+}
+
+std::pair<std::string, std::string> MeteredTransport::classify(const std::string& method,
+                                                               const std::string& url) {
+  // Path segments after scheme://host.
+  std::size_t start = url.find("://");
+  start = url.find('/', start == std::string::npos ? 0 : start + 3);
+  std::string path = start == std::string::npos ? "/" : url.substr(start);
+  std::string query;
+  if (auto q = path.find('?'); q != std::string::npos) {
+    query = path.substr(q + 1);
+    path.resize(q);
+  }
+  std::vector<std::string> seg;
+  for (std::size_t i = 1; i <= path.size();) {
+    std::size_t j = path.find('/', i);
+    if (j == std::string::npos)
+      j = path.size();
+    if (j > i)
+      seg.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  std::size_t idx = 0;
+  if (!seg.empty() && seg[0] == "api")
+    idx = 2;  // /api/v1/...
+  else if (!seg.empty() && seg[0] == "apis")
+    idx = 3;  // /apis/g/v/...
+  if (idx < seg.size() && seg[idx] == "namespaces" && idx + 2 < seg.size())
+    idx += 2;
+  std::string resource = idx < seg.size() ? seg[idx] : "other";
+  const bool named = idx + 1 < seg.size();
+  std::string verb = "get";
+  if (method == "GET") {
+    if (query.find("watch=true") != std::string::npos ||
+        query.find("watch=1") != std::string::npos) {
+      verb = "watch";
+    } else {
+      verb = named ? "get" : "list";
+    }
+  } else if (method == "POST") {
+    verb = "create";
+  } else if (method == "PUT") {
+    verb = "update";
+  } else if (method == "PATCH") {
+    verb = "patch";
+  } else if (method == "DELETE") {
+    verb = "delete";
+  }
+  return {verb, resource};
+}
+
+Result<HttpResponse> MeteredTransport::send(const HttpRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  Result<HttpResponse> r = inner_->send(request);
+  if (metrics_ != nullptr) {
+    auto [verb, resource] = classify(request.method, request.url);
+    metrics_->kubeRequest(
+        verb, resource, r ? r->status : 0,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return r;
+}
+
+Result<StreamResult> MeteredTransport::stream(const HttpRequest& request,
+                                              const LineCallback& onLine, CancelSource& cancel) {
+  const auto start = std::chrono::steady_clock::now();
+  Result<StreamResult> r = inner_->stream(request, onLine, cancel);
+  if (metrics_ != nullptr) {
+    auto [verb, resource] = classify(request.method, request.url);
+    metrics_->kubeRequest(
+        verb, resource, r ? r->response.status : 0,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Observers: k8sclient hooks → ControllerMetrics.
+
+class Controller::Observers final : public ReflectorObserver, public WorkQueueObserver {
+ public:
+  explicit Observers(ControllerMetrics& m) : m_(m) {}
+  void onWatchRestart(std::string_view, std::string_view reason) override {
+    m_.watchRestart(reason);
+  }
+  void onListed(std::string_view, std::size_t items, std::chrono::milliseconds took) override {
+    m_.listed();
+    spdlog::info("listed {} completed workflows in {} ms", items, took.count());
+  }
+  void onAdd(std::string_view) override { m_.queueAdd(); }
+  void onDepth(std::string_view, std::size_t depth) override { m_.queueDepth(depth); }
+  void onQueueLatency(std::string_view, std::chrono::nanoseconds waited) override {
+    m_.queueLatency(std::chrono::duration<double>(waited).count());
+  }
+  void onWorkDuration(std::string_view, std::chrono::nanoseconds took) override {
+    m_.workDuration(std::chrono::duration<double>(took).count());
+  }
+  void onRetry(std::string_view) override { m_.queueRetry(); }
+
+ private:
+  ControllerMetrics& m_;
+};
+
+// ---------------------------------------------------------------------------
+// Controller
+
+Controller::Controller(Options options, KubeClient& kube, WorkflowApi& api, KfpReporter* kfp,
+                       EventSink& events, Clock& clock, ControllerMetrics* metrics)
+    : options_(std::move(options)),
+      kube_(kube),
+      clock_(clock),
+      metrics_(metrics != nullptr ? metrics : &noMetrics_),
+      observers_(std::make_unique<Observers>(*metrics_)),
+      reconciler_(api, kfp, events, clock, options_.correction, metrics_) {}
+
+Controller::~Controller() {
+  stopWorkers(std::chrono::seconds(30));
+  stopInformer();
+}
+
+void Controller::startInformer() {
+  ReflectorOptions ro;
+  ro.resource = resources::kWorkflows;
+  ro.namespaceName = options_.namespaceName;
+  ro.labelSelector = options_.labelSelector;
+  ro.minWatchTimeout = options_.minWatchTimeout;
+  ro.maxWatchTimeout = options_.maxWatchTimeout;
+  const CorrectionConfig correction = options_.correction;
+  Clock* clock = &clock_;
+  auto transform = [correction, clock](const ObjectMeta&,
+                                       std::string_view raw) -> Result<WorkflowRecord> {
+    return projectWorkflow(raw, correction, clock->wallNow());
+  };
+  Informer<WorkflowRecord>::Handlers handlers;
+  handlers.onAdd = [this](const std::string& key, const Informer<WorkflowRecord>::Ptr& rec) {
+    metrics_->watchEvent("ADDED");
+    metrics_->runSeen(*rec);
+    metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
+    if (rec->needsWork())
+      enqueue(key);
+  };
+  handlers.onUpdate = [this](const std::string& key, const Informer<WorkflowRecord>::Ptr&,
+                             const Informer<WorkflowRecord>::Ptr& rec) {
+    metrics_->watchEvent("MODIFIED");
+    if (rec->needsWork())
+      enqueue(key);
+  };
+  handlers.onDelete = [this](const std::string& key, const Informer<WorkflowRecord>::Ptr&, bool) {
+    metrics_->watchEvent("DELETED");
+    metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
+    std::lock_guard<std::mutex> g(mu_);
+    if (queue_)
+      queue_->forget(key);
+  };
+  informer_ = std::make_unique<Informer<WorkflowRecord>>(kube_, clock_, ro, transform, handlers,
+                                                         observers_.get());
+  informer_->start();
+}
+
+bool Controller::hasSynced() const {
+  return informer_ && informer_->hasSynced();
+}
+
+void Controller::enqueue(const std::string& key) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (queue_ && !stopping_)
+    queue_->add(key);
+}
+
+void Controller::startWorkers() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (queue_)
+      return;
+    std::vector<std::unique_ptr<RateLimiter>> limiters;
+    limiters.push_back(std::make_unique<ItemExponentialFailureRateLimiter>(
+        std::chrono::milliseconds(5), options_.maxRetryDelay));
+    limiters.push_back(std::make_unique<BucketRateLimiter>(clock_, 10.0, 100));
+    queue_ = std::make_unique<WorkQueue>("workflows", clock_,
+                                         std::make_unique<MaxOfRateLimiter>(std::move(limiters)),
+                                         observers_.get());
+    stopping_ = false;
+  }
+  // Everything the cache already knows that still needs a step.
+  std::size_t queued = 0;
+  if (informer_) {
+    for (const std::string& key : informer_->keys()) {
+      auto rec = informer_->get(key);
+      if (rec && rec->needsWork()) {
+        enqueue(key);
+        ++queued;
+      }
+    }
+  }
+  metrics_->workers(0, options_.workers);
+  spdlog::info("leading: starting {} workers, {} runs queued", options_.workers, queued);
+  std::lock_guard<std::mutex> g(mu_);
+  for (int i = 0; i < options_.workers; ++i)
+    workers_.emplace_back([this] { workerLoop(); });
+}
+
+void Controller::workerLoop() {
+  WorkQueue* queue = nullptr;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    queue = queue_.get();
+  }
+  while (auto key = queue->get()) {
+    if (stopping_) {
+      // Hand the key back: it stays in the informer's cache (needsWork) and
+      // the next leader picks it up.
+      queue->done(*key);
+      continue;
+    }
+    metrics_->workers(++active_, options_.workers);
+    process(*key);
+    metrics_->workers(--active_, options_.workers);
+    queue->done(*key);
+    metrics_->queueGauges(std::chrono::duration<double>(queue->unfinishedWork()).count(),
+                          std::chrono::duration<double>(queue->longestRunningProcessor()).count());
+  }
+}
+
+void Controller::process(const std::string& key) {
+  WorkQueue& queue = *queue_;
+  auto rec = informer_ ? informer_->get(key) : nullptr;
+  if (!rec || !rec->needsWork()) {
+    // Deleted, or the cache already shows the work done.
+    queue.forget(key);
+    return;
+  }
+  const std::size_t slash = key.find('/');
+  const std::string ns = slash == std::string::npos ? "" : key.substr(0, slash);
+  const std::string name = slash == std::string::npos ? key : key.substr(slash + 1);
+  const auto start = std::chrono::steady_clock::now();
+  ReconcileOutcome out = reconciler_.reconcile(ns, name);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->reconciled(out.kind, seconds);
+  switch (out.kind) {
+    case ReconcileOutcome::Kind::kDone:
+      spdlog::debug("{}: {}", key, out.detail);
+      queue.forget(key);
+      break;
+    case ReconcileOutcome::Kind::kRetry:
+      spdlog::warn("{}: {} failed, retrying: {}", key, out.detail,
+                   out.error ? out.error->describe() : "");
+      if (out.error && out.error->retryAfter) {
+        queue.addAfter(key, *out.error->retryAfter);
+      } else {
+        queue.addRateLimited(key);
+      }
+      break;
+    case ReconcileOutcome::Kind::kRequeueAfter:
+      queue.forget(key);
+      queue.addAfter(key, out.after);
+      break;
+    case ReconcileOutcome::Kind::kDrop:
+      spdlog::error("{}: {} failed permanently (waiting for the next change): {}", key, out.detail,
+                    out.error ? out.error->describe() : "");
+      queue.forget(key);
+      break;
+  }
+}
+
+bool Controller::stopWorkers(std::chrono::milliseconds grace) {
+  std::vector<std::thread> workers;
+  WorkQueue* queue = nullptr;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!queue_ || stopping_)
+      return true;
+    stopping_ = true;
+    queue = queue_.get();
+    workers.swap(workers_);
+  }
+  queue->shutDown();
+  // Join with a deadline: a reconcile blocked on a slow API call may outlive
+  // the grace period; its progress is in annotations, so leaving is safe.
+  struct JoinState {
+    std::mutex m;
+    std::condition_variable cv;
+    bool joined = false;
+  };
+  auto state = std::make_shared<JoinState>();
+  auto shared = std::make_shared<std::vector<std::thread>>(std::move(workers));
+  std::thread joiner([state, shared] {
+    for (auto& t : *shared)
+      t.join();
+    std::lock_guard<std::mutex> g(state->m);
+    state->joined = true;
+    state->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lk(state->m);
+  const bool ok = state->cv.wait_for(lk, grace, [&] { return state->joined; });
+  lk.unlock();
+  if (!ok) {
+    // The queue stays alive for the stragglers; the process is about to exit.
+    spdlog::warn("shutdown: in-flight reconciles did not finish within {} ms", grace.count());
+    joiner.detach();
+    return false;
+  }
+  joiner.join();
+  std::lock_guard<std::mutex> g(mu_);
+  queue_.reset();
+  return true;
+}
+
+void Controller::stopInformer() {
+  if (informer_)
+    informer_->stop();
+}
+
+std::size_t Controller::tracked() const {
+  return informer_ ? informer_->size() : 0;
+}
+
+std::size_t Controller::pending() const {
+  if (!informer_)
+    return 0;
+  std::size_t n = 0;
+  for (const std::string& key : informer_->keys()) {
+    auto rec = informer_->get(key);
+    if (rec && rec->needsWork())
+      ++n;
+  }
+  return n;
+}
+
+std::shared_ptr<const WorkflowRecord> Controller::record(const std::string& key) const {
+  return informer_ ? informer_->get(key) : nullptr;
+}
+
+}  // namespace exitrec

@@ -1,0 +1,108 @@
+#pragma once
+// The correction state machine: pure decisions, no I/O.
+//
+// Given a Workflow (engine model), the engine's Verdict on it and the
+// controller's own annotations already on it, decideNextStep() says what to do
+// next for that run:
+//
+//   record  → report to KFP (direct mode, corrected runs only) → event → done
+//
+// Each step leaves a marker annotation (see controller/annotations.h), so the
+// decision is a function of the object alone: restart-safe, idempotent, and a
+// crash between two steps resumes at the step that did not finish.
+//
+// Safety rules enforced here:
+// - A workflow that is not completed (label workflows.argoproj.io/completed
+//   != "true" or a non-final status.phase) is never touched: Argo owns it.
+// - Only KFP runs (label pipeline/runid) are written to; plain Argo workflows
+//   are evaluated for metrics only.
+// - The record patch (the one that rewrites phase/labels) carries
+//   metadata.resourceVersion, so a stale decision gives 409 and is redone.
+//   Marker patches touch a single annotation of ours and are not guarded
+//   (see markerPatch in the .cpp: a conflict there would repeat a KFP report).
+// - The completed label is never written, so never removed.
+//
+// Thread-safety: all functions are pure and may be called concurrently.
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "engine/outcome.h"
+#include "engine/workflow.h"
+
+namespace exitrec {
+
+enum class KfpReportMode : std::uint8_t {
+  kDirect,            // POST the corrected Workflow to the KFP report API ourselves
+  kPersistenceAgent,  // remove pipeline/persistedFinalState; KFP's agent re-reports
+};
+std::string_view kfpReportModeName(KfpReportMode mode);  // "direct" | "persistence-agent"
+
+struct CorrectionConfig {
+  bool correct = true;  // false: observe only (annotations + event, phase untouched)
+  KfpReportMode kfpReport = KfpReportMode::kDirect;
+  ExitTaskFailurePolicy exitTaskFailure = ExitTaskFailurePolicy::kIgnore;
+};
+
+// Progress markers read back from the annotations.
+struct CorrectionProgress {
+  bool recorded = false;  // true-phase annotation present
+  std::string action;     // ann::kAction value, "" when not recorded
+  Phase truePhase = Phase::kNone;
+  Phase reportedPhase = Phase::kNone;
+  bool kfpReported = false;
+  bool kfpReportFailed = false;
+  bool eventEmitted = false;
+};
+CorrectionProgress readProgress(const std::map<std::string, std::string>& annotations);
+
+enum class StepKind : std::uint8_t {
+  kNone,         // nothing to do; NextStep::why says why
+  kRecord,       // send NextStep::patch (guarded merge patch)
+  kReportToKfp,  // POST the current object to KFP, verify the run state, then
+                 // send kfpReportedPatch() or kfpReportFailedPatch()
+  kEmitEvent,    // emit the event described in NextStep, then send NextStep::patch (marker)
+};
+std::string_view stepKindName(StepKind kind);  // "none", "record", "kfp-report", "event"
+
+struct NextStep {
+  StepKind kind = StepKind::kNone;
+  // kNone: "not-completed", "not-kfp-run", "not-evaluable", "healthy", "done".
+  // Otherwise a short description for logs, e.g. "record corrected".
+  std::string why;
+  std::string patch;   // merge patch JSON for kRecord and kEmitEvent
+  std::string action;  // kRecord: the ann::kAction value written
+  // kEmitEvent only:
+  std::string eventType;  // "Warning"
+  std::string eventReason;
+  std::string eventMessage;
+};
+
+// Whether the workflow is completed in the sense the controller acts on:
+// completed label "true" and a final status.phase.
+bool isCompletedRun(const Workflow& wf);
+
+NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const CorrectionConfig& config,
+                        Clock::WallTime now);
+
+// Marker patches for the outcome of a kReportToKfp step.
+std::string kfpReportedPatch(Clock::WallTime now);
+std::string kfpReportFailedPatch(std::string_view error);
+
+// The corrected status.message: the original kept, plus what really failed.
+std::string correctedMessage(const Workflow& wf, const Verdict& verdict);
+
+// "fail-op: Error (exit code 1); print-op: ..." for at most `limit` failures.
+std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t limit = 3);
+
+// Most failures the failures annotation holds (annotations are size-limited).
+inline constexpr std::size_t kMaxRecordedFailures = 20;
+
+// Event reasons.
+inline constexpr std::string_view kReasonCorrected = "RunPhaseCorrected";
+inline constexpr std::string_view kReasonMisreported = "RunPhaseMisreported";
+inline constexpr std::string_view kReasonExitTaskFailed = "ExitTaskFailed";
+
+}  // namespace exitrec

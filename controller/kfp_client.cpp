@@ -1,0 +1,147 @@
+#include "controller/kfp_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+
+namespace exitrec {
+namespace {
+
+using nlohmann::json;
+
+std::string trimSlash(std::string url) {
+  while (!url.empty() && url.back() == '/')
+    url.pop_back();
+  return url;
+}
+
+// Run IDs are UUIDs; escape anything else so a label value cannot change the path.
+std::string escapePathSegment(std::string_view in) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Error classifyKfpError(std::string_view operation, int status, const HttpHeaders& headers,
+                       std::string_view body) {
+  std::string message;
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_object()) {
+    if (auto m = parsed.find("message"); m != parsed.end() && m->is_string()) {
+      message = m->get<std::string>();
+    } else if (auto e = parsed.find("error"); e != parsed.end() && e->is_string()) {
+      message = e->get<std::string>();
+    }
+  }
+  if (message.empty())
+    message = std::string(body.substr(0, 256));
+  std::string text =
+      std::string(operation) + ": KFP answered HTTP " + std::to_string(status) + ": " + message;
+  ErrorCode code = ErrorCode::kInvalid;
+  if (status == 401) {
+    code = ErrorCode::kUnauthorized;
+  } else if (status == 403) {
+    code = ErrorCode::kForbidden;
+  } else if (status == 404) {
+    code = ErrorCode::kNotFound;
+  } else if (status == 429) {
+    code = ErrorCode::kTooManyRequests;
+  } else if (status >= 500 || status == 408) {
+    code = ErrorCode::kTransient;
+  }
+  Error e(code, std::move(text));
+  e.httpStatus = status;
+  if (const std::string* ra = headers.find("Retry-After")) {
+    try {
+      e.retryAfter = std::chrono::seconds(std::stoi(*ra));
+    } catch (const std::exception&) {
+      // An HTTP-date Retry-After is rare from KFP; the rate limiter applies.
+    }
+  }
+  return e;
+}
+
+KfpClient::KfpClient(HttpTransport& transport, TokenSource token, Options options, RequestHook hook)
+    : transport_(transport),
+      token_(std::move(token)),
+      options_(std::move(options)),
+      hook_(std::move(hook)) {
+  options_.baseUrl = trimSlash(options_.baseUrl);
+}
+
+std::string KfpClient::reportBody(std::string_view workflowJson) {
+  return json(std::string(workflowJson)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<HttpResponse> KfpClient::exchange(std::string_view operation, HttpRequest request) {
+  request.timeout = options_.timeout;
+  request.headers.set("Accept", "application/json");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Result<std::string> token = token_.token();
+    if (!token)
+      return token.error();
+    if (!token->empty())
+      request.headers.set("Authorization", "Bearer " + *token);
+    const auto start = std::chrono::steady_clock::now();
+    Result<HttpResponse> response = transport_.send(request);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (hook_)
+      hook_(operation, response ? response->status : 0, seconds);
+    if (!response)
+      return response.error();
+    if (response->status == 401 && attempt == 0 && token_.invalidate())
+      continue;
+    if (response->status < 200 || response->status > 299) {
+      return classifyKfpError(std::string(operation) + " " + request.method + " " + request.url,
+                              response->status, response->headers, response->body);
+    }
+    return response;
+  }
+  // Unreachable: the second attempt always returns.
+  std::abort();
+}
+
+Status KfpClient::reportWorkflow(std::string_view workflowJson) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = options_.baseUrl + "/apis/v1beta1/workflows";
+  req.headers.set("Content-Type", "application/json");
+  req.body = reportBody(workflowJson);
+  Result<HttpResponse> r = exchange("report", std::move(req));
+  if (!r)
+    return r.error();
+  return Status::okStatus();
+}
+
+Result<std::string> KfpClient::runState(const std::string& runId) {
+  HttpRequest req;
+  req.method = "GET";
+  req.url = options_.baseUrl + "/apis/v2beta1/runs/" + escapePathSegment(runId);
+  Result<HttpResponse> r = exchange("get_run", std::move(req));
+  if (!r)
+    return r.error();
+  json run = json::parse(r->body, nullptr, false);
+  if (!run.is_object()) {
+    return Error(ErrorCode::kTransient, "get_run " + runId + ": KFP answered a non-object body");
+  }
+  auto state = run.find("state");
+  if (state == run.end() || !state->is_string()) {
+    // proto JSON omits unset enums: the state is RUNTIME_STATE_UNSPECIFIED.
+    return std::string("RUNTIME_STATE_UNSPECIFIED");
+  }
+  return state->get<std::string>();
+}
+
+}  // namespace exitrec

@@ -1,0 +1,175 @@
+// ControllerMetrics on top of the deploy module's Metrics (metrics/metrics.h).
+// This is the only controller file that includes metrics.h: its enums share
+// names with k8sclient's, so the two never meet in one translation unit.
+
+#include <cmath>
+
+#include "controller/controller_metrics.h"
+#include "metrics/metrics.h"
+#include "metrics/server.h"
+
+namespace exitrec {
+namespace {
+
+StepResult stepResult(std::string_view result) {
+  if (result == "success")
+    return StepResult::kSuccess;
+  if (result == "conflict")
+    return StepResult::kConflict;
+  if (result == "permanent")
+    return StepResult::kPermanentError;
+  return StepResult::kTransientError;
+}
+
+class PrometheusControllerMetrics final : public ControllerMetrics {
+ public:
+  PrometheusControllerMetrics(Metrics& m, ExitTaskFailurePolicy policy)
+      : m_(m), queue_(m.queue("workflows")), policy_(policy) {}
+
+  void onStep(StepKind kind, std::string_view action, std::string_view result) override {
+    CorrectionStep step = CorrectionStep::kWorkflowPatch;
+    if (kind == StepKind::kReportToKfp && action == "report")
+      step = CorrectionStep::kKfpReport;
+    if (kind == StepKind::kReportToKfp && action == "verify")
+      step = CorrectionStep::kKfpVerify;
+    if (kind == StepKind::kEmitEvent)
+      step = CorrectionStep::kEvent;
+    m_.correctionStep(step, stepResult(result));
+  }
+
+  void onReportVerified(std::optional<std::chrono::duration<double>> sinceFinish) override {
+    if (sinceFinish)
+      m_.observeCorrectionLatency(sinceFinish->count());
+  }
+
+  void runSeen(const WorkflowRecord& r) override {
+    const std::string_view generation = generationName(r.generation);
+    RunVerdict verdict = RunVerdict::kCorrect;
+    if (!r.completed) {
+      verdict = RunVerdict::kInProgress;
+    } else if (!r.evaluable) {
+      verdict = RunVerdict::kNotEvaluable;
+    } else if (r.misreported) {
+      verdict = RunVerdict::kMisreported;
+    }
+    m_.runEvaluated(generation, verdict);
+    if (r.misreported)
+      m_.misreportDetected(generation, r.cause);
+    for (const auto& [body, exitTask] : r.exitHandlers) {
+      m_.exitHandlerObserved(generation, phaseName(body),
+                             exitTask == Phase::kNone ? "None" : phaseName(exitTask));
+    }
+    if (r.exitTaskFailed) {
+      m_.exitTaskFailure(generation, policy_ == ExitTaskFailurePolicy::kFail
+                                         ? ExitTaskFailurePolicyLabel::kFail
+                                         : ExitTaskFailurePolicyLabel::kIgnore);
+    }
+  }
+
+  void trackedWorkflows(std::size_t count) override {
+    m_.setTrackedWorkflows(static_cast<std::int64_t>(count));
+  }
+
+  void watchRestart(std::string_view reason) override {
+    WatchRestartReason r = WatchRestartReason::kError;
+    if (reason == "closed" || reason == "idle_timeout")
+      r = WatchRestartReason::kClosed;
+    if (reason == "gone_http" || reason == "gone_event")
+      r = WatchRestartReason::kExpired;
+    m_.watchRestart(WatchedResource::kWorkflows, r);
+  }
+
+  void watchEvent(std::string_view type) override {
+    WatchEventType t = WatchEventType::kModified;
+    if (type == "ADDED")
+      t = WatchEventType::kAdded;
+    if (type == "DELETED")
+      t = WatchEventType::kDeleted;
+    if (type == "BOOKMARK")
+      t = WatchEventType::kBookmark;
+    m_.watchEvent(WatchedResource::kWorkflows, t);
+  }
+
+  void listed() override { m_.watchActive(WatchedResource::kWorkflows); }
+
+  void queueAdd() override { queue_.add(); }
+  void queueDepth(std::size_t depth) override { queue_.setDepth(static_cast<std::int64_t>(depth)); }
+  void queueLatency(double seconds) override { queue_.observeQueueDuration(seconds); }
+  void workDuration(double seconds) override { queue_.observeWorkDuration(seconds); }
+  void queueRetry() override { queue_.retry(); }
+  void queueGauges(double unfinished, double longest) override {
+    queue_.setUnfinishedWork(unfinished);
+    queue_.setLongestRunningProcessor(longest);
+  }
+  void reconciled(ReconcileOutcome::Kind kind, double seconds) override {
+    ReconcileResult r = ReconcileResult::kSuccess;
+    if (kind == ReconcileOutcome::Kind::kRetry || kind == ReconcileOutcome::Kind::kDrop) {
+      r = ReconcileResult::kError;
+    } else if (kind == ReconcileOutcome::Kind::kRequeueAfter) {
+      r = ReconcileResult::kRequeueAfter;
+    }
+    queue_.reconciled(r, seconds);
+  }
+  void workers(int active, int max) override {
+    queue_.setActiveWorkers(active);
+    queue_.setMaxConcurrentReconciles(max);
+  }
+
+  void kubeRequest(std::string_view verb, std::string_view resource, int status,
+                   double seconds) override {
+    m_.apiRequest(verb, resource, status, seconds);
+  }
+  void kfpRequest(std::string_view operation, int status, double seconds) override {
+    m_.kfpRequest(operation == "report" ? KfpOperation::kReport : KfpOperation::kGetRun, status,
+                  seconds);
+  }
+  void leader(bool leading) override { m_.setLeader(leading); }
+
+ private:
+  Metrics& m_;
+  QueueMetrics& queue_;
+  ExitTaskFailurePolicy policy_;
+};
+
+}  // namespace
+
+std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metrics,
+                                                                   ExitTaskFailurePolicy policy) {
+  return std::make_unique<PrometheusControllerMetrics>(metrics, policy);
+}
+
+struct MetricsEndpoint::Impl {
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<ControllerMetrics> view;
+  std::unique_ptr<MetricsServer> server;
+};
+
+MetricsEndpoint::MetricsEndpoint() : impl_(std::make_unique<Impl>()) {}
+MetricsEndpoint::~MetricsEndpoint() = default;
+
+Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const Options& options) {
+  std::unique_ptr<MetricsEndpoint> ep(new MetricsEndpoint());
+  MetricsOptions mo;
+  mo.leaseName = options.leaseName;
+  mo.namespaceLabel = options.namespaceLabel;
+  ep->impl_->metrics = std::make_unique<Metrics>(mo);
+  ep->impl_->view = makePrometheusControllerMetrics(*ep->impl_->metrics, options.exitTaskFailure);
+  ep->view_ = ep->impl_->view.get();
+  auto server = MetricsServer::start(*ep->impl_->metrics, options.address);
+  if (!server) {
+    Error e = server.error();
+    e.message = "--metrics-addr " + options.address + ": " + e.message;
+    return e;
+  }
+  ep->impl_->server = std::move(server).value();
+  return ep;
+}
+
+int MetricsEndpoint::port() const {
+  return impl_->server ? impl_->server->port() : 0;
+}
+std::string MetricsEndpoint::exposition() const {
+  return impl_->metrics->exposition();
+}
+
+}  // namespace exitrec

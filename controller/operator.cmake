@@ -1,0 +1,30 @@
+# The operator (`exit-reconciler run` and `sandbox`); included from
+# controller/CMakeLists.txt.
+
+# exitrec_reconcile: the correction state machine and the reconciler (pure
+# decisions + execution through interfaces; no HTTP, no metrics library).
+add_library(exitrec_reconcile STATIC correction.cpp reconciler.cpp workflow_record.cpp)
+target_link_libraries(exitrec_reconcile
+  PUBLIC exitrec_options exitrec_common exitrec_engine
+  PRIVATE nlohmann_json::nlohmann_json spdlog::spdlog)
+
+# exitrec_kfp_client: the KFP report/run API client over k8sclient's HttpTransport.
+add_library(exitrec_kfp_client STATIC kfp_client.cpp)
+target_link_libraries(exitrec_kfp_client
+  PUBLIC exitrec_reconcile exitrec_k8s
+  PRIVATE nlohmann_json::nlohmann_json)
+
+# exitrec_operator: the controller runtime and the `run` subcommand.
+# metrics_bridge.cpp is the only file here that sees metrics/metrics.h.
+add_library(exitrec_operator STATIC
+  controller.cpp
+  health_server.cpp
+  logging.cpp
+  metrics_bridge.cpp
+  run_command.cpp
+  run_config.cpp)
+target_link_libraries(exitrec_operator
+  PUBLIC exitrec_reconcile exitrec_kfp_client exitrec_k8s exitrec_cli exitrec_options
+  PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
+
+target_link_libraries(exit-reconciler PRIVATE exitrec_operator)

@@ -1,0 +1,239 @@
+#include "controller/run_command.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "common/clock.h"
+#include "controller/controller.h"
+#include "controller/controller_metrics.h"
+#include "controller/health_server.h"
+#include "controller/kfp_client.h"
+#include "controller/logging.h"
+#include "k8sclient/cpprest_transport.h"
+#include "k8sclient/event_recorder.h"
+#include "k8sclient/kube_config.h"
+#include "k8sclient/leader_election.h"
+
+namespace exitrec {
+namespace {
+
+volatile std::sig_atomic_t gSignal = 0;
+void onSignal(int sig) {
+  gSignal = sig;
+}
+
+std::string defaultIdentity() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0)
+    std::snprintf(host, sizeof(host), "unknown");
+  std::random_device rd;
+  char suffix[17];
+  std::snprintf(suffix, sizeof(suffix), "%08x%08x", rd(), rd());
+  return std::string(host) + "_" + suffix;
+}
+
+}  // namespace
+
+int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleSignals,
+                  const RunHooks& hooks) {
+  Clock& clock = SystemClock::instance();
+  if (handleSignals) {
+    gSignal = 0;
+    std::signal(SIGTERM, onSignal);
+    std::signal(SIGINT, onSignal);
+  }
+
+  auto rest = loadRestConfig(config.kubeconfig);
+  if (!rest) {
+    spdlog::error("Kubernetes configuration: {}", rest.error().describe());
+    return 1;
+  }
+  spdlog::info("API server {} (from {})", rest->server, rest->source);
+
+  auto metricsEndpoint =
+      MetricsEndpoint::start({config.metricsAddr, config.leaseName, config.metricsNamespaceLabel,
+                              config.correction.exitTaskFailure});
+  if (!metricsEndpoint) {
+    spdlog::error("metrics server: {}", metricsEndpoint.error().describe());
+    return 1;
+  }
+  ControllerMetrics& metrics = (*metricsEndpoint)->metrics();
+  metrics.leader(false);
+
+  auto kubeTransport = makeCpprestTransport(rest->tls);
+  if (!kubeTransport) {
+    spdlog::error("Kubernetes transport: {}", kubeTransport.error().describe());
+    return 1;
+  }
+  auto metered = std::make_shared<MeteredTransport>(
+      std::shared_ptr<HttpTransport>(std::move(kubeTransport).value()), &metrics);
+  TokenSource kubeToken;
+  if (!rest->token.empty()) {
+    kubeToken = TokenSource::fixed(rest->token);
+  } else if (!rest->tokenFile.empty()) {
+    kubeToken = TokenSource::file(rest->tokenFile, clock);
+  }
+  KubeClient kube(metered, rest->server, kubeToken);
+
+  // KFP client (direct reporting only).
+  std::unique_ptr<HttpTransport> kfpTransport;
+  std::unique_ptr<KfpClient> kfp;
+  if (config.correction.kfpReport == KfpReportMode::kDirect) {
+    auto t = makeCpprestTransport(TlsOptions{});
+    if (!t) {
+      spdlog::error("KFP transport: {}", t.error().describe());
+      return 1;
+    }
+    kfpTransport = std::move(t).value();
+    TokenSource kfpToken =
+        config.kfpTokenFile.empty()
+            ? TokenSource()
+            : TokenSource::file(config.kfpTokenFile, clock, std::chrono::seconds(30));
+    kfp = std::make_unique<KfpClient>(
+        *kfpTransport, kfpToken, KfpClient::Options{config.kfpApiUrl, std::chrono::seconds(30)},
+        [&metrics](std::string_view op, int status, double seconds) {
+          metrics.kfpRequest(op, status, seconds);
+        });
+  }
+
+  const std::string identity =
+      config.leaderIdentity.empty() ? defaultIdentity() : config.leaderIdentity;
+  EventRecorder recorder(kube, clock, "exit-reconciler", identity);
+  RecorderEventSink events(recorder);
+  KubeWorkflowApi workflowApi(kube);
+
+  Controller::Options co;
+  co.namespaceName = config.namespaceName;
+  co.labelSelector = config.labelSelector();
+  co.workers = config.workers;
+  co.correction = config.correction;
+  co.maxRetryDelay = config.maxRetryDelay;
+  Controller controller(co, kube, workflowApi, kfp.get(), events, clock, &metrics);
+
+  auto health = HealthServer::start(config.healthAddr, [&controller](std::string& reason) {
+    if (controller.hasSynced())
+      return true;
+    reason = "workflow cache not synced yet";
+    return false;
+  });
+  if (!health) {
+    spdlog::error("health server: --health-addr {}: {}", config.healthAddr,
+                  health.error().describe());
+    return 1;
+  }
+
+  spdlog::info(
+      "starting: namespace={} selector=\"{}\" workers={} correct={} kfp-report={} "
+      "exit-task-failure={} leader-elect={} identity={}",
+      config.namespaceName.empty() ? "<all>" : config.namespaceName, co.labelSelector,
+      config.workers, config.correction.correct, kfpReportModeName(config.correction.kfpReport),
+      config.correction.exitTaskFailure == ExitTaskFailurePolicy::kFail ? "fail" : "ignore",
+      config.leaderElect, identity);
+  controller.startInformer();
+  if (hooks.onServing)
+    hooks.onServing((*health)->port(), (*metricsEndpoint)->port());
+
+  std::atomic<bool> lost{false};
+  std::unique_ptr<KubeLeaseLock> lock;
+  std::unique_ptr<LeaderElector> elector;
+  std::thread electorThread;
+  if (config.leaderElect) {
+    std::string leaseNs = config.leaseNamespace;
+    if (leaseNs.empty())
+      leaseNs = rest->namespaceName;
+    if (leaseNs.empty())
+      leaseNs = "default";
+    lock = std::make_unique<KubeLeaseLock>(kube, leaseNs, config.leaseName);
+    LeaderElectionConfig lc;
+    lc.identity = identity;
+    lc.leaseDuration = config.leaseDuration;
+    lc.renewDeadline = config.renewDeadline;
+    lc.retryPeriod = config.retryPeriod;
+    lc.releaseOnCancel = true;
+    lc.onStartedLeading = [&] {
+      spdlog::info("became leader of lease {}/{}", leaseNs, config.leaseName);
+      metrics.leader(true);
+      controller.startWorkers();
+    };
+    lc.onStoppedLeading = [&] {
+      metrics.leader(false);
+      if (!stop && gSignal == 0) {
+        spdlog::error("lost leadership of lease {}/{}; stopping", leaseNs, config.leaseName);
+        lost = true;
+      }
+    };
+    lc.onNewLeader = [](const std::string& who) { spdlog::info("current leader: {}", who); };
+    if (Status v = validateLeaderElectionConfig(lc); !v) {
+      spdlog::error("leader election: {}", v.error().describe());
+      return 2;
+    }
+    elector = std::make_unique<LeaderElector>(*lock, clock, lc);
+    electorThread = std::thread([&] { elector->run(); });
+  } else {
+    metrics.leader(true);
+    controller.startWorkers();
+  }
+
+  bool loggedSync = false;
+  while (!stop && gSignal == 0 && !lost) {
+    if (!loggedSync && controller.hasSynced()) {
+      loggedSync = true;
+      spdlog::info("cache synced: {} completed runs tracked, {} need a step", controller.tracked(),
+                   controller.pending());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  const auto began = std::chrono::steady_clock::now();
+  spdlog::info("shutting down ({})",
+               lost ? "leadership lost" : (gSignal != 0 ? "signal" : "requested"));
+  controller.stopInformer();
+  const bool drained = controller.stopWorkers(config.shutdownTimeout);
+  if (elector) {
+    elector->stop();  // releases the lease (releaseOnCancel)
+    electorThread.join();
+  }
+  metrics.leader(false);
+  spdlog::info("stopped in {} ms{}",
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - began)
+                   .count(),
+               drained ? "" : " (some in-flight work handed back unfinished)");
+  spdlog::default_logger()->flush();
+  if (!drained) {
+    // Workers still blocked in I/O own objects on this stack; leave now.
+    std::_Exit(lost ? 1 : 0);
+  }
+  return lost ? 1 : 0;
+}
+
+int runRun(int argc, char** argv) {
+  cli::FlagParser parser = runFlagParser();
+  auto args = parser.parse(std::span<char* const>(argv + 1, static_cast<std::size_t>(argc - 1)));
+  if (!args)
+    return cli::usageError(std::cerr, parser, args.error());
+  if (args->helpRequested()) {
+    std::cout << parser.help();
+    return cli::kExitOk;
+  }
+  if (!args->positional().empty()) {
+    return cli::usageError(std::cerr, parser,
+                           Error(ErrorCode::kInvalidInput,
+                                 "unexpected argument \"" + args->positional().front() + "\""));
+  }
+  auto config = parseRunConfig(*args);
+  if (!config)
+    return cli::usageError(std::cerr, parser, config.error());
+  if (Status s = setupLogging(config->logFormat, config->logLevel); !s) {
+    return cli::usageError(std::cerr, parser, s.error());
+  }
+  std::atomic<bool> stop{false};
+  return runController(*config, stop, /*handleSignals=*/true);
+}
+
+}  // namespace exitrec

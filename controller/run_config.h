@@ -1,0 +1,53 @@
+#pragma once
+// Configuration of `exit-reconciler run`: every flag, its environment form
+// (EXIT_RECONCILER_<FLAG_IN_CAPS>) and its validation. Pure apart from the
+// token-file check; errors are kInvalidInput naming the flag and the value.
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "common/result.h"
+#include "controller/cli.h"
+#include "controller/correction.h"
+
+namespace exitrec {
+
+struct RunConfig {
+  std::string kubeconfig;
+  std::string namespaceName;  // "" = all namespaces
+  bool allWorkflows = false;
+  int workers = 2;
+  CorrectionConfig correction;
+  bool kfpReportExplicit = false;
+  std::string kfpApiUrl;
+  std::string kfpTokenFile;
+  bool leaderElect = true;
+  std::string leaseName = "kfp-exit-reconciler";
+  std::string leaseNamespace;  // "" = the controller's own namespace
+  std::string leaderIdentity;  // "" = hostname + random suffix
+  std::chrono::milliseconds leaseDuration{std::chrono::seconds(15)};
+  std::chrono::milliseconds renewDeadline{std::chrono::seconds(10)};
+  std::chrono::milliseconds retryPeriod{std::chrono::seconds(2)};
+  std::string healthAddr = ":8081";
+  std::string metricsAddr = ":8080";
+  std::string logFormat = "text";  // text | json
+  std::string logLevel = "info";
+  // Cap of the per-key retry backoff (KFP outages, conflicts): the work
+  // queue's exponential limiter never waits longer than this.
+  std::chrono::milliseconds maxRetryDelay{std::chrono::minutes(5)};
+  std::chrono::milliseconds shutdownTimeout{std::chrono::seconds(20)};
+  bool metricsNamespaceLabel = false;
+
+  // The informer's label selector.
+  std::string labelSelector() const;
+};
+
+// The flag table (used for parsing and --help).
+cli::FlagParser runFlagParser();
+
+// Parses and validates. `args` starts after the subcommand name.
+Result<RunConfig> parseRunConfig(const cli::ParsedArgs& args);
+
+}  // namespace exitrec

@@ -1,0 +1,58 @@
+#include "controller/workflow_record.h"
+
+#include <ctime>
+
+#include "controller/annotations.h"
+
+namespace exitrec {
+namespace {
+
+std::int64_t unixSeconds(const std::string& rfc3339) {
+  std::tm tm{};
+  if (rfc3339.size() < 19 ||
+      std::sscanf(rfc3339.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t t = timegm(&tm);
+  return t == static_cast<std::time_t>(-1) ? 0 : static_cast<std::int64_t>(t);
+}
+
+}  // namespace
+
+WorkflowRecord makeRecord(const Workflow& wf, const Verdict& verdict, const NextStep& next) {
+  WorkflowRecord r;
+  r.uid = wf.uid;
+  r.resourceVersion = wf.resourceVersion;
+  r.phase = wf.phase;
+  r.truePhase = verdict.truePhase;
+  r.generation = verdict.generation;
+  r.completed = isCompletedRun(wf);
+  r.kfpRun = wf.labels.count(std::string(lbl::kRunId)) != 0;
+  r.evaluable = verdict.evaluable;
+  r.misreported = verdict.misreported;
+  r.exitTaskFailed = !verdict.exitTaskFailures.empty();
+  r.cause = verdict.cause.value_or("");
+  r.nextStep = next.kind;
+  r.why = next.kind == StepKind::kNone ? next.why : std::string(stepKindName(next.kind));
+  r.exitHandlers.reserve(verdict.exitHandlers.size());
+  for (const ExitHandlerReport& h : verdict.exitHandlers) {
+    r.exitHandlers.emplace_back(h.bodyPhase, h.exitTaskPhase);
+  }
+  r.finishedAtUnix = unixSeconds(wf.finishedAt);
+  return r;
+}
+
+Result<WorkflowRecord> projectWorkflow(std::string_view rawWorkflow, const CorrectionConfig& config,
+                                       Clock::WallTime now) {
+  Result<Workflow> wf = parseWorkflowJson(rawWorkflow);
+  if (!wf)
+    return wf.error();
+  const Verdict verdict = evaluate(*wf, EvaluateOptions{config.exitTaskFailure});
+  const NextStep next = decideNextStep(*wf, verdict, config, now);
+  return makeRecord(*wf, verdict, next);
+}
+
+}  // namespace exitrec

@@ -1,0 +1,299 @@
+// The Reconciler driving the correction state machine against fakes, on
+// synthetic KFP runs evaluated by the real engine.
+
+#include "controller/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include "common/fake_clock.h"
+#include "controller/annotations.h"
+#include "sim/kfp/kfp_run_factory.h"
+#include "test/controller/fakes.h"
+
+namespace exitrec {
+namespace {
+
+using Kind = ReconcileOutcome::Kind;
+using nlohmann::json;
+using testing::FakeEvents;
+using testing::FakeKfp;
+using testing::FakeWorkflowApi;
+
+const std::string kNs = "kubeflow";
+
+std::string annotation(const json& obj, std::string_view key) {
+  const json& a = obj["metadata"]["annotations"];
+  auto it = a.find(std::string(key));
+  return it == a.end() ? "" : it->get<std::string>();
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { rebuild(); }
+  void rebuild() {
+    reconciler_ = std::make_unique<Reconciler>(api_, &kfp_, events_, clock_, config_, &observer_);
+  }
+  std::string add(KfpRunSpec spec) {
+    api_.put(makeKfpRunJson(spec));
+    return spec.name;
+  }
+  ReconcileOutcome reconcile(const std::string& name) { return reconciler_->reconcile(kNs, name); }
+  json object(const std::string& name) { return api_.object(kNs, name); }
+
+  struct CountingObserver : ReconcileObserver {
+    void onVerdict(const Verdict& v) override {
+      ++verdicts;
+      if (v.misreported)
+        ++misreported;
+    }
+    void onStep(StepKind kind, std::string_view, std::string_view result) override {
+      steps.push_back(std::string(stepKindName(kind)) + ":" + std::string(result));
+    }
+    void onReportVerified(std::optional<std::chrono::duration<double>> latency) override {
+      ++verified;
+      lastLatency = latency;
+    }
+    int verdicts = 0, misreported = 0, verified = 0;
+    std::optional<std::chrono::duration<double>> lastLatency;
+    std::vector<std::string> steps;
+  };
+
+  FakeWorkflowApi api_;
+  FakeKfp kfp_;
+  FakeEvents events_;
+  FakeClock clock_;
+  CorrectionConfig config_;
+  CountingObserver observer_;
+  std::unique_ptr<Reconciler> reconciler_;
+};
+
+KfpRunSpec masked(std::string name) {
+  KfpRunSpec s;
+  s.shape = RunShape::kV2Sibling;
+  s.name = std::move(name);
+  s.bodyFails = true;
+  return s;
+}
+
+TEST_F(ReconcilerTest, MisreportedRunIsRecordedReportedAndAnnouncedInOnePass) {
+  const std::string name = add(masked("masked"));
+  ReconcileOutcome r = reconcile(name);
+  EXPECT_EQ(r.kind, Kind::kDone) << r.detail;
+  json wf = object(name);
+  EXPECT_EQ(wf["status"]["phase"], "Failed");
+  EXPECT_EQ(wf["metadata"]["labels"][std::string(lbl::kPhase)], "Failed");
+  EXPECT_EQ(wf["metadata"]["labels"][std::string(lbl::kCompleted)], "true");
+  EXPECT_EQ(annotation(wf, ann::kTruePhase), "Failed");
+  EXPECT_EQ(annotation(wf, ann::kReportedPhase), "Succeeded");
+  EXPECT_EQ(annotation(wf, ann::kAction), "corrected");
+  EXPECT_FALSE(annotation(wf, ann::kCause).empty());
+  json failures = json::parse(annotation(wf, ann::kFailures));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0]["message"], "Error (exit code 1)");
+  EXPECT_EQ(failures[0]["nodeName"], "masked.root.exit-handler-1.op-0.executor");
+  // Messages name the task, not KFP's generic "executor" node.
+  EXPECT_NE(wf["status"]["message"].get<std::string>().find("op-0: Error (exit code 1)"),
+            std::string::npos)
+      << wf["status"]["message"];
+  EXPECT_FALSE(annotation(wf, ann::kKfpReportedAt).empty());
+  EXPECT_FALSE(annotation(wf, ann::kEventEmittedAt).empty());
+
+  // KFP got the patched object: Failed, with the resourceVersion of the patch.
+  ASSERT_EQ(kfp_.reported.size(), 1u);
+  EXPECT_EQ(kfp_.reported[0]["status"]["phase"], "Failed");
+  EXPECT_EQ(annotation(kfp_.reported[0], ann::kTruePhase), "Failed");
+  ASSERT_EQ(events_.events.size(), 1u);
+  EXPECT_EQ(events_.events[0].reason, "RunPhaseCorrected");
+  EXPECT_EQ(events_.events[0].type, "Warning");
+  EXPECT_EQ(events_.events[0].target.name, name);
+  EXPECT_NE(events_.events[0].message.find("op-0: Error (exit code 1)"), std::string::npos)
+      << events_.events[0].message;
+  EXPECT_EQ(observer_.misreported, 1);
+  EXPECT_EQ(observer_.verified, 1);
+  ASSERT_TRUE(observer_.lastLatency.has_value());
+
+  // Idempotent: a second pass changes nothing.
+  const int patches = api_.appliedPatches;
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(api_.appliedPatches, patches);
+  EXPECT_EQ(kfp_.attempts, 1);
+  EXPECT_EQ(events_.events.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, HealthyRunningAndPlainArgoRunsAreLeftUntouched) {
+  KfpRunSpec healthy;
+  healthy.name = "healthy";
+  KfpRunSpec running = masked("running");
+  running.completed = false;
+  KfpRunSpec argo = masked("argo");
+  argo.shape = RunShape::kArgo;
+  KfpRunSpec hookFailed = masked("hook-body-failed");  // ≥2.4: already Failed
+  hookFailed.shape = RunShape::kV2Hook;
+  for (const KfpRunSpec& s : {healthy, running, argo, hookFailed}) {
+    add(s);
+    EXPECT_EQ(reconcile(s.name).kind, Kind::kDone) << s.name;
+  }
+  EXPECT_EQ(api_.patches.size(), 0u);
+  EXPECT_EQ(kfp_.attempts, 0);
+  EXPECT_TRUE(events_.events.empty());
+}
+
+TEST_F(ReconcilerTest, ConflictOnTheRecordPatchRefetchesAndDecidesAgain) {
+  const std::string name = add(masked("conflict"));
+  api_.concurrentWritesBeforeNextPatch = 1;
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(api_.conflicts, 1);
+  json wf = object(name);
+  EXPECT_EQ(wf["status"]["phase"], "Failed");
+  // The other writer's change survived; exactly one report and one event.
+  EXPECT_FALSE(annotation(wf, "other-writer").empty());
+  EXPECT_EQ(kfp_.reported.size(), 1u);
+  EXPECT_EQ(events_.events.size(), 1u);
+  EXPECT_NE(std::find(observer_.steps.begin(), observer_.steps.end(), "record:conflict"),
+            observer_.steps.end());
+}
+
+TEST_F(ReconcilerTest, EndlessConflictsGiveTheKeyBackToTheRateLimiter) {
+  const std::string name = add(masked("hot"));
+  api_.concurrentWritesBeforeNextPatch = 100;
+  ReconcileOutcome r = reconcile(name);
+  EXPECT_EQ(r.kind, Kind::kRetry);
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->code, ErrorCode::kConflict);
+  EXPECT_EQ(object(name)["status"]["phase"], "Succeeded");
+}
+
+TEST_F(ReconcilerTest, KfpOutageIsRetriedThroughTheQueueAndReportedOnceItEnds) {
+  const std::string name = add(masked("outage"));
+  kfp_.reportErrors = {Error(ErrorCode::kTransient, "503 Service Unavailable"),
+                       Error(ErrorCode::kTransient, "503 Service Unavailable")};
+  EXPECT_EQ(reconcile(name).kind, Kind::kRetry);
+  EXPECT_EQ(reconcile(name).kind, Kind::kRetry);
+  json wf = object(name);
+  EXPECT_EQ(wf["status"]["phase"], "Failed");  // recorded before the outage mattered
+  EXPECT_TRUE(annotation(wf, ann::kKfpReportedAt).empty());
+  EXPECT_TRUE(events_.events.empty());
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(kfp_.reported.size(), 1u);
+  EXPECT_EQ(kfp_.attempts, 3);
+  EXPECT_EQ(events_.events.size(), 1u);
+  // Only one record patch was ever applied (no re-correction on retries).
+  int records = 0;
+  for (const std::string& p : api_.patches)
+    records += p.find("\"status\"") != std::string::npos;
+  EXPECT_EQ(records, 1);
+}
+
+TEST_F(ReconcilerTest, KfpBadRequestIsRecordedAndNotRetried) {
+  const std::string name = add(masked("rejected"));
+  Error bad(ErrorCode::kInvalid, "missing the Run ID label");
+  bad.httpStatus = 400;
+  kfp_.reportErrors = {bad};
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  json wf = object(name);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportError), "missing the Run ID label");
+  EXPECT_TRUE(annotation(wf, ann::kKfpReportedAt).empty());
+  ASSERT_EQ(events_.events.size(), 1u);
+  EXPECT_NE(events_.events[0].message.find("KFP rejected"), std::string::npos);
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(kfp_.attempts, 1);
+}
+
+TEST_F(ReconcilerTest, VerifyMismatchIsRetried) {
+  const std::string name = add(masked("stale-kfp"));
+  kfp_.stickyState = "SUCCEEDED";
+  ReconcileOutcome r = reconcile(name);
+  EXPECT_EQ(r.kind, Kind::kRetry);
+  EXPECT_NE(r.error->message.find("SUCCEEDED"), std::string::npos);
+  EXPECT_TRUE(annotation(object(name), ann::kKfpReportedAt).empty());
+  kfp_.stickyState.reset();
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
+}
+
+TEST_F(ReconcilerTest, ACrashBetweenStepsResumesAtTheStepThatDidNotFinish) {
+  const std::string name = add(masked("crash"));
+  // The event step fails transiently: the process "dies" after the report.
+  events_.errors = {Error(ErrorCode::kTransient, "connection refused")};
+  EXPECT_EQ(reconcile(name).kind, Kind::kRetry);
+  EXPECT_EQ(kfp_.attempts, 1);
+  // A new process (fresh reconciler, same store) resumes at the event.
+  rebuild();
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(kfp_.attempts, 1);
+  EXPECT_EQ(events_.events.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, PermanentEventFailureDoesNotBlockTheKey) {
+  const std::string name = add(masked("rbac"));
+  events_.errors = {Error(ErrorCode::kForbidden, "events is forbidden")};
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_FALSE(annotation(object(name), ann::kEventEmittedAt).empty());
+}
+
+TEST_F(ReconcilerTest, ObserveModeRecordsAndWarnsWithoutCorrecting) {
+  config_.correct = false;
+  rebuild();
+  const std::string name = add(masked("observed"));
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  json wf = object(name);
+  EXPECT_EQ(wf["status"]["phase"], "Succeeded");
+  EXPECT_EQ(annotation(wf, ann::kAction), "observed");
+  EXPECT_EQ(kfp_.attempts, 0);
+  ASSERT_EQ(events_.events.size(), 1u);
+  EXPECT_EQ(events_.events[0].reason, "RunPhaseMisreported");
+}
+
+TEST_F(ReconcilerTest, PersistenceAgentModeDropsTheFinalStateLabelAndDoesNotReport) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  rebuild();
+  KfpRunSpec spec = masked("agent");
+  api_.put(makeKfpRunJson(spec));
+  api_.mutate(kNs, spec.name,
+              [](json& wf) { wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  json wf = object(spec.name);
+  EXPECT_FALSE(wf["metadata"]["labels"].contains("pipeline/persistedFinalState"));
+  EXPECT_EQ(wf["status"]["phase"], "Failed");
+  EXPECT_EQ(kfp_.attempts, 0);
+  EXPECT_EQ(events_.events.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, ExitTaskFailureOnHookRunsFollowsThePolicy) {
+  KfpRunSpec spec;
+  spec.shape = RunShape::kV2Hook;
+  spec.name = "exit-failed";
+  spec.exitTaskFails = true;
+  add(spec);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  json wf = object(spec.name);
+  EXPECT_EQ(wf["status"]["phase"], "Succeeded");  // ignore: phase left alone
+  EXPECT_EQ(annotation(wf, ann::kAction), "exit-task-ignored");
+  EXPECT_EQ(annotation(wf, ann::kCause), "exit-task-failed");
+  ASSERT_EQ(events_.events.size(), 1u);
+  EXPECT_EQ(events_.events[0].reason, "ExitTaskFailed");
+  EXPECT_EQ(kfp_.attempts, 0);
+
+  config_.exitTaskFailure = ExitTaskFailurePolicy::kFail;
+  rebuild();
+  spec.name = "exit-failed-strict";
+  add(spec);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  wf = object(spec.name);
+  EXPECT_EQ(wf["status"]["phase"], "Failed");
+  EXPECT_EQ(annotation(wf, ann::kAction), "corrected");
+  EXPECT_EQ(kfp_.reported.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, GoneAndTransientGetErrorsAreClassified) {
+  EXPECT_EQ(reconcile("never-existed").kind, Kind::kDone);
+  const std::string name = add(masked("flaky"));
+  api_.getErrors = {Error(ErrorCode::kTransient, "connection reset")};
+  EXPECT_EQ(reconcile(name).kind, Kind::kRetry);
+  api_.patchErrors = {Error(ErrorCode::kForbidden, "workflows is forbidden")};
+  EXPECT_EQ(reconcile(name).kind, Kind::kDrop);
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+}
+
+}  // namespace
+}  // namespace exitrec

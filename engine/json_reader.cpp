@@ -9,6 +9,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <string>
@@ -209,16 +210,18 @@ class Decoder {
   template <typename Fn>
   bool fields(od::object& obj, const Path& path, Fn&& fn) {
     for (auto fieldResult : obj) {
-      od::field f;
-      if (auto e = std::move(fieldResult).get(f))
+      // By reference: copying field/value structs through the stack costs
+      // store-forwarding stalls on this, the hottest loop.
+      if (auto e = fieldResult.error())
         return fatal(e, path);
+      od::field& f = fieldResult.value_unsafe();
       std::string_view key = rawKey(f);
       if (key.data() == nullptr) {
         // The key has escapes: unescape it (rare; never in Kubernetes output).
         if (auto e = f.unescaped_key().get(key))
           return fatal(e, path);
       }
-      od::value val = f.value();
+      od::value& val = f.value();
       if (!fn(key, val))
         return false;
     }
@@ -241,9 +244,9 @@ class Decoder {
       return fatal(e, path);
     std::size_t i = 0;
     for (auto elResult : arr) {
-      od::value el;
-      if (auto e = elResult.get(el))
+      if (auto e = elResult.error())
         return fatal(e, path.at(i));
+      od::value& el = elResult.value_unsafe();
       if (!fn(i, el))
         return false;
       ++i;
@@ -363,6 +366,12 @@ class Decoder {
     return true;
   }
   std::vector<std::string_view>& scratch() { return scratch_; }
+  // Expected node count, to size Workflow::nodes once (0 = unknown). Derived
+  // from the document size: an Argo node takes a few hundred bytes of JSON.
+  std::size_t nodeHint() const { return nodeHint_; }
+  void hintNodesFromSize(std::size_t bytes) {
+    nodeHint_ = std::clamp<std::size_t>(bytes / 256, 16, std::size_t{1} << 20);
+  }
 
   // The key as written, straight from the padded input (no copy), or a null
   // view when it contains a backslash. Stage 1 has validated the string, so
@@ -383,6 +392,7 @@ class Decoder {
   std::optional<Error> error_;
   bool syntax_ = false;
   std::vector<std::string_view> scratch_;
+  std::size_t nodeHint_ = 0;
 };
 
 bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, bool idIsStable,
@@ -425,7 +435,7 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
           case 't':
             if (key == "type") {
               std::string_view s;
-              if (!d.string(val, s, p, false))
+              if (!d.viewString(val, s, p, wf, false))
                 return false;
               node.type = parseNodeType(s);
               haveType = true;
@@ -451,7 +461,7 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
           case 'p':
             if (key == "phase") {
               std::string_view s;
-              if (!d.string(val, s, p))
+              if (!d.viewString(val, s, p, wf))
                 return false;
               node.phase = parsePhase(s);
             }
@@ -503,6 +513,8 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
 
 bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
   const simdjson::padded_string* buf = d.backing().get();
+  if (wf.nodes.empty() && d.nodeHint() > 0)
+    wf.nodes.reserve(d.nodeHint());
   return d.object(v, path, [&](std::string_view key, od::value& val) {
     wf.nodes.emplace_back();
     bool stable = buf != nullptr && key.data() >= buf->data() &&
@@ -821,6 +833,7 @@ void decodeCompressedNodes(Decoder& outer, const std::string& compressed, Workfl
   od::document doc;
   Path root{nullptr, Path::Kind::kRoot, "status.compressedNodes(decoded)", 0};
   Decoder d(padded);
+  d.hintNodesFromSize(padded->size());
   if (auto e = parser.iterate(*padded).get(doc)) {
     d.fatal(e, root);
   } else {
@@ -896,7 +909,9 @@ namespace {
 
 Result<Workflow> decodeOne(od::value& v, const Path& root,
                            std::shared_ptr<const simdjson::padded_string> backing) {
+  std::size_t bytes = backing ? backing->size() : 0;
   Decoder d(std::move(backing));
+  d.hintNodesFromSize(bytes);
   Workflow wf;
   od::json_type t{};
   if (!d.type(v, t, root))
@@ -1003,6 +1018,7 @@ Status readJsonDocument(od::document& doc,
                         const std::string& origin, const WorkflowSink& sink) {
   Path root;
   Decoder d(backing);
+  d.hintNodesFromSize(backing->size());  // items decode with hint-less decoders
   auto syntax = [&](simdjson::error_code e) {
     d.fatal(e, root);
     return Status(d.takeError());

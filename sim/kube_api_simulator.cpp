@@ -412,6 +412,7 @@ struct KubeApiSimulator::Impl {
   std::vector<SimRequestRecord> mutations;
   std::string token;
   std::size_t watchers = 0;
+  std::size_t blockedByPause = 0;
 
   // ---- helpers (mu held) ----
 
@@ -750,7 +751,9 @@ void KubeApiSimulator::Impl::handle(const HttpRequest& req, HttpResponseWriter& 
   }
   {
     std::unique_lock<std::mutex> lock(mu);
+    ++blockedByPause;
     cv.wait(lock, [&] { return !paused || stopping; });
+    --blockedByPause;
     if (stopping) {
       lock.unlock();
       sendError(w, statusForCode(503, "the server is shutting down"));
@@ -1930,6 +1933,7 @@ void KubeApiSimulator::Impl::handleControl(const HttpRequest& req, HttpResponseW
     return ok({{"resourceVersion", std::to_string(rv)},
                {"compactedResourceVersion", std::to_string(compactedRv)},
                {"watches", watchers},
+               {"pausedRequests", blockedByPause},
                {"paused", paused}});
   }
   if (req.method != "POST")
@@ -2261,6 +2265,11 @@ std::vector<SimRequestRecord> KubeApiSimulator::mutationLog() const {
 std::string KubeApiSimulator::currentResourceVersion() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return std::to_string(impl_->rv);
+}
+
+std::size_t KubeApiSimulator::pausedRequests() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->blockedByPause;
 }
 
 std::size_t KubeApiSimulator::openWatches() const {

@@ -103,6 +103,7 @@ class KubeApiSimulator {
   std::vector<SimRequestRecord> mutationLog() const;
   std::string currentResourceVersion() const;
   std::size_t openWatches() const;
+  std::size_t pausedRequests() const;  // requests currently blocked by pause(true)
 
   struct Impl;
 

@@ -406,7 +406,10 @@ TEST_F(SimTest, StopEndsOpenWatchesAndBlockedRequestsPromptly) {
   for (int i = 0; i < 100 && sim_->openWatches() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the GET reach the pause
+  for (int i = 0; i < 500 && sim_->pausedRequests() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(sim_->pausedRequests(), 1u);
   auto t0 = std::chrono::steady_clock::now();
   sim_->stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
@@ -436,7 +439,10 @@ TEST_F(SimTest, PauseBlocksRequestsUntilResumed) {
   sim_->pause(true);
   std::atomic<int> status{0};
   std::thread t([&] { status = call("GET", std::string(kWfPath)).status; });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < 500 && sim_->pausedRequests() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(sim_->pausedRequests(), 1u);
   EXPECT_EQ(status.load(), 0);
   sim_->pause(false);
   t.join();

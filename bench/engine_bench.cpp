@@ -4,6 +4,7 @@
 //
 //   engine_bench [--sizes 100,1000,10000,50000] [--min-seconds S]
 //   engine_bench --write FILE --nodes N      (writes one synthetic workflow)
+//   engine_bench --profile N [--min-seconds S]  (only the engine, in a loop, for perf)
 //
 // The synthetic workflow is a KFP 2.0–2.3 run (sibling exit task) whose exit
 // handler body is a ParallelFor; one executor in the first iteration failed,
@@ -282,6 +283,7 @@ int main(int argc, char** argv) {
   double minSeconds = 0.5;
   std::string writePath;
   int writeNodes = 50000;
+  int profileNodes = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -294,17 +296,30 @@ int main(int argc, char** argv) {
       minSeconds = std::stod(next());
     } else if (a == "--write") {
       writePath = next();
+    } else if (a == "--profile") {
+      profileNodes = std::stoi(next());
     } else if (a == "--nodes") {
       writeNodes = std::stoi(next());
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench [--sizes N,N,...] [--min-seconds S] | --write FILE "
-                   "[--nodes N]\n");
+                   "[--nodes N] | --profile N\n");
       return 2;
     }
   }
   if (!writePath.empty())
     return writeFile(writePath, writeNodes);
+  if (profileNodes > 0) {
+    // Only (c), in a loop, for `perf record`.
+    std::string text = makeWorkflow(profileNodes);
+    std::size_t hits = 0;
+    auto start = Clock::now();
+    while (std::chrono::duration<double>(Clock::now() - start).count() < minSeconds * 10) {
+      hits += engineEvaluate(text) ? 1 : 0;
+    }
+    std::printf("%zu evaluations\n", hits);
+    return 0;
+  }
 
   std::printf(
       "engine_bench: median per workflow; (a) simdjson On-Demand parse + scan of every "

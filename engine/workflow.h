@@ -3,8 +3,10 @@
 // build it from JSON (simdjson fast path) or YAML (yaml-cpp).
 //
 // Contract:
-// - Pure: no I/O, no logging, no global state. Safe to call concurrently on
-//   different inputs.
+// - Pure: no I/O, no logging. Safe to call concurrently on different inputs.
+//   The only state is a cache: one simdjson parser per thread, reused so that
+//   its buffers (sized to the largest document read on that thread, about 6x
+//   the document) are not reallocated for every workflow.
 // - Only the fields the engine and the controller need are kept; unknown fields
 //   are ignored. A missing or ill-typed field that matters yields an Error of
 //   code kInvalidInput whose message names the field path, e.g.

@@ -8,6 +8,12 @@
 //   combined file). The files are re-checked at most once a second during TLS
 //   handshakes: a rotated certificate on disk is served to new connections
 //   without restarting the server; reloadCertificates() forces a re-read.
+//   TLS is terminated by our own OpenSSL front end (civetweb's TLS does not work
+//   with Debian's OpenSSL 3), which relays plaintext to civetweb on a loopback
+//   port; handlers then see remoteAddr 127.0.0.1 and tls == false. The front
+//   end listens on IPv4 or IPv6; plain HTTP is IPv4 only (civetweb is built
+//   without IPv6).
+// - civetweb ignores SIGPIPE process-wide once a server starts.
 // - Handlers are registered by path prefix; the longest matching prefix wins.
 // - A handler answers with one plain response (send), or streams a chunked
 //   body (beginChunked / writeChunk / endChunked) for watches. clientGone()
@@ -54,7 +60,7 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string remoteAddr;
-  bool tls = false;
+  bool tls = false;  // true only if civetweb itself terminated TLS (never with our front end)
 
   // First value of a query parameter, if present.
   std::optional<std::string> queryParam(std::string_view name) const;
@@ -154,5 +160,5 @@ std::string urlEncode(std::string_view in);
 // Splits "a=1&b=x%20y" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view query);
 
-}  // inline namespace server
+}  // namespace server
 }  // namespace exitrec

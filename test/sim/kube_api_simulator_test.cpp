@@ -530,6 +530,27 @@ TEST(SimTlsTest, TlsWithTokenKubeconfigAndRotation) {
   EXPECT_NE(rotated.find("token: second"), std::string::npos);
 }
 
+TEST(SimTlsTest, WatchOverTlsEndsWhenTheClientLeaves) {
+  KubeApiSimulator::Options o;
+  o.tls = true;
+  KubeApiSimulator sim(o);
+  ASSERT_TRUE(sim.start().ok());
+  {
+    TestHttpConnection c(sim.port(), sim.caCertPath());
+    c.sendRequest("GET", std::string(kWfPath) +
+                             "?watch=true&resourceVersion=" + sim.currentResourceVersion());
+    EXPECT_EQ(c.readHead().status, 200);
+    for (int i = 0; i < 200 && sim.openWatches() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(sim.openWatches(), 1u);
+  }
+  for (int i = 0; i < 300 && sim.openWatches() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(sim.openWatches(), 0u);
+}
+
 TEST(SimLargeTest, LargeListIsStreamedCompletely) {
   KubeApiSimulator sim({});
   ASSERT_TRUE(sim.start().ok());

@@ -1,0 +1,293 @@
+// AdmissionReview round trips over real HTTPS (127.0.0.1, port 0), for every
+// KFP generation, against pods shaped as Argo and the KFP driver create them.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/fake_clock.h"
+#include "metrics/metrics.h"
+#include "test/webhook/test_support.h"
+#include "test/webhook/tls_client.h"
+#include "webhook/admission_webhook.h"
+
+namespace exitrec::testing {
+namespace {
+
+using json = nlohmann::json;
+
+std::string tempDir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() /
+           ("exitrec-webhook-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d.string();
+}
+
+class WebhookServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    certs_ =
+        writeTestCerts(tempDir(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  }
+  void TearDown() override {
+    provider_.release();  // never leave a worker blocked in the fake API
+    if (webhook_)
+      webhook_->stop();
+    std::filesystem::remove_all(certs_.dir);
+  }
+  void start(Clock& clock, std::chrono::milliseconds deadline = std::chrono::milliseconds(2000)) {
+    AdmissionWebhookOptions o;
+    o.address = "127.0.0.1";
+    o.port = 0;
+    o.certFile = certs_.certFile;
+    o.keyFile = certs_.keyFile;
+    o.deadline = deadline;
+    o.workers = 2;
+    webhook_ = std::make_unique<AdmissionWebhook>(o, provider_, clock, &metrics_);
+    Status s = webhook_->start();
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    ASSERT_GT(webhook_->port(), 0);
+  }
+  // POSTs the review over HTTPS and returns the parsed response (asserting 200).
+  json post(const json& review) {
+    TlsReply r = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods", review.dump());
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto j = json::parse(r.body, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.body;
+    return j;
+  }
+  // The pod after the API server applied the response's patch.
+  json admitted(const json& pod, const json& response, const std::string& uid) {
+    EXPECT_EQ(response["apiVersion"], "admission.k8s.io/v1");
+    EXPECT_EQ(response["kind"], "AdmissionReview");
+    EXPECT_EQ(response["response"]["uid"], uid);
+    EXPECT_EQ(response["response"]["allowed"], true);
+    if (!response["response"].contains("patch"))
+      return pod;
+    EXPECT_EQ(response["response"]["patchType"], "JSONPatch");
+    json ops = json::parse(base64Decode(response["response"]["patch"].get<std::string>()));
+    return applyJsonPatch(pod, ops);
+  }
+  json roundTrip(const json& pod, const std::string& uid = "a1b2c3") {
+    return admitted(pod, post(admissionReviewFor(pod, uid)), uid);
+  }
+
+  TestCerts certs_;
+  FakeStateProvider provider_;
+  Metrics metrics_;
+  std::unique_ptr<AdmissionWebhook> webhook_;
+};
+
+TEST_F(WebhookServerTest, HookGenerationBodyFailedAndSucceeded) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 round trip");
+  Scenario failing;
+  failing.name = "run-failing";
+  failing.pods["fail-op"].phase = "Failed";
+  KfpRun bad = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", failing);
+  Scenario passing;
+  passing.name = "run-passing";
+  KfpRun good = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", passing);
+  provider_.put(bad);
+  provider_.put(good);
+  start(SystemClock::instance());
+
+  json pod =
+      roundTrip(buildArgoPod(bad.json, bad.node("root.exit-handler-1.onExit.print-op.executor")));
+  EXPECT_EQ(envOf(pod, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+  EXPECT_EQ(envOf(pod, "main", "KFP_WORKFLOW_STATUS"), "Failed");
+  json failures = json::parse(envOf(pod, "main", "KFP_WORKFLOW_FAILURES"));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0]["phase"], "Failed");
+  EXPECT_EQ(json::parse(envOf(pod, "main", "KFP_PIPELINE_TASK_FINAL_STATUS"))["state"], "FAILED");
+
+  json ok =
+      roundTrip(buildArgoPod(good.json, good.node("root.exit-handler-1.onExit.print-op.executor")));
+  EXPECT_EQ(envOf(ok, "main", "KFP_EXIT_HANDLER_STATUS"), "Succeeded");
+  EXPECT_EQ(envOf(ok, "main", "KFP_WORKFLOW_FAILURES"), "[]");
+  EXPECT_EQ(webhook_->count(InjectionResult::kInjected), 2u);
+  EXPECT_NE(metrics_.exposition().find(
+                R"(exit_reconciler_injections_total{channel="webhook",result="injected"} 2)"),
+            std::string::npos);
+}
+
+TEST_F(WebhookServerTest, FinalStatusRewriteAndPlaceholderOverHttps) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.14 round trip");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_task_final_status.yaml", sc);
+  provider_.put(run);
+  start(SystemClock::instance());
+  PodBuildOptions po;
+  po.mlmdState = "COMPLETE";  // MLMD claims the body completed
+  json pod = roundTrip(
+      buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.exit-op.executor"), po));
+  json st = executorInputOf(pod, "main")["inputs"]["parameterValues"]["status"];
+  EXPECT_EQ(st["state"], "FAILED");
+  EXPECT_EQ(st["error"]["code"], kRpcUnknown);
+  EXPECT_FALSE(st["error"]["message"].get<std::string>().empty());
+}
+
+TEST_F(WebhookServerTest, SiblingAndV1Generations) {
+  REQUIRE_SHARED_FIXTURES("KFP v1 round trip");
+  Scenario sib;
+  sib.name = "run-sibling";
+  sib.pods["fail-op"].phase = "Failed";
+  KfpRun sibling = makeRunFromFile(kOwnData + "/kfp-v2.3-sibling-exit-handler.yaml", sib);
+  Scenario v1sc;
+  v1sc.name = "run-v1";
+  v1sc.pods["save"].phase = "Failed";
+  KfpRun v1 = makeRunFromFile(kSharedFixtures + "/kfp/v1/basic.yaml", v1sc);
+  provider_.put(sibling);
+  provider_.put(v1);
+  start(SystemClock::instance());
+  json a = roundTrip(buildArgoPod(sibling.json, sibling.node("root.print-op.executor")));
+  EXPECT_EQ(envOf(a, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+  json b = roundTrip(buildArgoPod(v1.json, v1.node("onExit")));
+  EXPECT_EQ(envOf(b, "main", "KFP_WORKFLOW_STATUS"), "Failed");
+}
+
+TEST_F(WebhookServerTest, OutOfScopePodsAreReturnedUnchanged) {
+  REQUIRE_SHARED_FIXTURES("out-of-scope pods of a KFP run");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  provider_.put(run);
+  start(SystemClock::instance());
+  json body = buildArgoPod(run.json, run.node("root.exit-handler-1.fail-op.executor"));
+  json r = post(admissionReviewFor(body, "u1"));
+  EXPECT_EQ(r["response"]["allowed"], true);
+  EXPECT_FALSE(r["response"].contains("patch"));
+  json plain = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", "web"}, {"namespace", "default"}}},
+                {"spec", {{"containers", json::array({{{"name", "web"}, {"image", "nginx"}}})}}}};
+  r = post(admissionReviewFor(plain, "u2"));
+  EXPECT_EQ(r["response"]["uid"], "u2");
+  EXPECT_FALSE(r["response"].contains("patch"));
+  // Not a CREATE: allowed unchanged.
+  json upd = admissionReviewFor(plain, "u3");
+  upd["request"]["operation"] = "UPDATE";
+  r = post(upd);
+  EXPECT_FALSE(r["response"].contains("patch"));
+  EXPECT_EQ(webhook_->count(InjectionResult::kOutOfScope), 3u);
+  EXPECT_EQ(webhook_->count(InjectionResult::kInjected), 0u);
+}
+
+TEST_F(WebhookServerTest, GarbageGets400WithAMessage) {
+  start(SystemClock::instance());
+  for (const std::string& body :
+       {std::string("not json"), std::string("[1,2]"),
+        std::string(R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"})"),
+        std::string(R"({"apiVersion":"v1","kind":"Pod"})")}) {
+    TlsReply r = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods", body);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_NE(r.body.find("malformed AdmissionReview"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(webhook_->count(InjectionResult::kBadRequest), 4u);
+}
+
+TEST_F(WebhookServerTest, ApiDownAllowsUnchangedAndCounts) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit pod");
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", Scenario{});
+  provider_.put(run);
+  provider_.failWith(Error(ErrorCode::kTransient, "dial tcp 10.0.0.1:443: connection refused"));
+  start(SystemClock::instance());
+  json pod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
+  json r = post(admissionReviewFor(pod, "down"));
+  EXPECT_EQ(r["response"]["allowed"], true);
+  EXPECT_FALSE(r["response"].contains("patch"));
+  EXPECT_EQ(webhook_->count(InjectionResult::kApiUnavailable), 1u);
+  EXPECT_NE(
+      metrics_.exposition().find(
+          R"(exit_reconciler_injections_total{channel="webhook",result="api_unavailable"} 1)"),
+      std::string::npos);
+}
+
+TEST_F(WebhookServerTest, PastTheDeadlineAllowsUnchangedAndCounts) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit pod");
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", Scenario{});
+  provider_.put(run);
+  provider_.block();  // the API server hangs
+  FakeClock clock;
+  start(clock, std::chrono::milliseconds(2000));
+  json pod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
+  auto reply = std::async(std::launch::async, [&] {
+    return httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods",
+                     admissionReviewFor(pod, "slow").dump());
+  });
+  // Wait until the handler waits on its deadline, then move time past it.
+  for (int i = 0; i < 2000 && clock.waiterCount() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GT(clock.waiterCount(), 0u);
+  clock.advance(std::chrono::milliseconds(1999));
+  EXPECT_EQ(reply.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  clock.advance(std::chrono::milliseconds(2));
+  TlsReply r = reply.get();
+  ASSERT_TRUE(r.ok) << r.error;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["response"]["allowed"], true);
+  EXPECT_EQ(j["response"]["uid"], "slow");
+  EXPECT_FALSE(j["response"].contains("patch"));
+  EXPECT_EQ(webhook_->count(InjectionResult::kDeadlineExceeded), 1u);
+  provider_.release();
+}
+
+TEST_F(WebhookServerTest, CertificateRotationOnDiskIsPickedUpWithoutRestart) {
+  start(SystemClock::instance());
+  json plain = {{"metadata", {{"name", "web"}, {"namespace", "default"}}},
+                {"spec", {{"containers", json::array({{{"name", "web"}}})}}}};
+  const std::string review = admissionReviewFor(plain, "r").dump();
+  TlsReply before = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods", review);
+  ASSERT_TRUE(before.ok) << before.error;
+
+  // Rotate: a new serving certificate from a new CA, written atomically.
+  TestCerts next = writeTestCerts(certs_.dir + "/next", "webhook-rotated");
+  ASSERT_TRUE(writeFileAtomic(certs_.keyFile,
+                              [&] {
+                                std::ifstream in(next.keyFile);
+                                return std::string(std::istreambuf_iterator<char>(in), {});
+                              }())
+                  .ok());
+  ASSERT_TRUE(writeFileAtomic(certs_.certFile,
+                              [&] {
+                                std::ifstream in(next.certFile);
+                                return std::string(std::istreambuf_iterator<char>(in), {});
+                              }())
+                  .ok());
+  // The server re-checks the files at most once a second, on handshakes.
+  TlsReply after;
+  for (int i = 0; i < 50; ++i) {
+    after = httpsPost(webhook_->port(), next.caFile, "/mutate-pods", review);
+    if (after.ok)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(after.ok) << after.error;
+  EXPECT_EQ(after.status, 200);
+  EXPECT_NE(after.peerCertPem, before.peerCertPem);
+  // The old CA no longer verifies the server.
+  EXPECT_FALSE(httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods", review).ok);
+}
+
+TEST(AdmissionReviewParsing, EchoesApiVersionAndRejectsMissingFields) {
+  auto v = parseAdmissionReview(
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"ns","object":{"metadata":{}}}})");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->uid, "x");
+  EXPECT_EQ(v->namespace_, "ns");
+  auto noObject = parseAdmissionReview(
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE"}})");
+  EXPECT_FALSE(noObject.ok());
+  json resp = json::parse(admissionResponse("admission.k8s.io/v1", "x", nullptr));
+  EXPECT_EQ(resp["response"], json({{"uid", "x"}, {"allowed", true}}));
+  EXPECT_EQ(base64Encode("any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
+}
+
+}  // namespace
+}  // namespace exitrec::testing

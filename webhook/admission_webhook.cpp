@@ -1,0 +1,296 @@
+#include "webhook/admission_webhook.h"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include "common/http_server.h"
+#include "webhook/certificates.h"
+
+namespace exitrec {
+
+namespace {
+
+std::string strField(const nlohmann::json& obj, std::string_view key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+std::string base64Encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(data.data()),
+                                static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+Result<AdmissionRequestView> parseAdmissionReview(std::string_view body) {
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded()) {
+    return Error(ErrorCode::kInvalidInput, "malformed AdmissionReview: body is not valid JSON");
+  }
+  if (!doc.is_object()) {
+    return Error(ErrorCode::kInvalidInput, "malformed AdmissionReview: body is not a JSON object");
+  }
+  AdmissionRequestView v;
+  v.apiVersion = strField(doc, "apiVersion");
+  if (v.apiVersion != "admission.k8s.io/v1" && v.apiVersion != "admission.k8s.io/v1beta1") {
+    return Error(ErrorCode::kInvalidInput,
+                 "malformed AdmissionReview: apiVersion must be admission.k8s.io/v1, got \"" +
+                     v.apiVersion + "\"");
+  }
+  if (strField(doc, "kind") != "AdmissionReview") {
+    return Error(ErrorCode::kInvalidInput,
+                 "malformed AdmissionReview: kind must be AdmissionReview");
+  }
+  auto req = doc.find("request");
+  if (req == doc.end() || !req->is_object()) {
+    return Error(ErrorCode::kInvalidInput, "malformed AdmissionReview: request is missing");
+  }
+  v.uid = strField(*req, "uid");
+  if (v.uid.empty()) {
+    return Error(ErrorCode::kInvalidInput, "malformed AdmissionReview: request.uid is missing");
+  }
+  auto kind = req->find("kind");
+  if (kind != req->end() && kind->is_object()) {
+    v.kind = strField(*kind, "kind");
+    v.group = strField(*kind, "group");
+  }
+  v.operation = strField(*req, "operation");
+  v.namespace_ = strField(*req, "namespace");
+  auto obj = req->find("object");
+  if (obj != req->end())
+    v.object = std::move(*obj);
+  if (v.kind == "Pod" && v.group.empty() && v.operation == "CREATE" && !v.object.is_object()) {
+    return Error(ErrorCode::kInvalidInput,
+                 "malformed AdmissionReview: request.object must be a Pod for a Pod CREATE");
+  }
+  return v;
+}
+
+std::string admissionResponse(std::string_view apiVersion, std::string_view uid,
+                              const nlohmann::json* patch) {
+  nlohmann::json resp = {{"uid", uid}, {"allowed", true}};
+  if (patch != nullptr && patch->is_array() && !patch->empty()) {
+    resp["patchType"] = "JSONPatch";
+    resp["patch"] = base64Encode(patch->dump());
+  }
+  nlohmann::json review = {
+      {"apiVersion", apiVersion}, {"kind", "AdmissionReview"}, {"response", std::move(resp)}};
+  return review.dump();
+}
+
+struct AdmissionWebhook::Job {
+  nlohmann::json pod;
+  std::string ns;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ExitTaskDecision decision;
+};
+
+AdmissionWebhook::AdmissionWebhook(AdmissionWebhookOptions options, RunStateProvider& provider,
+                                   Clock& clock, Metrics* metrics)
+    : options_(std::move(options)), resolver_(provider, clock), clock_(clock), metrics_(metrics) {}
+
+AdmissionWebhook::~AdmissionWebhook() {
+  stop();
+}
+
+Status AdmissionWebhook::start() {
+  if (options_.certFile.empty()) {
+    return Error(ErrorCode::kInvalidInput, "webhook: a TLS certificate file is required");
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stopping_ = false;
+    for (int i = 0; i < std::max(1, options_.workers); ++i) {
+      workers_.emplace_back([this] { workerLoop(); });
+    }
+  }
+  HttpServer::Options so;
+  so.address = options_.address;
+  so.port = options_.port;
+  so.threads = options_.serverThreads;
+  so.certFile = options_.certFile;
+  so.keyFile = options_.keyFile;
+  so.maxBodyBytes = 8u << 20;
+  so.socketTimeoutMs = 10000;
+  server_ = std::make_unique<HttpServer>(so);
+  server_->handle(options_.path, [this](const HttpRequest& req, HttpResponseWriter& w) {
+    if (req.method != "POST") {
+      w.send(405, {{"Content-Type", "text/plain"}, {"Allow", "POST"}}, "use POST\n");
+      return;
+    }
+    AdmissionReply r = review(req.body);
+    const char* type = r.httpStatus == 200 ? "application/json" : "text/plain";
+    w.send(r.httpStatus, {{"Content-Type", type}}, r.body);
+  });
+  server_->handle("/healthz", [](const HttpRequest&, HttpResponseWriter& w) {
+    w.send(200, {{"Content-Type", "text/plain"}}, "ok\n");
+  });
+  Status s = server_->start();
+  if (!s.ok()) {
+    stop();
+    return s;
+  }
+  if (metrics_ != nullptr) {
+    auto notAfter = certificateNotAfter(options_.certFile);
+    metrics_->webhookCertificateLoaded(notAfter.ok(), notAfter.ok() ? notAfter.value() : 0);
+  }
+  return Status();
+}
+
+void AdmissionWebhook::stop() {
+  if (server_)
+    server_->stop();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) {
+    if (t.joinable())
+      t.join();
+  }
+  workers_.clear();
+  server_.reset();
+}
+
+int AdmissionWebhook::port() const {
+  return server_ ? server_->port() : 0;
+}
+
+std::string AdmissionWebhook::baseUrl() const {
+  return server_ ? server_->baseUrl() : std::string();
+}
+
+Status AdmissionWebhook::reloadCertificates() {
+  if (!server_)
+    return Error(ErrorCode::kInvalidInput, "webhook: not started");
+  Status s = server_->reloadCertificates();
+  if (metrics_ != nullptr) {
+    auto notAfter = certificateNotAfter(options_.certFile);
+    metrics_->webhookCertificateLoaded(s.ok() && notAfter.ok(),
+                                       notAfter.ok() ? notAfter.value() : 0);
+  }
+  return s;
+}
+
+std::uint64_t AdmissionWebhook::count(InjectionResult r) const {
+  return counts_[static_cast<std::size_t>(r)].load();
+}
+
+void AdmissionWebhook::record(InjectionResult r, bool inScope, Clock::SteadyTime started) {
+  counts_[static_cast<std::size_t>(r)].fetch_add(1);
+  if (metrics_ != nullptr) {
+    metrics_->injection(InjectionChannel::kWebhook, r);
+    metrics_->observeWebhookLatency(inScope,
+                                    std::chrono::duration<double>(clock_.now() - started).count());
+  }
+}
+
+void AdmissionWebhook::workerLoop() {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty())
+        return;  // stopping and drained
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    ExitTaskDecision d = resolver_.decide(job->pod, job->ns);
+    {
+      std::lock_guard<std::mutex> g(job->mu);
+      job->decision = std::move(d);
+      job->done = true;
+    }
+    job->cv.notify_all();
+  }
+}
+
+AdmissionReply AdmissionWebhook::review(std::string_view body) {
+  const auto started = clock_.now();
+  AdmissionReply reply;
+  auto parsed = parseAdmissionReview(body);
+  if (!parsed.ok()) {
+    reply.httpStatus = 400;
+    reply.body = parsed.error().message + "\n";
+    reply.result = InjectionResult::kBadRequest;
+    record(reply.result, false, started);
+    return reply;
+  }
+  AdmissionRequestView& req = parsed.value();
+  auto allowUnchanged = [&](InjectionResult r, bool inScope) {
+    reply.body = admissionResponse(req.apiVersion, req.uid, nullptr);
+    reply.result = r;
+    reply.inScope = inScope;
+    record(r, inScope, started);
+    return reply;
+  };
+
+  if (req.kind != "Pod" || !req.group.empty() || req.operation != "CREATE") {
+    return allowUnchanged(InjectionResult::kOutOfScope, false);
+  }
+  PodIdentity id = podIdentityOf(req.object);
+  if (id.namespace_.empty())
+    id.namespace_ = req.namespace_;
+  if (!ExitTaskResolver::worthResolving(id))
+    return allowUnchanged(InjectionResult::kOutOfScope, false);
+
+  auto job = std::make_shared<Job>();
+  job->pod = std::move(req.object);
+  job->ns = req.namespace_;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stopping_ || workers_.empty() || queue_.size() >= options_.maxPending) {
+      spdlog::warn("webhook: decision pool saturated; pod {}/{} allowed unchanged", id.namespace_,
+                   id.name);
+      return allowUnchanged(InjectionResult::kDeadlineExceeded, true);
+    }
+    queue_.push_back(job);
+  }
+  cv_.notify_one();
+
+  bool done;
+  {
+    std::unique_lock<std::mutex> lk(job->mu);
+    done = clock_.waitUntil(lk, job->cv, started + options_.deadline, [&] { return job->done; });
+  }
+  if (!done) {
+    spdlog::warn("webhook: no decision within {} ms for pod {}/{}; allowed unchanged",
+                 options_.deadline.count(), id.namespace_, id.name);
+    return allowUnchanged(InjectionResult::kDeadlineExceeded, true);
+  }
+  // The worker no longer touches the job once done is set.
+  ExitTaskDecision& d = job->decision;
+  using O = ExitTaskDecision::Outcome;
+  switch (d.outcome) {
+    case O::kOutOfScope:
+      return allowUnchanged(InjectionResult::kOutOfScope, false);
+    case O::kNoUserCode:
+      return allowUnchanged(InjectionResult::kSkipped, true);
+    case O::kAlreadyInjected:
+      return allowUnchanged(InjectionResult::kAlreadyInjected, true);
+    case O::kStateUnavailable:
+      spdlog::warn("webhook: state of pod {}/{} unavailable ({}); allowed unchanged", id.namespace_,
+                   id.name, d.error ? d.error->describe() : std::string("unknown"));
+      return allowUnchanged(InjectionResult::kApiUnavailable, true);
+    case O::kInject:
+      break;
+  }
+  reply.body = admissionResponse(req.apiVersion, req.uid, &d.plan.patch);
+  reply.result = InjectionResult::kInjected;
+  reply.inScope = true;
+  spdlog::info("webhook: injected {} into exit-task pod {}/{} (exit handler {}, run so far {})",
+               fmt::join(d.plan.items, ","), id.namespace_, id.name,
+               phaseName(d.state.exitHandlerStatus), phaseName(d.state.workflowStatus));
+  record(reply.result, true, started);
+  return reply;
+}
+
+}  // namespace exitrec

@@ -1,0 +1,102 @@
+#include "webhook/resolver.h"
+
+namespace exitrec {
+
+std::string workflowOwnerUid(const nlohmann::json& pod) {
+  auto meta = pod.find("metadata");
+  if (meta == pod.end() || !meta->is_object())
+    return {};
+  auto owners = meta->find("ownerReferences");
+  if (owners == meta->end() || !owners->is_array())
+    return {};
+  for (const auto& o : *owners) {
+    if (!o.is_object())
+      continue;
+    auto kind = o.find("kind");
+    auto uid = o.find("uid");
+    if (kind != o.end() && kind->is_string() && *kind == "Workflow" && uid != o.end() &&
+        uid->is_string()) {
+      return uid->get<std::string>();
+    }
+  }
+  return {};
+}
+
+bool ExitTaskResolver::worthResolving(const PodIdentity& id) {
+  if (!mayBeExitTaskPod(id))
+    return false;
+  if (id.onExitLabel)
+    return true;
+  // Without the on-exit label only a 2.0-2.3 sibling exit task qualifies, and
+  // of its pods only the launcher pod ("<task>.executor") runs user code.
+  auto segs = splitNodePath(id.workflowName, id.nodeName);
+  if (segs.empty())
+    return false;
+  std::string_view last = segs.back();
+  auto p = last.find('(');
+  if (p != std::string_view::npos)
+    last = last.substr(0, p);
+  return last == "executor";
+}
+
+ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
+                                          std::string_view requestNamespace) {
+  ExitTaskDecision d;
+  PodIdentity id = podIdentityOf(pod);
+  if (id.namespace_.empty())
+    id.namespace_ = std::string(requestNamespace);
+  if (!worthResolving(id))
+    return d;
+  if (alreadyInjected(pod)) {
+    d.outcome = ExitTaskDecision::Outcome::kAlreadyInjected;
+    return d;
+  }
+
+  if (!id.onExitLabel) {
+    // Scope needs the spec only; cached per run.
+    auto spec = provider_.workflowSpec(id.namespace_, id.workflowName, workflowOwnerUid(pod));
+    if (!spec.ok()) {
+      d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
+      d.error = spec.error();
+      return d;
+    }
+    if (!identifyExitTask(*spec.value(), id))
+      return d;
+  }
+
+  auto wf = provider_.workflow(id.namespace_, id.workflowName);
+  if (!wf.ok()) {
+    d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
+    d.error = wf.error();
+    return d;
+  }
+  d.target = identifyExitTask(*wf.value(), id);
+  if (!d.target)
+    return d;
+  if (!d.target->userCode) {
+    d.outcome = ExitTaskDecision::Outcome::kNoUserCode;
+    return d;
+  }
+
+  if (bodyNeedsPods(*wf.value(), *d.target)) {
+    auto pods = provider_.finishedRunPods(id.namespace_, id.workflowName);
+    if (!pods.ok()) {
+      d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
+      d.error = pods.error();
+      return d;
+    }
+    Workflow overlaid(*wf.value());
+    overlayPods(overlaid, pods.value());
+    d.state = computeExitTaskState(overlaid, *d.target);
+    d.state.usedPods = true;
+  } else {
+    d.state = computeExitTaskState(*wf.value(), *d.target);
+  }
+
+  d.plan = planInjection(pod, *d.target, d.state, formatRfc3339(clock_.wallNow()));
+  d.outcome =
+      d.plan.empty() ? ExitTaskDecision::Outcome::kNoUserCode : ExitTaskDecision::Outcome::kInject;
+  return d;
+}
+
+}  // namespace exitrec

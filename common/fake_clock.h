@@ -27,7 +27,7 @@ class FakeClock final : public Clock {
                  SteadyTime deadline, const std::function<bool()>& wake) override {
     {
       std::lock_guard<std::mutex> g(mu_);
-      waiters_.push_back(&cv);
+      waiters_.push_back({&cv, deadline});
       ++waitsStarted_;
     }
     bool result = false;
@@ -42,7 +42,12 @@ class FakeClock final : public Clock {
       cv.wait_for(lock, std::chrono::milliseconds(5));
     }
     std::lock_guard<std::mutex> g(mu_);
-    waiters_.remove(&cv);
+    for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+      if (it->cv == &cv && it->deadline == deadline) {
+        waiters_.erase(it);
+        break;
+      }
+    }
     return result;
   }
 
@@ -52,7 +57,8 @@ class FakeClock final : public Clock {
       std::lock_guard<std::mutex> g(mu_);
       steady_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
       wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
-      toWake = waiters_;
+      for (const auto& w : waiters_)
+        toWake.push_back(w.cv);
     }
     for (auto* cv : toWake)
       cv->notify_all();
@@ -68,6 +74,17 @@ class FakeClock final : public Clock {
   // Total number of waitUntil calls so far. A waiter stays registered until
   // it has woken and re-checked, so tests that advance time step by step
   // wait for this to grow (a new wait has begun) before advancing again.
+  // Number of waiters whose deadline has passed but which have not yet woken
+  // up and left waitUntil. Together with waiterCount() this tells a test that
+  // every component is parked on a future deadline ("quiescent").
+  std::size_t dueWaiters() const {
+    std::lock_guard<std::mutex> g(mu_);
+    std::size_t n = 0;
+    for (const auto& w : waiters_)
+      n += w.deadline <= steady_ ? 1 : 0;
+    return n;
+  }
+
   std::size_t waitsStarted() const {
     std::lock_guard<std::mutex> g(mu_);
     return waitsStarted_;
@@ -77,7 +94,11 @@ class FakeClock final : public Clock {
   mutable std::mutex mu_;
   SteadyTime steady_;
   WallTime wall_;
-  std::list<std::condition_variable*> waiters_;
+  struct Waiter {
+    std::condition_variable* cv;
+    SteadyTime deadline;
+  };
+  std::list<Waiter> waiters_;
   std::size_t waitsStarted_ = 0;
 };
 

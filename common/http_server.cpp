@@ -206,6 +206,11 @@ std::optional<std::string> HttpRequest::header(std::string_view name) const {
 struct HttpServer::Impl {
   HttpServer* owner = nullptr;
   std::atomic<bool> stopping{false};
+  // Handlers running now; stop() lets them finish their last writes before
+  // civetweb's stop flag makes every write fail.
+  std::mutex activeMu;
+  std::condition_variable activeCv;
+  int activeHandlers = 0;
 
   // TLS material served to new handshakes; swapped when the files change.
   std::mutex tlsMu;
@@ -227,6 +232,7 @@ struct HttpServer::Impl {
   std::condition_variable connCv;
   std::set<int> clientFds;
   int activeConns = 0;
+  std::atomic<bool> frontEndStopping{false};  // set once handlers are done (stop())
 
   Status startTlsFrontEnd(const std::string& address, int port, int& boundPort);
   void acceptLoop();
@@ -446,9 +452,19 @@ int HttpServer::Impl::beginRequest(struct mg_connection* conn) {
   // civetweb's worker threads have small stacks (Debian builds them with
   // 100 KiB); JSON and YAML parsing in handlers needs more. Each request runs
   // on its own thread with a default-size stack while the worker waits.
+  auto* self = static_cast<Impl*>(mg_get_request_info(conn)->user_data);
+  {
+    std::lock_guard<std::mutex> lock(self->activeMu);
+    ++self->activeHandlers;
+  }
   int result = 500;
   std::thread worker([&] { result = serve(conn); });
   worker.join();
+  {
+    std::lock_guard<std::mutex> lock(self->activeMu);
+    --self->activeHandlers;
+  }
+  self->activeCv.notify_all();
   return result;
 }
 
@@ -557,6 +573,7 @@ Status HttpServer::start() {
   static std::once_flag initOnce;
   std::call_once(initOnce, [] { mg_init_library(0); });
   impl_->stopping = false;
+  impl_->frontEndStopping = false;
   if (tls()) {
     std::lock_guard<std::mutex> lock(impl_->tlsMu);
     if (Status s = impl_->loadTlsLocked(); !s)
@@ -622,6 +639,13 @@ void HttpServer::stop() {
   impl_->stopping = true;
   for (auto& hook : stopHooks_)
     hook();
+  {
+    // Handlers see stopRequested() (and owners' hooks) and return; give them a
+    // moment to send their final bytes, then stop regardless.
+    std::unique_lock<std::mutex> lock(impl_->activeMu);
+    impl_->activeCv.wait_for(lock, std::chrono::seconds(2),
+                             [&] { return impl_->activeHandlers == 0; });
+  }
   if (tls())
     impl_->stopTlsFrontEnd();
   // civetweb's master thread polls its listening socket in 2 s quanta before
@@ -757,7 +781,7 @@ void HttpServer::Impl::relay(int clientFd) {
   }
   std::string buf(1 << 16, '\0');
   bool open = true;
-  while (open && !stopping) {
+  while (open && !frontEndStopping) {
     if (SSL_pending(ssl) == 0) {
       struct pollfd p[2] = {{clientFd, POLLIN, 0}, {up, POLLIN, 0}};
       if (::poll(p, 2, 500) < 0 && errno != EINTR)
@@ -803,6 +827,7 @@ void HttpServer::Impl::relay(int clientFd) {
 }
 
 void HttpServer::Impl::stopTlsFrontEnd() {
+  frontEndStopping = true;
   if (acceptor.joinable()) {
     (void)!::write(wakePipe[1], "x", 1);
     acceptor.join();

@@ -1793,6 +1793,18 @@ void KubeApiSimulator::Impl::doWatch(const HttpRequest& req, HttpResponseWriter&
     } else if (startRv != 0 && startRv < compactedRv) {
       tooOld = expired("too old resource version: " + std::to_string(tooOldAt) + " (" +
                        std::to_string(compactedRv + 1) + ")");
+    } else if (startRv > rv) {
+      // kube-apiserver waits ~3 s for its cache to reach the version, then gives up with
+      // 504 "Too large resource version"; the simulator is never behind, so it answers at once.
+      ApiError e{504,
+                 "Timeout",
+                 "Too large resource version: " + std::to_string(startRv) +
+                     ", current: " + std::to_string(rv),
+                 {{"causes", json::array({{{"reason", "ResourceVersionTooLarge"},
+                                           {"message", "Too large resource version"}}})},
+                  {"retryAfterSeconds", 1}}};
+      lock.unlock();
+      return sendError(w, e);
     }
     if (!tooOld) {
       if (startRv == 0) {

@@ -361,6 +361,9 @@ TEST_F(SimTest, TooOldResourceVersionAndExpireInBothForms) {
   WatchStream ev(sim_->port(), std::string(kWfPath) + "?watch=true&resourceVersion=" + now);
   EXPECT_EQ(ev.status(), 200);
   EXPECT_EQ((*ev.next())["object"]["code"], 410);
+  // A resourceVersion from the future is refused like kube-apiserver does after its wait.
+  WatchStream future(sim_->port(), std::string(kWfPath) + "?watch=true&resourceVersion=999999");
+  EXPECT_EQ(future.status(), 504);
   // Only the next watch was affected.
   WatchStream fine(sim_->port(),
                    std::string(kWfPath) + "?watch=true&timeoutSeconds=1&resourceVersion=" + now);

@@ -101,6 +101,64 @@ TEST(ArgoFixtures, StepsFailedRetriesSnapshotBecomesFailed) {
             Phase::kFailed);
 }
 
+// ---------- generation of the compiled KFP specs ----------
+
+// The compiled files carry only generateName: give them a name and a run id.
+std::optional<Workflow> loadCompiled(const std::string& relative) {
+  std::filesystem::path p = std::filesystem::path(EXITREC_SHARED_DIR) / "fixtures/kfp" / relative;
+  std::ifstream in(p);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  std::size_t at = text.find("\n  generateName:");
+  if (at == std::string::npos) return std::nullopt;
+  text.insert(at + 1, "  name: test-run\n  labels:\n    pipeline/runid: r1\n");
+  auto wf = parseWorkflowYaml(text);
+  if (!wf) {
+    ADD_FAILURE() << relative << ": " << wf.error().message;
+    return std::nullopt;
+  }
+  return std::move(wf).value();
+}
+
+TEST(CompiledFixtures, GenerationFromTheSpec) {
+  struct Case {
+    const char* file;
+    Generation expected;
+  } cases[] = {
+      {"compiled/pipeline_with_exit_handler.yaml", Generation::kKfpV2Hook},
+      {"compiled/pipeline_with_multiple_exit_handlers.yaml", Generation::kKfpV2Hook},
+      {"compiled/pipeline_as_exit_task.yaml", Generation::kKfpV2Hook},
+      {"compiled/pipeline_with_task_final_status.yaml", Generation::kKfpV2Hook},
+      {"compiled/pipeline_with_input_status_state.yaml", Generation::kKfpV2Hook},
+      {"compiled/v2.4-exit_handler.yaml", Generation::kKfpV2Hook},
+      // A hook on an ordinary task is not an exit handler.
+      {"compiled/pipeline_with_task_using_ignore_upstream_failure.yaml", Generation::kKfpV2},
+      {"compiled/pipeline_with_loops.yaml", Generation::kKfpV2},
+      {"compiled/pipeline_with_condition.yaml", Generation::kKfpV2},
+      {"compiled/pipeline_with_retry.yaml", Generation::kKfpV2},
+      {"v1/basic.yaml", Generation::kKfpV1},
+  };
+  if (!std::filesystem::exists(std::filesystem::path(EXITREC_SHARED_DIR) / "fixtures/kfp")) {
+    GTEST_SKIP() << "shared fixtures not found at " EXITREC_SHARED_DIR
+                    "/fixtures/kfp: skipping generation checks of the compiled KFP specs";
+  }
+  for (const auto& c : cases) {
+    auto wf = loadCompiled(c.file);
+    ASSERT_TRUE(wf.has_value()) << c.file;
+    Verdict v = evaluate(*wf);
+    EXPECT_EQ(v.generation, c.expected) << c.file;
+    EXPECT_FALSE(v.misreported) << c.file;  // no status: nothing to judge
+  }
+  auto retry = loadCompiled("compiled/pipeline_with_retry.yaml");
+  ASSERT_TRUE(retry.has_value());
+  const Template* impl = retry->templateByName("retry-system-container-impl");
+  ASSERT_NE(impl, nullptr);
+  EXPECT_TRUE(impl->hasRetryStrategy);
+  EXPECT_FALSE(impl->retryLimit.has_value());  // a parameter: unknown until run time
+}
+
 // ---------- DAG rules ----------
 
 // wf → A → B (leaf). Phases of A, B and what the DAG says.

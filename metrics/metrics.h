@@ -138,8 +138,8 @@ inline constexpr std::array<std::string_view, 9> kPhaseLabels = {
     "None", "Pending", "Running", "Succeeded", "Skipped", "Failed", "Error", "Omitted", "Unknown"};
 inline constexpr std::array<std::string_view, 7> kApiVerbLabels = {
     "get", "list", "watch", "create", "update", "patch", "delete"};
-inline constexpr std::array<std::string_view, 7> kApiResourceLabels = {
-    "workflows", "pods", "events", "leases", "secrets", "mutatingwebhookconfigurations", "runs"};
+inline constexpr std::array<std::string_view, 6> kApiResourceLabels = {
+    "workflows", "pods", "events", "leases", "secrets", "mutatingwebhookconfigurations"};
 inline constexpr std::string_view kOtherLabel = "other";
 
 // The Kubernetes API calls the controller makes in normal operation (the RBAC

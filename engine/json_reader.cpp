@@ -1013,9 +1013,13 @@ namespace detail {
 // workflows; `origin` prefixes item origins. Returns an error when the
 // document is broken beyond its items (a syntax error); items sunk before it
 // stay sunk.
+// With `held`, a lone Workflow is stored there instead of being sunk (the
+// caller decides its origin once it knows whether more documents follow);
+// List items are always sunk at once.
 Status readJsonDocument(od::document& doc,
                         const std::shared_ptr<const simdjson::padded_string>& backing,
-                        const std::string& origin, const WorkflowSink& sink) {
+                        const std::string& origin, const WorkflowSink& sink,
+                        std::optional<Result<Workflow>>* held = nullptr) {
   Path root;
   Decoder d(backing);
   d.hintNodesFromSize(backing->size());  // items decode with hint-less decoders
@@ -1080,9 +1084,18 @@ Status readJsonDocument(od::document& doc,
   if (!decodeWorkflowBody(d, obj, wf, root, &onItem, isList))
     return Status(d.takeError());
   if (d.hasError()) {
-    sink(d.takeError(), origin);  // for a List: an ill-typed top-level field
+    // For a List: an ill-typed top-level field.
+    if (held != nullptr && !isList) {
+      held->emplace(d.takeError());
+    } else {
+      sink(d.takeError(), origin);
+    }
   } else if (!isList) {
-    sink(std::move(wf), origin);
+    if (held != nullptr) {
+      held->emplace(std::move(wf));
+    } else {
+      sink(std::move(wf), origin);
+    }
   }
   return Status::okStatus();
 }
@@ -1096,36 +1109,27 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
   ParserLease lease;
   od::parser& parser = lease.get();
   {
-    // The common case is one document: parse it once from the whole buffer.
-    // Skipping over it (raw_json walks the structural index, no decoding)
-    // tells whether more documents follow.
+    // The common case is one document: parse it once from the whole buffer,
+    // then see whether anything follows it (NDJSON / concatenated JSON).
     std::string_view first = text.substr(pos);
     auto padded = std::make_shared<const simdjson::padded_string>(first);
     od::document doc;
-    bool multi = false;
-    if (parser.iterate(*padded).get(doc) != simdjson::SUCCESS) {
-      // Unbalanced as a whole: read it document by document, so the good
-      // ones are still read and the broken one is named.
-      multi = true;
-    } else {
-      std::string_view raw;
-      if (doc.raw_json().get(raw) == simdjson::SUCCESS && raw.data() >= padded->data()) {
-        std::size_t end = static_cast<std::size_t>(raw.data() - padded->data()) + raw.size();
-        while (end < first.size() && isWs(first[end]))
-          ++end;
-        multi = end < first.size();
-        doc.rewind();
-      } else {
-        // A broken document: the failed skip abandoned the iterator, so start
-        // over (rewind needs a live one) and let the decoder name the problem.
-        if (auto e = parser.iterate(*padded).get(doc)) {
-          return Status(makeError(ErrorCode::kInvalidInput,
-                                  std::string("invalid JSON: ") + simdjson::error_message(e)));
-        }
-      }
+    // Unbalanced as a whole: skip straight to reading document by document,
+    // so the good ones are still read and the broken one is named.
+    if (parser.iterate(*padded).get(doc) == simdjson::SUCCESS) {
+      std::optional<Result<Workflow>> held;
+      Status st = detail::readJsonDocument(doc, padded, "", sink, &held);
+      if (!st.ok())
+        return st;
+      const char* next = nullptr;
+      bool more = doc.current_location().get(next) == simdjson::SUCCESS && next != nullptr &&
+                  next >= padded->data() && next < padded->data() + first.size();
+      if (held)
+        sink(std::move(*held), more ? "line 1" : "");
+      if (!more)
+        return Status::okStatus();
+      pos += static_cast<std::size_t>(next - padded->data());
     }
-    if (!multi)
-      return detail::readJsonDocument(doc, padded, "", sink);
   }
   // A stream of documents (NDJSON or concatenated JSON): one parse each.
   std::size_t line = 1;

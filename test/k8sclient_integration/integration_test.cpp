@@ -257,6 +257,53 @@ TEST_F(SimTest, InformerSurvivesWatchDropMidStream) {
   EXPECT_EQ(w.informer->reflector().restartCounts().count("gone_http"), 0u);
 }
 
+TEST_F(SimTest, IdleTimeoutEndsAWatchNormallyAndCancelIsPrompt) {
+  KubeApiSimulator::Options o;
+  o.bookmarkInterval = seconds(60);
+  sim = std::make_unique<KubeApiSimulator>(o);
+  ASSERT_TRUE(sim->start().ok());
+  auto cfg = loadKubeconfigFile(sim->kubeconfigPath());
+  ASSERT_TRUE(cfg.ok());
+  restConfig = *cfg;
+  connect(SystemClock::instance());
+  ASSERT_TRUE(sim->seed(workflow("ns", "a")).ok());
+
+  // Nothing arrives within the client idle timeout: a normal end, not an error.
+  WatchOptions wo;
+  wo.allowWatchBookmarks = false;
+  wo.timeoutSeconds = seconds(60);
+  wo.idleTimeout = milliseconds(700);
+  CancelSource never;
+  int events = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = client->watch(
+      resources::kWorkflows, "", wo, [&](auto, auto) { return ++events > 0; }, never);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->end, StreamEnd::kIdleTimeout);
+  EXPECT_EQ(events, 1);  // the initial ADDED (watch without RV)
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+
+  // Cancelling aborts a blocked read at once.
+  CancelSource cancel;
+  wo.idleTimeout = seconds(60);
+  std::optional<Result<WatchEnd>> out;
+  std::thread t([&] {
+    out.emplace(client->watch(
+        resources::kWorkflows, "", wo, [](auto, auto) { return true; }, cancel));
+  });
+  ASSERT_TRUE(waitFor([&] { return sim->openWatches() == 1; }));
+  const auto t1 = std::chrono::steady_clock::now();
+  cancel.cancel();
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, seconds(2));
+  ASSERT_TRUE(out.has_value());
+  if (out->ok()) {
+    EXPECT_EQ((*out)->end, StreamEnd::kCancelled);
+  } else {
+    EXPECT_EQ(out->error().code, ErrorCode::kCancelled);
+  }
+}
+
 class GoneTest : public SimTest, public ::testing::WithParamInterface<ExpireForm> {};
 
 TEST_P(GoneTest, RelistRecoversDeletesMissedDuringTheGap) {

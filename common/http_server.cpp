@@ -419,6 +419,19 @@ class CivetResponseWriter final : public HttpResponseWriter {
 
   bool stopRequested() const override { return stopping_.load(); }
 
+  void abortConnection() override {
+    if (fd_ == -2) {
+      const mg_request_info* ri = mg_get_request_info(conn_);
+      fd_ = findSocketFd(ri->server_port, ri->remote_port, ri->remote_addr);
+    }
+    if (fd_ >= 0)
+      ::shutdown(fd_, SHUT_RDWR);
+    failed_ = true;
+    state_ = State::kDone;
+    if (status_ == 0)
+      status_ = 499;
+  }
+
   bool responded() const { return state_ != State::kNone; }
   bool chunkedOpen() const { return state_ == State::kChunked; }
   int status() const { return status_; }

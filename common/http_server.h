@@ -93,6 +93,9 @@ class HttpResponseWriter {
   virtual bool clientGone() = 0;
   // True once the server is stopping; long-running handlers should return.
   virtual bool stopRequested() const = 0;
+  // Cuts the connection at once, without the terminating chunk (the client sees
+  // a truncated body, like a dropped network path). Nothing more is written.
+  virtual void abortConnection() = 0;
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponseWriter&)>;

@@ -405,6 +405,7 @@ struct KubeApiSimulator::Impl {
   std::map<const ResourceType*, std::map<ObjectKey, StoredObject>> store;
   std::deque<WatchEvent> history;
   std::uint64_t watchGeneration = 0;
+  bool abruptDrop = false;  // how the last drop-watches ends streams
   bool stopping = false;
   bool paused = false;
   std::optional<ExpireForm> expireNext;
@@ -1858,8 +1859,13 @@ void KubeApiSimulator::Impl::doWatch(const HttpRequest& req, HttpResponseWriter&
         return stopping || watchGeneration != generation ||
                (!history.empty() && history.back().rv > pos);
       });
-      if (stopping || watchGeneration != generation)
+      if (stopping)
         return;
+      if (watchGeneration != generation) {
+        if (abruptDrop)
+          w.abortConnection();
+        return;
+      }
       if (pos < compactedRv) {
         expiredNow = true;
       } else {
@@ -1951,7 +1957,11 @@ void KubeApiSimulator::Impl::handleControl(const HttpRequest& req, HttpResponseW
   if (req.method != "POST")
     return sendError(w, methodNotAllowed());
   if (op == "drop-watches") {
+    std::string mode = req.queryParam("mode").value_or("clean");
+    if (mode != "clean" && mode != "abort")
+      return sendError(w, badRequest("mode must be clean or abort"));
     std::lock_guard<std::mutex> lock(mu);
+    abruptDrop = mode == "abort";
     ++watchGeneration;
     cv.notify_all();
     return ok({{"dropped", watchers}});
@@ -2231,8 +2241,9 @@ Status KubeApiSimulator::seedFile(const std::string& path) {
   return Status::okStatus();
 }
 
-void KubeApiSimulator::dropAllWatches() {
+void KubeApiSimulator::dropAllWatches(bool abrupt) {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->abruptDrop = abrupt;
   ++impl_->watchGeneration;
   impl_->cv.notify_all();
 }

@@ -92,7 +92,9 @@ class KubeApiSimulator {
   Status seedFile(const std::string& path);
 
   // Fault injection.
-  void dropAllWatches();  // every open watch stream ends now
+  // Every open watch stream ends now: cleanly (terminating chunk) or, with
+  // abrupt, by cutting the connection mid-stream.
+  void dropAllWatches(bool abrupt = false);
   void expireNextWatch(ExpireForm form);
   void compactHistory();  // forget all watch history up to now
   void failNext(const SimFailRule& rule);

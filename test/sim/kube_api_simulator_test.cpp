@@ -394,6 +394,26 @@ TEST_F(SimTest, DropAllWatchesEndsOpenStreams) {
   EXPECT_FALSE(w.next().has_value());
 }
 
+TEST_F(SimTest, AbruptDropCutsTheStreamWithoutTerminatingChunk) {
+  TestHttpConnection c(sim_->port());
+  c.sendRequest("GET", std::string(kWfPath) +
+                           "?watch=true&resourceVersion=" + sim_->currentResourceVersion());
+  ASSERT_EQ(c.readHead().status, 200);
+  create(workflow("before-drop"));
+  ASSERT_TRUE(c.nextBodyLine().has_value());
+  for (int i = 0; i < 100 && sim_->openWatches() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(call("POST", "/_sim/drop-watches?mode=abort").status, 200);
+  // The chunked body is cut: reading on finds EOF where a chunk header should be.
+  EXPECT_THROW(
+      {
+        while (c.nextBodyLine()) {
+        }
+      },
+      std::runtime_error);
+}
+
 TEST_F(SimTest, StopEndsOpenWatchesAndBlockedRequestsPromptly) {
   WatchStream w(sim_->port(), std::string(kWfPath) +
                                   "?watch=true&resourceVersion=" + sim_->currentResourceVersion());

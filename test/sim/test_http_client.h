@@ -166,17 +166,17 @@ class TestHttpConnection {
 
  private:
   bool readChunk() {
-    std::string sizeLine = readLine();
-    if (sizeLine.empty()) {
-      if (eof_)
-        return false;
-      sizeLine = readLine();
-    }
-    if (sizeLine.empty())
+    if (lastChunkSeen_)
       return false;
+    std::string sizeLine = readLine();
+    if (sizeLine.empty() && !eof_)
+      sizeLine = readLine();
+    if (sizeLine.empty())
+      throw std::runtime_error("connection closed before the last chunk");
     std::size_t size = std::stoul(sizeLine, nullptr, 16);
     if (size == 0) {
       readLine();
+      lastChunkSeen_ = true;
       return false;
     }
     while (buffered_.size() < size + 2) {
@@ -237,6 +237,7 @@ class TestHttpConnection {
   std::string decoded_;
   bool chunked_ = false;
   bool eof_ = false;
+  bool lastChunkSeen_ = false;
   long long remaining_ = -1;
 };
 

@@ -3,6 +3,7 @@
 # Usage: kubectl_fidelity.sh <path to kube-apisim>. Exit 77 (ctest: skipped) without kubectl.
 set -euo pipefail
 SIM_BIN=${1:?usage: kubectl_fidelity.sh <kube-apisim>}
+[[ -x "$SIM_BIN" ]] || { echo "FAIL: simulator binary $SIM_BIN not built" >&2; exit 1; }
 if ! command -v kubectl >/dev/null 2>&1; then
   echo "SKIP: kubectl not installed: the kubectl fidelity checks did not run" >&2
   exit 77

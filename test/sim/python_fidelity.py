@@ -88,6 +88,8 @@ class Sim:
 
 def main():
     binary = sys.argv[1]
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"FAIL: simulator binary {binary} not built")
     workdir = tempfile.mkdtemp(prefix="py-fidelity-")
     sim = Sim(binary, workdir)
     try:

@@ -34,7 +34,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* kWf = "bench-sibling-7h2kq";
+const char* kWf = "kfp-run-7h2kq";
 
 struct Gen {
   std::string out;
@@ -64,12 +64,16 @@ struct Gen {
       out += ",\"boundaryID\":\"" + boundary + "\"";
     if (*message != 0)
       out += std::string(",\"message\":\"") + message + "\"";
-    out += ",\"startedAt\":\"" + stamp() + "\",\"finishedAt\":\"" + stamp() +
+    std::string started = stamp();  // two statements: argument evaluation order is unspecified
+    std::string finished = stamp();
+    out += ",\"startedAt\":\"" + started + "\",\"finishedAt\":\"" + finished +
            "\",\"progress\":\"1/1\",\"resourcesDuration\":{\"cpu\":1,\"memory\":9}";
     if (std::string(type) == "Pod") {
-      out +=
-          ",\"hostNodeName\":\"gke-ml-pool-2-5f7a9c1d-x8kq\",\"outputs\":{\"parameters\":[{"
-          "\"name\":\"cached-decision\",\"value\":\"false\"}],\"exitCode\":\"";
+      out += ",\"hostNodeName\":\"gke-pool-2-x8kq\",\"outputs\":{";
+      if (std::string(templateName).ends_with("driver")) {
+        out += "\"parameters\":[{\"name\":\"cached-decision\",\"value\":\"false\"}],";
+      }
+      out += "\"exitCode\":\"";
       out += std::string(phase) == "Succeeded" ? "0" : "1";
       out += "\"}";
     }
@@ -328,7 +332,9 @@ int main(int argc, char** argv) {
   std::printf("%7s %8s %10s %10s %10s %8s %8s %9s %10s %9s %9s %9s\n", "nodes", "MB", "a ms",
               "b ms", "c ms", "c/a", "c/b", "c MB/s", "c ns/node", "peak a", "peak b", "peak c");
   double nsPerNode1k = 0;
+  double ratio1k = 0;
   double worstScaling = 0;
+  double worstRelative = 0;
   bool ok = true;
   for (int target : sizes) {
     std::string text = makeWorkflow(target);
@@ -358,10 +364,13 @@ int main(int argc, char** argv) {
     double peakB = extraPeakMb([&] { sink += nlohmann::json::parse(text).size(); });
     double peakC = extraPeakMb([&] { sink += engineEvaluate(text) ? 1 : 0; });
     double nsPerNode = c * 1e9 / static_cast<double>(nodes);
-    if (target == 1000)
+    if (target == 1000) {
       nsPerNode1k = nsPerNode;
+      ratio1k = c / a;
+    }
     if (nsPerNode1k > 0 && target >= 10000) {
       worstScaling = std::max(worstScaling, nsPerNode / nsPerNode1k);
+      worstRelative = std::max(worstRelative, (c / a) / ratio1k);
     }
     if (target >= 1000 && c > 2 * a)
       ok = false;
@@ -373,8 +382,12 @@ int main(int argc, char** argv) {
   }
   std::printf("\ntarget c <= 2 x a for >= 1k nodes: %s\n", ok ? "met" : "MISSED");
   if (worstScaling > 0) {
-    std::printf("scaling: c ns/node at >= 10k nodes is at most %.2f x that at 1k nodes (%s)\n",
-                worstScaling, worstScaling <= 1.5 ? "linear" : "NOT linear");
+    // The floor (a) is linear by construction, so c/a growing with size is what
+    // would show a super-linear walk; raw ns/node also moves with cache and load.
+    std::printf(
+        "scaling: c ns/node at >= 10k nodes is at most %.2f x that at 1k nodes; c/a at most "
+        "%.2f x its 1k value (%s)\n",
+        worstScaling, worstRelative, worstRelative <= 1.5 ? "linear" : "NOT linear");
   }
   return 0;
 }

@@ -2,14 +2,20 @@
 // The outcome engine: a Workflow in, a Verdict out. Pure, no I/O, thread-safe
 // for concurrent calls on distinct Workflows.
 //
-// The policy (README "Outcome policy") in short:
+// The policy (docs/outcome-policy.md, README "Outcome policy") in short:
 // - KFP runs: significant failures are failed/errored leaf work nodes (Pod,
 //   Container, HTTP, Plugin, and Skipped-type nodes in Error) outside exit-task
 //   subtrees, excluding attempts of a Retry that succeeded. A completed run
-//   whose reported phase is better than what those failures imply is
-//   mis-reported. A Failed/Error run is never turned into a success.
+//   reported Succeeded while those failures exist is mis-reported. A
+//   Failed/Error run is never turned into a success.
 // - Plain Argo workflows: Argo's own verdict (assessDAGPhase, Steps rules,
-//   workflow onExit override); never mis-reported, masked failures listed.
+//   Retry, workflow onExit override); never mis-reported, masked failures
+//   listed.
+// - A run that is not completed is never mis-reported; its truePhase is the
+//   phase Argo's next reconcile would write as far as the snapshot decides it
+//   (engine/argo_assess.h), else Running/Pending.
+// Lists are sorted by node path (Failure::nodeName, ExitHandlerReport::name),
+// so output is deterministic whatever the order of status.nodes.
 
 #include <optional>
 #include <string>
@@ -63,11 +69,21 @@ struct Verdict {
   bool evaluable = true;   // false e.g. when node status is offloaded
   std::string notEvaluableReason;
   bool misreported = false;
-  std::optional<std::string> cause;       // e.g. "exit-task-masked-failure", "exit-task-failed",
-                                          // "hooked-task-failed", "node-status-offloaded"
-  std::vector<Failure> failures;          // significant failures
-  std::vector<Failure> exitTaskFailures;  // failures inside exit-task subtrees
-  std::vector<Failure> maskedFailures;    // argo: failures absorbed by depends/continueOn
+  std::optional<std::string> cause;  // e.g. "exit-task-masked-failure", "exit-task-failed",
+                                     // "hooked-task-failed", "node-status-offloaded"
+  // Significant failures. KFP: without exit-task failures. Argo: every
+  // failed leaf (exit handlers and hooks included), see maskedFailures.
+  std::vector<Failure> failures;
+  // Failures inside exit-task subtrees (onExit, exit-handler hooks, the
+  // 2.0–2.3 sibling exit task and its driver; Argo: all hooks). Count towards
+  // truePhase only under ExitTaskFailurePolicy::kFail (KFP).
+  std::vector<Failure> exitTaskFailures;
+  // Argo only: the failures that did not decide the verdict (absorbed by
+  // depends/continueOn, raised in a task hook, or under a succeeded Retry's
+  // sibling branch).
+  std::vector<Failure> maskedFailures;
+  // KFP exit-handler groups (kfp-v1, kfp-v2-sibling, kfp-v2-hook); empty for
+  // argo and kfp-v2.
   std::vector<ExitHandlerReport> exitHandlers;
 };
 

@@ -79,8 +79,7 @@ struct Verdict {
   // truePhase only under ExitTaskFailurePolicy::kFail (KFP).
   std::vector<Failure> exitTaskFailures;
   // Argo only: the failures that did not decide the verdict (absorbed by
-  // depends/continueOn, raised in a task hook, or under a succeeded Retry's
-  // sibling branch).
+  // depends/continueOn, or raised in a task hook / a losing onExit).
   std::vector<Failure> maskedFailures;
   // KFP exit-handler groups (kfp-v1, kfp-v2-sibling, kfp-v2-hook); empty for
   // argo and kfp-v2.

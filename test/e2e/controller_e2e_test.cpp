@@ -1,0 +1,170 @@
+// End to end: `exit-reconciler run` against the Kubernetes API simulator and
+// the KFP API simulator.
+
+#include "test/e2e/e2e_env.h"
+
+namespace exitrec::e2e {
+namespace {
+
+TEST_F(E2eEnv, CorrectsExactlyOnceAcrossARestartAndLeavesOthersAlone) {
+  create(masked("masked-a"));
+  create(masked("masked-b"));
+  KfpRunSpec healthy;
+  healthy.name = "healthy";
+  create(healthy);
+  KfpRunSpec argo = masked("plain-argo");
+  argo.shape = RunShape::kArgo;
+  create(argo);
+  KfpRunSpec running = masked("running");
+  running.completed = false;
+  create(running);
+  KfpRunSpec hookFailed = masked("hook-body-failed");  // ≥2.4 reports Failed itself
+  hookFailed.shape = RunShape::kV2Hook;
+  create(hookFailed);
+
+  ControllerProcess& first = startController({"--leader-elect=false"});
+  ASSERT_TRUE(waitFor([&] { return corrected("masked-a") && corrected("masked-b"); }, 20s))
+      << first.log();
+  for (const char* name : {"masked-a", "masked-b"}) {
+    json wf = get(name);
+    EXPECT_EQ(wf["status"]["phase"], "Failed") << name;
+    EXPECT_EQ(wf["metadata"]["labels"]["workflows.argoproj.io/phase"], "Failed");
+    EXPECT_EQ(wf["metadata"]["labels"]["workflows.argoproj.io/completed"], "true");
+    EXPECT_EQ(annotation(name, "exit-reconciler.io/reported-phase"), "Succeeded");
+    EXPECT_FALSE(annotation(name, "exit-reconciler.io/kfp-reported-at").empty());
+    EXPECT_EQ(reportsFor(name), 1) << name;
+    EXPECT_EQ(kfp_->run("run-" + std::string(name))->state, "FAILED");
+    EXPECT_EQ(events(name, "RunPhaseCorrected"), std::make_pair(1, 1)) << name;
+  }
+
+  // A running run completes, mis-reported: it is corrected too.
+  KfpRunSpec completes = running;
+  completes.completed = true;
+  json done = json::parse(makeKfpRunJson(completes));
+  json live = get("running");
+  done["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"];
+  ASSERT_TRUE(client_->update(resources::kWorkflows, "kubeflow", "running", done).ok());
+  ASSERT_TRUE(waitFor([&] { return corrected("running"); }, 20s)) << first.log();
+  EXPECT_EQ(reportsFor("running"), 1);
+
+  // SIGTERM: clean exit, well inside the grace period.
+  const auto t0 = std::chrono::steady_clock::now();
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait(15s), 0) << first.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+
+  // Restart: nothing is corrected, reported or announced twice.
+  const int patchesBefore = patchesFor("masked-a") + patchesFor("masked-b");
+  ControllerProcess& second = startController({"--leader-elect=false"});
+  create(masked("after-restart"));
+  ASSERT_TRUE(waitFor([&] { return corrected("after-restart"); }, 20s)) << second.log();
+  EXPECT_EQ(patchesFor("masked-a") + patchesFor("masked-b"), patchesBefore);
+  EXPECT_EQ(reportsFor("masked-a"), 1);
+  EXPECT_EQ(reportsFor("masked-b"), 1);
+  EXPECT_EQ(reportsFor("running"), 1);
+  EXPECT_EQ(events("masked-a", "RunPhaseCorrected"), std::make_pair(1, 1));
+
+  // Untouched: healthy, plain Argo, ≥2.4 already-failed runs.
+  for (const char* name : {"healthy", "plain-argo", "hook-body-failed"}) {
+    EXPECT_EQ(patchesFor(name), 0) << name;
+    EXPECT_EQ(reportsFor(name), 0) << name;
+  }
+  second.signal(SIGTERM);
+  EXPECT_EQ(second.wait(15s), 0) << second.log();
+}
+
+TEST_F(E2eEnv, SurvivesConflictsWatchDropsGoneAndKfpOutagesWithoutLosingACorrection) {
+  ControllerProcess& ctl = startController({"--leader-elect=false"});
+  // KFP outage: the next 8 KFP requests answer 503.
+  kfp_->failNext(8, 503);
+  create(masked("during-outage"));
+  ASSERT_TRUE(waitFor([&] { return corrected("during-outage"); }, 30s)) << ctl.log();
+  EXPECT_EQ(reportsFor("during-outage"), 1);
+  EXPECT_EQ(get("during-outage")["status"]["phase"], "Failed");
+
+  // 409 on the record patch.
+  SimFailRule conflict;
+  conflict.verb = "patch";
+  conflict.resource = "workflows";
+  conflict.count = 1;
+  conflict.status = 409;
+  kube_->failNext(conflict);
+  create(masked("conflicted"));
+  ASSERT_TRUE(waitFor([&] { return corrected("conflicted"); }, 20s)) << ctl.log();
+
+  // Watch drop, then a 410 in each form: each relist or re-watch loses nothing.
+  kube_->dropAllWatches();
+  create(masked("after-drop"));
+  ASSERT_TRUE(waitFor([&] { return corrected("after-drop"); }, 20s)) << ctl.log();
+  kube_->expireNextWatch(ExpireForm::kErrorEvent);
+  kube_->dropAllWatches();
+  create(masked("after-410-event"));
+  ASSERT_TRUE(waitFor([&] { return corrected("after-410-event"); }, 20s)) << ctl.log();
+  kube_->compactHistory();
+  kube_->expireNextWatch(ExpireForm::kHttp410);
+  kube_->dropAllWatches();
+  create(masked("after-410-http"));
+  ASSERT_TRUE(waitFor([&] { return corrected("after-410-http"); }, 20s)) << ctl.log();
+
+  // KFP 400: recorded, announced, never retried.
+  kfp_->failNext(1, 400);
+  create(masked("rejected"));
+  ASSERT_TRUE(waitFor([&] { return corrected("rejected"); }, 20s)) << ctl.log();
+  EXPECT_FALSE(annotation("rejected", "exit-reconciler.io/kfp-report-error").empty());
+  EXPECT_TRUE(annotation("rejected", "exit-reconciler.io/kfp-reported-at").empty());
+  const std::size_t attempts = kfp_->reports().size();
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(kfp_->reports().size(), attempts);
+
+  for (const char* name :
+       {"during-outage", "conflicted", "after-drop", "after-410-event", "after-410-http"}) {
+    EXPECT_EQ(reportsFor(name), 1) << name;
+  }
+  EXPECT_GE(ctl.count("watch"), 1u);
+  ctl.signal(SIGTERM);
+  EXPECT_EQ(ctl.wait(15s), 0) << ctl.log();
+}
+
+TEST_F(E2eEnv, TwoReplicasUnderLeaderElectionOnlyOneActsAndFailoverIsQuick) {
+  const std::vector<std::string> lease = {
+      "--leader-elect",
+      "--leader-election-namespace",
+      "kubeflow",
+      "--leader-election-lease-duration",
+      "3s",
+      "--leader-election-renew-deadline",
+      "2s",
+      "--leader-election-retry-period",
+      "500ms"};
+  std::vector<std::string> a = lease;
+  a.insert(a.end(), {"--leader-election-identity", "replica-a"});
+  std::vector<std::string> b = lease;
+  b.insert(b.end(), {"--leader-election-identity", "replica-b"});
+  ControllerProcess& ra = startController(a, "a");
+  ASSERT_TRUE(waitFor([&] { return ra.count("became leader") == 1; }, 15s)) << ra.log();
+  ControllerProcess& rb = startController(b, "b");
+  create(masked("elected-1"));
+  create(masked("elected-2"));
+  ASSERT_TRUE(waitFor([&] { return corrected("elected-1") && corrected("elected-2"); }, 20s));
+  EXPECT_EQ(rb.count("became leader"), 0u) << rb.log();
+  EXPECT_EQ(rb.count(": corrected phase Succeeded -> Failed"), 0u) << rb.log();
+  EXPECT_EQ(ra.count(": corrected phase Succeeded -> Failed"), 2u) << ra.log();
+  EXPECT_EQ(reportsFor("elected-1"), 1);
+
+  // The leader dies without releasing: the standby takes over within the lease.
+  ra.signal(SIGKILL);
+  ra.wait(5s);
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waitFor([&] { return rb.count("became leader") == 1; }, 10s)) << rb.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, 3s + 2s);
+  create(masked("after-failover"));
+  ASSERT_TRUE(waitFor([&] { return corrected("after-failover"); }, 20s)) << rb.log();
+  EXPECT_EQ(reportsFor("after-failover"), 1);
+  EXPECT_EQ(reportsFor("elected-1"), 1);
+  EXPECT_EQ(reportsFor("elected-2"), 1);
+  rb.signal(SIGTERM);
+  EXPECT_EQ(rb.wait(15s), 0) << rb.log();
+}
+
+}  // namespace
+}  // namespace exitrec::e2e

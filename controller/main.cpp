@@ -6,6 +6,7 @@
 #include "controller/audit.h"
 #include "controller/cli.h"
 #include "controller/run_command.h"
+#include "controller/sandbox_command.h"
 
 namespace {
 
@@ -13,9 +14,12 @@ constexpr std::array kCommands = {
     exitrec::cli::Subcommand{"audit",
                              "evaluate Workflows from files or stdin; report mis-reported runs",
                              &exitrec::runAudit},
-    exitrec::cli::Subcommand{"run",
-                             "run the controller: watch KFP runs, correct mis-reported ones",
+    exitrec::cli::Subcommand{"run", "run the controller: watch KFP runs, correct mis-reported ones",
                              &exitrec::runRun},
+    exitrec::cli::Subcommand{"sandbox",
+                             "run the controller against simulated Kubernetes and KFP APIs "
+                             "seeded with sample runs",
+                             &exitrec::runSandbox},
 };
 
 }  // namespace

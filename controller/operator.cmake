@@ -28,3 +28,13 @@ target_link_libraries(exitrec_operator
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
 target_link_libraries(exit-reconciler PRIVATE exitrec_operator)
+
+# exitrec_sandbox: `exit-reconciler sandbox` (both simulators in-process).
+add_library(exitrec_sandbox STATIC sandbox_command.cpp)
+target_link_libraries(exitrec_sandbox
+  PUBLIC exitrec_operator
+  PRIVATE exitrec_kube_sim exitrec_kfp_sim exitrec_engine nlohmann_json::nlohmann_json
+          spdlog::spdlog)
+set_source_files_properties(sandbox_command.cpp PROPERTIES COMPILE_DEFINITIONS
+  "EXITREC_SAMPLES_DIR=\"${CMAKE_SOURCE_DIR}/samples\"")
+target_link_libraries(exit-reconciler PRIVATE exitrec_sandbox)

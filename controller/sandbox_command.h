@@ -1,0 +1,9 @@
+#pragma once
+// `exit-reconciler sandbox`: the controller against in-process Kubernetes and
+// KFP API simulators seeded with sample runs; prints a before/after table.
+
+namespace exitrec {
+
+int runSandbox(int argc, char** argv);
+
+}  // namespace exitrec

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The local sandbox: builds (installing missing Debian packages), then runs
+# `exit-reconciler sandbox`: the controller against simulated Kubernetes and
+# KFP APIs seeded with sample runs of every KFP generation. Prints a
+# before/after table and keeps /metrics up until Ctrl-C.
+#   scripts/sandbox.sh                      # interactive
+#   scripts/sandbox.sh --exit-after-report  # CI: exit 0 when every mis-reported run was corrected
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+export BUILD_DIR
+"$ROOT/scripts/build.sh" >/dev/null
+exec "$BUILD_DIR/controller/exit-reconciler" sandbox --samples "$ROOT/samples" "$@"

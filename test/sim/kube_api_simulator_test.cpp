@@ -453,6 +453,11 @@ TEST_F(SimTest, FailNextInjectsStatusRetryAfterAndCount) {
   EXPECT_EQ(call("GET", std::string(kWfPath) + "/f").status, 200);  // other verbs unaffected
   EXPECT_EQ(call("PATCH", std::string(kWfPath) + "/f", "{}", "application/merge-patch+json").status,
             200);
+  // status 0: delay only, then the request is served normally.
+  sim_->failNext({"get", "workflows", 1, 0, 0, 300});
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(call("GET", std::string(kWfPath) + "/f").status, 200);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
   sim_->failNext({"*", "*", 1, 503, 0, 0});
   EXPECT_EQ(call("GET", "/api/v1/namespaces/default/pods").status, 503);
   EXPECT_EQ(call("GET", "/api/v1/namespaces/default/pods").status, 200);

@@ -339,6 +339,16 @@ TEST(KfpV1, ExitFailureFailsTheRunThroughTheOverride) {
   EXPECT_EQ(names(v.exitTaskFailures), std::vector<std::string>{W + ".onExit"});
 }
 
+TEST(KfpV1, BothFail) {
+  Verdict v = v1Run("Failed", "Failed").eval({ExitTaskFailurePolicy::kFail});
+  EXPECT_EQ(v.truePhase, Phase::kFailed);
+  EXPECT_FALSE(v.misreported);
+  EXPECT_EQ(v.failures.size(), 1u);
+  EXPECT_EQ(v.exitTaskFailures.size(), 1u);
+  EXPECT_EQ(v.exitHandlers.at(0).bodyPhase, Phase::kFailed);
+  EXPECT_EQ(v.exitHandlers.at(0).exitTaskPhase, Phase::kFailed);
+}
+
 TEST(KfpV1, MaskedBodyFailureIsGeneric) {
   // A body pod failed but the run says Succeeded (e.g. continueOn in the spec).
   WfBuilder b = v1Run("Succeeded", "Succeeded");

@@ -170,6 +170,7 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
                                                           std::string(kExpectedKfpState)));
           }
           observer().onStep(step.kind, "report", "success");
+          observer().onStep(step.kind, "verify", "success");
           std::optional<std::chrono::duration<double>> latency;
           if (auto finished = parseRfc3339(wf.finishedAt)) {
             auto d = clock_.wallNow() - *finished;

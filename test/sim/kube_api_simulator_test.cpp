@@ -383,6 +383,24 @@ TEST_F(SimTest, BoundedHistoryExpiresOldResourceVersions) {
   EXPECT_EQ((*w.next())["type"], "ERROR");
 }
 
+TEST_F(SimTest, ManyConcurrentWatchersAllReceiveEachEvent) {
+  std::string rv = sim_->currentResourceVersion();
+  std::vector<std::unique_ptr<WatchStream>> streams;
+  for (int i = 0; i < 60; ++i) {
+    streams.push_back(std::make_unique<WatchStream>(
+        sim_->port(),
+        "/apis/argoproj.io/v1alpha1/workflows?watch=true&timeoutSeconds=10&resourceVersion=" + rv));
+    ASSERT_EQ(streams.back()->status(), 200);
+  }
+  create(workflow("fanout"));
+  for (auto& s : streams) {
+    auto e = s->next();
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ((*e)["object"]["metadata"]["name"], "fanout");
+  }
+  EXPECT_EQ(sim_->openWatches(), 60u);
+}
+
 TEST_F(SimTest, DropAllWatchesEndsOpenStreams) {
   WatchStream w(sim_->port(), std::string(kWfPath) +
                                   "?watch=true&resourceVersion=" + sim_->currentResourceVersion());

@@ -618,7 +618,7 @@ json openApiV3(const std::string& gv) {
                             {"required", true},
                             {"schema", {{"type", "string"}}}});
     }
-    auto op = [&](const char* action, std::vector<const char*> params) {
+    auto op = [&](const char* action, const std::vector<const char*>& params) {
       json o = {{"x-kubernetes-action", action},
                 {"x-kubernetes-group-version-kind", gvk},
                 {"responses", ok},

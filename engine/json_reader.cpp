@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -95,6 +96,13 @@ class ParserLease {
   od::parser own_;
   od::parser* parser_;
 };
+
+// Key comparison against a literal: a size check and a constant-length
+// memcmp the compiler inlines (string_view's == calls memcmp).
+template <std::size_t N>
+inline bool is(std::string_view key, const char (&literal)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
+}
 
 // True when the document has been read to its end (nothing trails it).
 bool docAtEnd(od::document& doc) {
@@ -345,12 +353,14 @@ class Decoder {
       return fatal(simdjson::TAPE_ERROR, path);
     char c = tok[0];
     if (c == '"' && backing_) {
-      std::size_t last = tok.rfind('"');
-      if (last == 0)
-        return fatal(simdjson::STRING_ERROR, path);
-      std::string_view content = tok.substr(1, last - 1);
-      if (content.find('\\') == std::string_view::npos) {
-        out = content;
+      // One pass to the closing quote; a backslash first means escapes.
+      // (The padded buffer holds the whole validated string.)
+      const char* start = tok.data() + 1;
+      const char* p = start;
+      while (*p != '"' && *p != '\\')
+        ++p;
+      if (*p == '"') {
+        out = std::string_view(start, static_cast<std::size_t>(p - start));
         return true;
       }
       std::string_view s;
@@ -412,38 +422,38 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
         Path p = path.field(key);
         switch (key.empty() ? '\0' : key[0]) {
           case 'n':
-            if (key == "name") {
+            if (is(key, "name")) {
               haveName = true;
               return text(val, node.name, p, false);
             }
-            if (key == "nodeFlag") {
+            if (is(key, "nodeFlag")) {
               return d.object(val, p, [&](std::string_view k, od::value& fv) {
-                if (k == "hooked")
+                if (is(k, "hooked"))
                   return d.boolean(fv, node.hooked, p.field(k));
-                if (k == "retried")
+                if (is(k, "retried"))
                   return d.boolean(fv, node.retried, p.field(k));
                 return true;
               });
             }
             return true;
           case 'd':
-            if (key == "displayName")
+            if (is(key, "displayName"))
               return text(val, node.displayName, p);
-            if (key == "daemoned")
+            if (is(key, "daemoned"))
               return d.boolean(val, node.daemoned, p);
             return true;
           case 't':
-            if (key == "type") {
+            if (is(key, "type")) {
               std::string_view s;
               if (!d.viewString(val, s, p, wf, false))
                 return false;
               node.type = parseNodeType(s);
               haveType = true;
-            } else if (key == "templateName") {
+            } else if (is(key, "templateName")) {
               // templateRef.template wins (Argo's failures report it).
               if (!haveTemplateRef)
                 return text(val, node.templateName, p);
-            } else if (key == "templateRef") {
+            } else if (is(key, "templateRef")) {
               return d.object(val, p, [&](std::string_view k, od::value& fv) {
                 if (k != "template")
                   return true;
@@ -459,7 +469,7 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
             }
             return true;
           case 'p':
-            if (key == "phase") {
+            if (is(key, "phase")) {
               std::string_view s;
               if (!d.viewString(val, s, p, wf))
                 return false;
@@ -467,23 +477,23 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
             }
             return true;
           case 'b':
-            if (key == "boundaryID")
+            if (is(key, "boundaryID"))
               return text(val, node.boundaryId, p);
             return true;
           case 'm':
-            if (key == "message")
+            if (is(key, "message"))
               return text(val, node.message, p);
             return true;
           case 's':
-            if (key == "startedAt")
+            if (is(key, "startedAt"))
               return text(val, node.startedAt, p);
             return true;
           case 'f':
-            if (key == "finishedAt")
+            if (is(key, "finishedAt"))
               return text(val, node.finishedAt, p);
             return true;
           case 'c':
-            if (key == "children") {
+            if (is(key, "children")) {
               std::vector<std::string_view>& scratch = d.scratch();
               scratch.clear();
               bool r = d.array(val, p, [&](std::size_t i, od::value& el) {
@@ -525,9 +535,9 @@ bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
 
 bool decodeContinueOn(Decoder& d, od::value& v, const Path& p, bool& failed, bool& error) {
   return d.object(v, p, [&](std::string_view k, od::value& fv) {
-    if (k == "failed")
+    if (is(k, "failed"))
       return d.boolean(fv, failed, p.field(k));
-    if (k == "error")
+    if (is(k, "error"))
       return d.boolean(fv, error, p.field(k));
     return true;
   });
@@ -540,12 +550,12 @@ bool decodeHooks(Decoder& d, od::value& v, const Path& p, std::string& exitTempl
       return true;
     Path hp = p.field(k);
     return d.object(hv, hp, [&](std::string_view hk, od::value& tv) {
-      if (hk == "template")
+      if (is(hk, "template"))
         return d.string(tv, exitTemplate, hp.field(hk));
-      if (hk == "templateRef") {
+      if (is(hk, "templateRef")) {
         Path rp = hp.field(hk);
         return d.object(tv, rp, [&](std::string_view rk, od::value& rv) {
-          if (rk == "template")
+          if (is(rk, "template"))
             return d.string(rv, exitTemplate, rp.field(rk));
           return true;
         });
@@ -557,7 +567,7 @@ bool decodeHooks(Decoder& d, od::value& v, const Path& p, std::string& exitTempl
 
 bool decodeTemplateRef(Decoder& d, od::value& v, const Path& p, std::string& templateName) {
   return d.object(v, p, [&](std::string_view k, od::value& fv) {
-    if (k == "template")
+    if (is(k, "template"))
       return d.string(fv, templateName, p.field(k));
     return true;
   });
@@ -570,27 +580,27 @@ bool decodeDagTask(Decoder& d, od::value& v, const Path& path, DagTask& task) {
       v, path,
       [&](std::string_view key, od::value& val) {
         Path p = path.field(key);
-        if (key == "name")
+        if (is(key, "name"))
           return d.string(val, task.name, p, false);
-        if (key == "template") {
+        if (is(key, "template")) {
           if (task.templateName.empty())
             return d.string(val, task.templateName, p);
           return true;
         }
-        if (key == "templateRef")
+        if (is(key, "templateRef"))
           return decodeTemplateRef(d, val, p, task.templateName);
-        if (key == "depends")
+        if (is(key, "depends"))
           return d.string(val, task.depends, p);
-        if (key == "dependencies")
+        if (is(key, "dependencies"))
           return d.stringList(val, task.dependencies, p);
-        if (key == "continueOn") {
+        if (is(key, "continueOn")) {
           return decodeContinueOn(d, val, p, task.continueOnFailed, task.continueOnError);
         }
-        if (key == "onExit")
+        if (is(key, "onExit"))
           return d.string(val, onExit, p);
-        if (key == "hooks")
+        if (is(key, "hooks"))
           return decodeHooks(d, val, p, hookExit);
-        if (key == "arguments") {
+        if (is(key, "arguments")) {
           return d.object(val, p, [&](std::string_view ak, od::value& av) {
             if (ak != "parameters")
               return true;
@@ -600,9 +610,9 @@ bool decodeDagTask(Decoder& d, od::value& v, const Path& path, DagTask& task) {
               std::string value;
               Path ip = pp.at(i);
               bool r = d.object(pv, ip, [&](std::string_view pk, od::value& fv) {
-                if (pk == "name")
+                if (is(pk, "name"))
                   return d.string(fv, name, ip.field(pk));
-                if (pk == "value")
+                if (is(pk, "value"))
                   return d.scalarText(fv, value, ip.field(pk));
                 return true;
               });
@@ -626,21 +636,21 @@ bool decodeStep(Decoder& d, od::value& v, const Path& path, Step& step) {
       v, path,
       [&](std::string_view key, od::value& val) {
         Path p = path.field(key);
-        if (key == "name")
+        if (is(key, "name"))
           return d.string(val, step.name, p);
-        if (key == "template") {
+        if (is(key, "template")) {
           if (step.templateName.empty())
             return d.string(val, step.templateName, p);
           return true;
         }
-        if (key == "templateRef")
+        if (is(key, "templateRef"))
           return decodeTemplateRef(d, val, p, step.templateName);
-        if (key == "continueOn") {
+        if (is(key, "continueOn")) {
           return decodeContinueOn(d, val, p, step.continueOnFailed, step.continueOnError);
         }
-        if (key == "onExit")
+        if (is(key, "onExit"))
           return d.string(val, onExit, p);
-        if (key == "hooks")
+        if (is(key, "hooks"))
           return decodeHooks(d, val, p, hookExit);
         return true;
       },
@@ -662,15 +672,15 @@ bool decodeTemplate(Decoder& d, od::value& v, const Path& path, Template& tmpl) 
       v, path,
       [&](std::string_view key, od::value& val) {
         Path p = path.field(key);
-        if (key == "name")
+        if (is(key, "name"))
           return d.string(val, tmpl.name, p, false);
-        if (key == "dag") {
+        if (is(key, "dag")) {
           tmpl.isDag = true;
           return d.object(val, p, [&](std::string_view dk, od::value& dv) {
             Path dp = p.field(dk);
-            if (dk == "target")
+            if (is(dk, "target"))
               return d.string(dv, tmpl.dagTarget, dp);
-            if (dk == "failFast") {
+            if (is(dk, "failFast")) {
               od::json_type t{};
               if (!d.type(dv, t, dp))
                 return false;
@@ -683,7 +693,7 @@ bool decodeTemplate(Decoder& d, od::value& v, const Path& path, Template& tmpl) 
                 tmpl.dagFailFast = b;
               return true;
             }
-            if (dk == "tasks") {
+            if (is(dk, "tasks")) {
               return d.array(dv, dp, [&](std::size_t i, od::value& tv) {
                 tmpl.dagTasks.emplace_back();
                 return decodeDagTask(d, tv, dp.at(i), tmpl.dagTasks.back());
@@ -692,7 +702,7 @@ bool decodeTemplate(Decoder& d, od::value& v, const Path& path, Template& tmpl) 
             return true;
           });
         }
-        if (key == "steps") {
+        if (is(key, "steps")) {
           tmpl.isSteps = true;
           return d.array(val, p, [&](std::size_t i, od::value& gv) {
             tmpl.stepGroups.emplace_back();
@@ -703,7 +713,7 @@ bool decodeTemplate(Decoder& d, od::value& v, const Path& path, Template& tmpl) 
             });
           });
         }
-        if (key == "retryStrategy") {
+        if (is(key, "retryStrategy")) {
           od::json_type t{};
           if (!d.type(val, t, p))
             return false;
@@ -712,14 +722,14 @@ bool decodeTemplate(Decoder& d, od::value& v, const Path& path, Template& tmpl) 
           tmpl.hasRetryStrategy = true;
           return d.object(val, p, [&](std::string_view rk, od::value& rv) {
             Path rp = p.field(rk);
-            if (rk == "limit") {
+            if (is(rk, "limit")) {
               std::string text;
               if (!d.scalarText(rv, text, rp))
                 return false;
               tmpl.retryLimit = parseInt(text);
               return true;
             }
-            if (rk == "retryPolicy")
+            if (is(rk, "retryPolicy"))
               return d.string(rv, tmpl.retryPolicy, rp);
             return true;
           });
@@ -738,23 +748,23 @@ bool decodeMetadata(Decoder& d, od::value& v, const Path& path, Workflow& wf, bo
                     bool& haveGenerateName) {
   return d.object(v, path, [&](std::string_view key, od::value& val) {
     Path p = path.field(key);
-    if (key == "name") {
+    if (is(key, "name")) {
       haveName = true;
       return d.string(val, wf.name, p, false);
     }
-    if (key == "generateName") {
+    if (is(key, "generateName")) {
       haveGenerateName = true;
       return true;
     }
-    if (key == "namespace")
+    if (is(key, "namespace"))
       return d.string(val, wf.namespace_, p);
-    if (key == "uid")
+    if (is(key, "uid"))
       return d.string(val, wf.uid, p);
-    if (key == "resourceVersion")
+    if (is(key, "resourceVersion"))
       return d.string(val, wf.resourceVersion, p);
-    if (key == "labels")
+    if (is(key, "labels"))
       return d.stringMap(val, wf.labels, p);
-    if (key == "annotations")
+    if (is(key, "annotations"))
       return d.stringMap(val, wf.annotations, p);
     return true;
   });
@@ -765,20 +775,20 @@ bool decodeSpec(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
   std::string onExit;
   bool ok = d.object(v, path, [&](std::string_view key, od::value& val) {
     Path p = path.field(key);
-    if (key == "entrypoint")
+    if (is(key, "entrypoint"))
       return d.string(val, wf.entrypoint, p);
-    if (key == "onExit")
+    if (is(key, "onExit"))
       return d.string(val, onExit, p);
-    if (key == "hooks")
+    if (is(key, "hooks"))
       return decodeHooks(d, val, p, hookExit);
-    if (key == "shutdown") {
+    if (is(key, "shutdown")) {
       std::string s;
       if (!d.string(val, s, p))
         return false;
       wf.hasShutdown = !s.empty();
       return true;
     }
-    if (key == "templates") {
+    if (is(key, "templates")) {
       return d.array(val, p, [&](std::size_t i, od::value& tv) {
         wf.templates.emplace_back();
         return decodeTemplate(d, tv, p.at(i), wf.templates.back());
@@ -793,26 +803,26 @@ bool decodeSpec(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
 bool decodeStatus(Decoder& d, od::value& v, const Path& path, Workflow& wf, StatusExtras& extras) {
   return d.object(v, path, [&](std::string_view key, od::value& val) {
     Path p = path.field(key);
-    if (key == "nodes") {
+    if (is(key, "nodes")) {
       extras.sawNodes = true;
       return decodeNodes(d, val, p, wf);
     }
-    if (key == "phase") {
+    if (is(key, "phase")) {
       std::string_view s;
       if (!d.string(val, s, p))
         return false;
       wf.phase = parsePhase(s);
       return true;
     }
-    if (key == "message")
+    if (is(key, "message"))
       return d.string(val, wf.message, p);
-    if (key == "startedAt")
+    if (is(key, "startedAt"))
       return d.string(val, wf.startedAt, p);
-    if (key == "finishedAt")
+    if (is(key, "finishedAt"))
       return d.string(val, wf.finishedAt, p);
-    if (key == "compressedNodes")
+    if (is(key, "compressedNodes"))
       return d.string(val, extras.compressedNodes, p);
-    if (key == "offloadNodeStatusVersion")
+    if (is(key, "offloadNodeStatusVersion"))
       return d.string(val, wf.offloadNodeStatusVersion, p);
     return true;
   });
@@ -863,17 +873,17 @@ bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& r
   bool haveGenerateName = false;
   bool ok = d.fields(obj, root, [&](std::string_view key, od::value& val) {
     Path p = root.field(key);
-    if (key == "metadata")
+    if (is(key, "metadata"))
       return decodeMetadata(d, val, p, wf, haveName, haveGenerateName);
-    if (key == "spec")
+    if (is(key, "spec"))
       return decodeSpec(d, val, p, wf);
-    if (key == "status")
+    if (is(key, "status"))
       return decodeStatus(d, val, p, wf, extras);
-    if (key == "apiVersion")
+    if (is(key, "apiVersion"))
       return d.string(val, wf.apiVersion, p);
-    if (key == "kind")
+    if (is(key, "kind"))
       return d.string(val, wf.kind, p);
-    if (key == "items" && onItem != nullptr) {
+    if (is(key, "items") && onItem != nullptr) {
       od::json_type t{};
       if (!d.type(val, t, p))
         return false;

@@ -107,12 +107,14 @@ TEST(ArgoFixtures, StepsFailedRetriesSnapshotBecomesFailed) {
 std::optional<Workflow> loadCompiled(const std::string& relative) {
   std::filesystem::path p = std::filesystem::path(EXITREC_SHARED_DIR) / "fixtures/kfp" / relative;
   std::ifstream in(p);
-  if (!in) return std::nullopt;
+  if (!in)
+    return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
   std::size_t at = text.find("\n  generateName:");
-  if (at == std::string::npos) return std::nullopt;
+  if (at == std::string::npos)
+    return std::nullopt;
   text.insert(at + 1, "  name: test-run\n  labels:\n    pipeline/runid: r1\n");
   auto wf = parseWorkflowYaml(text);
   if (!wf) {

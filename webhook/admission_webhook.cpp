@@ -1,9 +1,9 @@
 #include "webhook/admission_webhook.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "common/http_server.h"
+#include "metrics/metrics.h"
 #include "webhook/certificates.h"
 
 namespace exitrec {
@@ -16,15 +16,6 @@ std::string strField(const nlohmann::json& obj, std::string_view key) {
 }
 
 }  // namespace
-
-std::string base64Encode(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 Result<AdmissionRequestView> parseAdmissionReview(std::string_view body) {
   auto doc = nlohmann::json::parse(body, nullptr, false);

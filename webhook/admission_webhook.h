@@ -22,9 +22,11 @@
 // Thread-safety: start/stop from one owner thread; review() may be called
 // concurrently (the HTTP server does so).
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -35,11 +37,15 @@
 
 #include "common/clock.h"
 #include "common/result.h"
-#include "metrics/metrics.h"
 #include "webhook/resolver.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec {
+
+// From metrics/metrics.h (not included here: its WatchEventType clashes with
+// k8sclient/kube_client.h's, and the controller includes both sides).
+class Metrics;
+enum class InjectionResult : std::uint8_t;
 
 inline namespace server {
 class HttpServer;  // common/http_server.h
@@ -62,8 +68,8 @@ struct AdmissionWebhookOptions {
 // One answered review.
 struct AdmissionReply {
   int httpStatus = 200;
-  std::string body;  // AdmissionReview JSON, or the error message for 400
-  InjectionResult result = InjectionResult::kOutOfScope;
+  std::string body;          // AdmissionReview JSON, or the error message for 400
+  InjectionResult result{};  // always set by review()
   bool inScope = false;
 };
 
@@ -80,7 +86,6 @@ struct AdmissionRequestView {
 Result<AdmissionRequestView> parseAdmissionReview(std::string_view body);
 std::string admissionResponse(std::string_view apiVersion, std::string_view uid,
                               const nlohmann::json* patch);
-std::string base64Encode(std::string_view data);
 
 class AdmissionWebhook {
  public:

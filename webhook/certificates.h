@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -44,6 +45,9 @@ Result<double> certificateNotAfter(const std::string& path);
 bool certificateUsable(const std::string& certPem, const std::string& caPem,
                        const std::string& dnsName, std::chrono::system_clock::time_point now,
                        std::chrono::hours margin);
+
+// Standard base64 (RFC 4648, padded).
+std::string base64Encode(std::string_view data);
 
 // Writes `content` to `path` through a temporary file and rename(2), so a
 // reader never sees a half-written file. `mode` as for chmod.

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "metrics/metrics.h"
 #include "webhook/injector.h"
 
 namespace exitrec {

@@ -14,16 +14,21 @@
 //
 // Thread-safety: handle() may be called concurrently for different pods.
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "common/clock.h"
 #include "common/result.h"
-#include "metrics/metrics.h"
 #include "webhook/resolver.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec {
+
+// From metrics/metrics.h (not included here: its WatchEventType clashes with
+// k8sclient/kube_client.h's, and the controller includes both sides).
+class Metrics;
+enum class InjectionResult : std::uint8_t;
 
 inline constexpr std::string_view kExitTaskPodSelector = "pipeline/runid";
 

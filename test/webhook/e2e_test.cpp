@@ -1,0 +1,196 @@
+// End to end through the Kubernetes API simulator: the webhook reads the
+// Workflow and the run's pods through a real KubeClient; the test acts as the
+// API server (sends the AdmissionReview over HTTPS, applies the JSONPatch,
+// stores the admitted pod). The pod-annotation channel on its own.
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "metrics/metrics.h"
+#include "test/webhook/sim_env.h"
+#include "test/webhook/test_support.h"
+#include "test/webhook/tls_client.h"
+#include "webhook/admission_webhook.h"
+#include "webhook/pod_annotation_channel.h"
+
+namespace exitrec::testing {
+namespace {
+
+using json = nlohmann::json;
+
+class WebhookE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() /
+            ("exitrec-webhook-e2e-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    std::filesystem::remove_all(dir_);
+    env_ = SimEnv::start(dir_ + "/kube", "kubeflow-user");
+    ASSERT_NE(env_, nullptr);
+    certs_ = writeTestCerts(dir_ + "/tls");
+  }
+  void TearDown() override {
+    if (webhook_)
+      webhook_->stop();
+    env_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void startWebhook() {
+    AdmissionWebhookOptions o;
+    o.address = "127.0.0.1";
+    o.port = 0;
+    o.certFile = certs_.certFile;
+    o.keyFile = certs_.keyFile;
+    webhook_ =
+        std::make_unique<AdmissionWebhook>(o, env_->provider(), SystemClock::instance(), &metrics_);
+    ASSERT_TRUE(webhook_->start().ok());
+  }
+  // What the API server does on pod CREATE with our webhook configured.
+  json admitAndCreate(const json& pod) {
+    TlsReply r = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods",
+                           admissionReviewFor(pod, "uid-1").dump());
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+    json review = json::parse(r.body);
+    EXPECT_EQ(review["response"]["allowed"], true);
+    json admitted = pod;
+    if (review["response"].contains("patch")) {
+      admitted = applyJsonPatch(
+          pod, json::parse(base64Decode(review["response"]["patch"].get<std::string>())));
+    }
+    auto created = env_->create("pods", "kubeflow-user", admitted);
+    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
+    auto stored = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
+    EXPECT_TRUE(stored.ok());
+    return stored.ok() ? stored.value() : json();
+  }
+
+  std::string dir_;
+  std::unique_ptr<SimEnv> env_;
+  TestCerts certs_;
+  Metrics metrics_;
+  std::unique_ptr<AdmissionWebhook> webhook_;
+};
+
+TEST_F(WebhookE2eTest, ExitTaskPodIsPatchedFromTheLiveWorkflow) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_task_final_status.yaml", sc);
+  ASSERT_TRUE(env_->seed(run.json).ok());
+  startWebhook();
+  json stored = admitAndCreate(
+      buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.exit-op.executor")));
+  EXPECT_EQ(envOf(stored, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+  EXPECT_EQ(envOf(stored, "main", "KFP_WORKFLOW_STATUS"), "Failed");
+  EXPECT_EQ(executorInputOf(stored, "main")["inputs"]["parameterValues"]["status"]["state"],
+            "FAILED");
+  EXPECT_EQ(stored["metadata"]["annotations"]["exit-reconciler.io/injected"], "webhook");
+  // A body pod goes through unchanged.
+  json body =
+      admitAndCreate(buildArgoPod(run.json, run.node("root.exit-handler-1.print-op.executor")));
+  EXPECT_EQ(envOf(body, "main", "KFP_WORKFLOW_STATUS"), "");
+  EXPECT_EQ(webhook_->count(InjectionResult::kInjected), 1u);
+}
+
+TEST_F(WebhookE2eTest, LaggingWorkflowIsCompletedFromTheRunsPods) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
+  // The stored Workflow still shows fail-op running; its pod has failed.
+  Scenario sc;
+  sc.running.insert("fail-op");
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  ASSERT_TRUE(env_->seed(run.json).ok());
+  json failedPod = buildArgoPod(run.json, run.node("root.exit-handler-1.fail-op.executor"));
+  failedPod["status"] = {
+      {"phase", "Failed"},
+      {"containerStatuses", json::array({{{"name", "main"},
+                                          {"state",
+                                           {{"terminated",
+                                             {{"exitCode", 1},
+                                              {"reason", "Error"},
+                                              {"finishedAt", "2026-11-28T12:05:00Z"}}}}}}})}};
+  ASSERT_TRUE(env_->seed(failedPod).ok());
+  startWebhook();
+  json stored = admitAndCreate(
+      buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor")));
+  EXPECT_EQ(envOf(stored, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+  json failures = json::parse(envOf(stored, "main", "KFP_WORKFLOW_FAILURES"));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0]["message"], "Error (exit code 1)");
+}
+
+TEST_F(WebhookE2eTest, ApiErrorsAdmitThePodUnchanged) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", Scenario{});
+  ASSERT_TRUE(env_->seed(run.json).ok());
+  env_->failNext("get", "workflows", 1, 503);
+  startWebhook();
+  json stored = admitAndCreate(
+      buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor")));
+  EXPECT_EQ(envOf(stored, "main", "KFP_WORKFLOW_STATUS"), "");
+  EXPECT_EQ(webhook_->count(InjectionResult::kApiUnavailable), 1u);
+}
+
+TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  ASSERT_TRUE(env_->seed(run.json).ok());
+  json pod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
+  ASSERT_TRUE(env_->seed(pod).ok());  // created without the webhook
+
+  PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
+                               &metrics_);
+  auto live = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
+  ASSERT_TRUE(live.ok());
+  ASSERT_TRUE(PodAnnotationChannel::wants(live.value()));
+  auto r = channel.handle(live.value());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value(), InjectionResult::kInjected);
+
+  auto after = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
+  ASSERT_TRUE(after.ok());
+  const json& ann = after.value()["metadata"]["annotations"];
+  EXPECT_EQ(ann["exit-reconciler.io/injected"], "annotation");
+  EXPECT_EQ(ann["exit-reconciler.io/exit-handler-status"], "Failed");
+  EXPECT_EQ(ann["exit-reconciler.io/workflow-status"], "Failed");
+  EXPECT_EQ(json::parse(ann["exit-reconciler.io/workflow-failures"].get<std::string>()).size(), 1u);
+  EXPECT_EQ(
+      json::parse(ann["exit-reconciler.io/pipeline-task-final-status"].get<std::string>())["state"],
+      "FAILED");
+  // Argo's own annotations are kept (merge patch).
+  EXPECT_EQ(ann["workflows.argoproj.io/node-name"],
+            pod["metadata"]["annotations"]["workflows.argoproj.io/node-name"]);
+
+  auto wf = env_->get("workflows", "kubeflow-user", run.name);
+  ASSERT_TRUE(wf.ok());
+  bool recorded = false;
+  for (const auto& [k, v] : wf.value()["metadata"]["annotations"].items()) {
+    if (k.rfind("exit-reconciler.io/exit-task-injection-", 0) != 0)
+      continue;
+    json rec = json::parse(v.get<std::string>());
+    EXPECT_EQ(rec["pod"], pod["metadata"]["name"]);
+    EXPECT_EQ(rec["channel"], "annotation");
+    EXPECT_EQ(rec["exitHandlerStatus"], "Failed");
+    recorded = true;
+  }
+  EXPECT_TRUE(recorded);
+
+  // Injected once: the channel leaves it alone afterwards.
+  EXPECT_FALSE(PodAnnotationChannel::wants(after.value()));
+  auto again = channel.handle(after.value());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value(), InjectionResult::kAlreadyInjected);
+  // A running pod is not wanted; a driver pod is skipped.
+  json running = pod;
+  running["status"]["phase"] = "Running";
+  EXPECT_FALSE(PodAnnotationChannel::wants(running));
+  json driver = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op-driver"));
+  auto skipped = channel.handle(driver);
+  ASSERT_TRUE(skipped.ok());
+  EXPECT_EQ(skipped.value(), InjectionResult::kSkipped);
+}
+
+}  // namespace
+}  // namespace exitrec::testing

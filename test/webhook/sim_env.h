@@ -1,0 +1,36 @@
+#pragma once
+// The Kubernetes API simulator plus a real KubeClient and the production
+// adapters (KubeRunStateProvider, KubeAnnotationWriter), behind an opaque
+// type: k8sclient's headers and metrics/metrics.h both declare
+// exitrec::WatchEventType, so webhook tests that use Metrics reach the
+// client only through this interface (sim_env.cpp includes k8sclient).
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/result.h"
+#include "webhook/state_provider.h"
+
+namespace exitrec::testing {
+
+class SimEnv {
+ public:
+  // Starts the simulator (plain HTTP on 127.0.0.1:0) with namespace `ns`.
+  static std::unique_ptr<SimEnv> start(const std::string& stateDir, const std::string& ns);
+  virtual ~SimEnv() = default;
+
+  virtual Status seed(const nlohmann::json& objectOrList) = 0;
+  // POST the object (as the API server stores an admitted pod).
+  virtual Result<nlohmann::json> create(const std::string& plural, const std::string& ns,
+                                        const nlohmann::json& obj) = 0;
+  virtual Result<nlohmann::json> get(const std::string& plural, const std::string& ns,
+                                     const std::string& name) = 0;
+  // The next `count` requests of `verb` on `resource` answer `status`.
+  virtual void failNext(const std::string& verb, const std::string& resource, int count,
+                        int status) = 0;
+  virtual RunStateProvider& provider() = 0;
+  virtual AnnotationWriter& writer() = 0;
+};
+
+}  // namespace exitrec::testing

@@ -1,0 +1,68 @@
+#pragma once
+// WebhookRuntime: what `exit-reconciler run` starts for issue 5, in one call.
+//
+//   WebhookConfig wc = ...from --webhook-* flags...;
+//   auto rt = WebhookRuntime::start(wc, kubeClient, clock, &metrics, /*cache=*/nullptr);
+//   ... rt->annotationChannel().handle(pod) from the pod watch (optional) ...
+//   rt->stop();   // on shutdown, before the KubeClient goes away
+//
+// start(): with selfSigned, runs bootstrapSelfSignedTls (Secret, files,
+// caBundle) first; then serves the admission webhook on `addr` (HTTPS,
+// /mutate-pods) with the cert/key files (re-read on change). Every replica
+// serves the webhook (not only the leader): it only reads.
+// Errors: kInvalidInput for a bad address or certificate, the bootstrap's
+// classified API error, kTransient when the port cannot be bound.
+// Thread-safety: start/stop from the owner thread; the channel is thread-safe.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "webhook/admission_webhook.h"
+#include "webhook/pod_annotation_channel.h"
+#include "webhook/state_provider.h"
+
+namespace exitrec {
+
+class KubeClient;
+
+struct WebhookConfig {
+  std::string addr;                          // --webhook-addr, e.g. ":9443"; empty = no webhook
+  std::string certFile;                      // --webhook-cert-file
+  std::string keyFile;                       // --webhook-key-file
+  std::chrono::milliseconds deadline{2000};  // --webhook-deadline
+  bool selfSigned = false;                   // --webhook-self-signed
+  std::string secretName;                    // --webhook-secret-name
+  std::string serviceName;                   // --webhook-service-name
+  std::string configurationName;             // --webhook-configuration-name
+  std::string namespace_;                    // the controller's namespace
+};
+
+// ":9443" -> ("0.0.0.0", 9443); "127.0.0.1:0"; "[::]:9443" -> ("::", 9443).
+Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr);
+
+class WebhookRuntime {
+ public:
+  // `client`, `clock`, `metrics` (nullable) and `cache` (nullable) must outlive it.
+  static Result<std::unique_ptr<WebhookRuntime>> start(const WebhookConfig& config,
+                                                       KubeClient& client, Clock& clock,
+                                                       Metrics* metrics, WorkflowCache* cache);
+  ~WebhookRuntime();
+  int port() const { return webhook_ ? webhook_->port() : 0; }
+  // The pod-annotation channel over the same state provider (for the watch loop).
+  PodAnnotationChannel& annotationChannel() { return *channel_; }
+  void stop();
+
+ private:
+  WebhookRuntime() = default;
+  std::unique_ptr<KubeRunStateProvider> provider_;
+  std::unique_ptr<KubeAnnotationWriter> writer_;
+  std::unique_ptr<PodAnnotationChannel> channel_;
+  std::unique_ptr<AdmissionWebhook> webhook_;
+};
+
+}  // namespace exitrec

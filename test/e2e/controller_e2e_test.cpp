@@ -126,16 +126,15 @@ TEST_F(E2eEnv, SurvivesConflictsWatchDropsGoneAndKfpOutagesWithoutLosingACorrect
 }
 
 TEST_F(E2eEnv, TwoReplicasUnderLeaderElectionOnlyOneActsAndFailoverIsQuick) {
-  const std::vector<std::string> lease = {
-      "--leader-elect",
-      "--leader-election-namespace",
-      "kubeflow",
-      "--leader-election-lease-duration",
-      "3s",
-      "--leader-election-renew-deadline",
-      "2s",
-      "--leader-election-retry-period",
-      "500ms"};
+  const std::vector<std::string> lease = {"--leader-elect",
+                                          "--leader-election-namespace",
+                                          "kubeflow",
+                                          "--leader-election-lease-duration",
+                                          "3s",
+                                          "--leader-election-renew-deadline",
+                                          "2s",
+                                          "--leader-election-retry-period",
+                                          "500ms"};
   std::vector<std::string> a = lease;
   a.insert(a.end(), {"--leader-election-identity", "replica-a"});
   std::vector<std::string> b = lease;

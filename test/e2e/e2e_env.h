@@ -33,7 +33,8 @@ using namespace std::chrono_literals;
 inline bool waitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
+    if (pred())
+      return true;
     std::this_thread::sleep_for(50ms);
   }
   return pred();
@@ -55,7 +56,8 @@ class ControllerProcess {
         dup2(fileno(log), STDOUT_FILENO);
       }
       std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
+      for (auto& a : argv)
+        cargv.push_back(a.data());
       cargv.push_back(nullptr);
       execv(binary.c_str(), cargv.data());
       _exit(127);
@@ -118,10 +120,11 @@ class E2eEnv : public ::testing::Test {
     ko.bookmarkInterval = 500ms;
     kube_ = std::make_unique<KubeApiSimulator>(ko);
     ASSERT_TRUE(kube_->start().ok());
-    ASSERT_TRUE(kube_->seed(json{{"apiVersion", "v1"},
-                                 {"kind", "Namespace"},
-                                 {"metadata", {{"name", "kubeflow"}}}})
-                    .ok());
+    ASSERT_TRUE(
+        kube_
+            ->seed(json{
+                {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "kubeflow"}}}})
+            .ok());
     kfp_ = std::make_unique<KfpApiSimulator>(KfpApiSimulator::Options{"127.0.0.1", 0, "kfp-token"});
     ASSERT_TRUE(kfp_->start().ok());
     tokenFile_ = (dir_ / "kfp-token").string();
@@ -133,9 +136,12 @@ class E2eEnv : public ::testing::Test {
   }
   void TearDown() override {
     procs_.clear();
-    if (kfp_) kfp_->stop();
-    if (kube_) kube_->stop();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    if (kfp_)
+      kfp_->stop();
+    if (kube_)
+      kube_->stop();
+    if (!HasFailure())
+      std::filesystem::remove_all(dir_);
   }
 
   std::vector<std::string> baseArgs() const {
@@ -164,13 +170,15 @@ class E2eEnv : public ::testing::Test {
 
   json get(const std::string& name) {
     auto r = client_->get(resources::kWorkflows, "kubeflow", name);
-    if (!r) return json();
+    if (!r)
+      return json();
     return *r;
   }
 
   std::string annotation(const std::string& name, const std::string& key) {
     json wf = get(name);
-    if (!wf.is_object()) return "";
+    if (!wf.is_object())
+      return "";
     const json& a = wf["metadata"]["annotations"];
     auto it = a.find(key);
     return it == a.end() ? "" : it->get<std::string>();
@@ -179,7 +187,8 @@ class E2eEnv : public ::testing::Test {
   // Accepted KFP reports for a workflow.
   int reportsFor(const std::string& name) {
     int n = 0;
-    for (const auto& r : kfp_->reports()) n += (r.status == 200 && r.name == name);
+    for (const auto& r : kfp_->reports())
+      n += (r.status == 200 && r.name == name);
     return n;
   }
 
@@ -196,16 +205,15 @@ class E2eEnv : public ::testing::Test {
   // Events about a workflow with a reason: {number of Event objects, summed count}.
   std::pair<int, int> events(const std::string& name, const std::string& reason) {
     int objects = 0, total = 0;
-    auto r = client_->list(resources::kEvents, "kubeflow", ListOptions{},
-                           [&](std::string_view raw) {
-                             json e = json::parse(raw);
-                             if (e["involvedObject"].value("name", "") == name &&
-                                 e.value("reason", "") == reason) {
-                               ++objects;
-                               total += e.value("count", 1);
-                             }
-                             return Status::okStatus();
-                           });
+    auto r =
+        client_->list(resources::kEvents, "kubeflow", ListOptions{}, [&](std::string_view raw) {
+          json e = json::parse(raw);
+          if (e["involvedObject"].value("name", "") == name && e.value("reason", "") == reason) {
+            ++objects;
+            total += e.value("count", 1);
+          }
+          return Status::okStatus();
+        });
     EXPECT_TRUE(r.ok());
     return {objects, total};
   }

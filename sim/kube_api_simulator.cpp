@@ -471,7 +471,11 @@ struct KubeApiSimulator::Impl {
       std::lock_guard<std::mutex> lock(mu);
       tok = token;
     }
-    if (tok.empty()) {
+    if (tok.empty() && opts.tls) {
+      // kubectl prompts for a username when an HTTPS cluster has no credentials;
+      // the server checks no token when none is configured, so any value works.
+      k << "\n    token: kube-apisim-no-auth\n";
+    } else if (tok.empty()) {
       k << " {}\n";
     } else {
       k << "\n    token: " << tok << "\n";

@@ -184,4 +184,16 @@ sed 's/token: fidelity-token/token: wrong/' "$KUBECONFIG" >"$WORK/bad-kubeconfig
 out=$(KUBECONFIG="$WORK/bad-kubeconfig" kubectl get wf 2>&1) && fail "wrong token accepted"
 check "401 with a wrong token" "$out" "Unauthorized"
 
+# A second simulator: TLS on IPv6 loopback without a token (kubeconfig carries a placeholder
+# token so that kubectl does not prompt for a username).
+kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
+"$SIM_BIN" --addr ::1 --port 0 --tls --state-dir "$WORK/state6" --ready-file "$WORK/ready6.json" \
+  2>"$WORK/sim.log" &
+SIM_PID=$!
+for _ in $(seq 1 100); do [[ -s "$WORK/ready6.json" ]] && break; sleep 0.1; done
+[[ -s "$WORK/ready6.json" ]] || fail "IPv6 simulator did not become ready"
+check "IPv6 URL" "$(cat "$WORK/ready6.json")" '"url":"https://[::1]:'
+out=$(KUBECONFIG="$WORK/state6/kubeconfig" kubectl get ns </dev/null 2>&1) || fail "IPv6 get ns: $out"
+check "kubectl over TLS on ::1 without a token" "$out" "kube-system"
+
 echo "PASS: kubectl fidelity"

@@ -351,6 +351,7 @@ TEST_F(SimTest, FiveHundredBurstsAreTransientAndRecovered) {
   ASSERT_TRUE(waitFor([&] { return w.informer->hasSynced(); }));
   EXPECT_EQ(w.informer->reflector().restartCounts()["list_error"], 3);
 
+  ASSERT_TRUE(waitFor([&] { return sim->openWatches() == 1; }));
   sim->failNext({"watch", "workflows", 2, 500, 0, 0});
   const int before = w.restarts();
   sim->dropAllWatches();

@@ -310,6 +310,27 @@ TEST_F(ReflectorTest, ListFailureBacksOffAndRetries) {
   EXPECT_EQ(informer->reflector().restartCounts()["list_error"], 1);
 }
 
+TEST_F(ReflectorTest, IdleTimeoutRewatchesAndNon410ErrorEventBacksOff) {
+  transport->pushResponse(fakeResponse(200, listBody("10", {obj("a", "u1", "1")})));
+  FakeStream idle;
+  idle.lines = {bookmark("11")};
+  idle.end = StreamEnd::kIdleTimeout;
+  transport->pushStream(idle);
+  FakeStream err;
+  err.lines = {
+      event("ERROR", R"({"kind":"Status","code":500,"reason":"InternalError","message":"boom"})")};
+  transport->pushStream(err);
+  informer->start();
+  ASSERT_TRUE(waitForClockWaiter());  // after the ERROR event: backing off
+  EXPECT_EQ(informer->reflector().restartCounts()["idle_timeout"], 1);
+  EXPECT_EQ(informer->reflector().restartCounts()["error_event"], 1);
+  EXPECT_NE(streamUrl(1).find("resourceVersion=11&"), std::string::npos);  // no relist needed
+  clock.advance(std::chrono::seconds(30));
+  ASSERT_TRUE(waitForWatch(3));
+  EXPECT_EQ(transport->requests().size(), 1u);  // a 5xx ERROR event re-watches, no relist
+  EXPECT_NE(streamUrl(2).find("resourceVersion=11&"), std::string::npos);
+}
+
 TEST_F(ReflectorTest, StopCancelsAnOpenWatch) {
   transport->pushResponse(fakeResponse(200, listBody("5", {})));
   FakeStream open;

@@ -11,7 +11,14 @@ PrometheusRule. The test asserts through Prometheus's HTTP API that
 
 --target BIN: a program that prints "port N", then applies stdin commands
 (see test/metrics/metrics_e2e_target_main.cpp).
-Exit codes: 0 pass, 1 failure.
+
+--sandbox BIN: instead, scrape the real controller: `BIN sandbox` (both
+simulators, sample runs, one run that completes mis-reported a few seconds
+after start). Prometheus scrapes from before the controller starts, so the
+completing run's correction shows as counter increases, and the test asserts
+that ExitReconcilerMisreportedRuns goes pending or firing and that the KFP
+report and verify counters moved.
+Exit codes: 0 pass, 1 failure, 77 skipped (the binary has no sandbox).
 """
 import argparse
 import json
@@ -68,15 +75,105 @@ def wait_for(what, fn, timeout=40):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last})")
 
 
+def start_prometheus(prom_bin, tmp, rules, target_port):
+    with open(os.path.join(tmp, "rules.yaml"), "w") as f:
+        yaml.safe_dump(rules, f)
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+        "rule_files": [os.path.join(tmp, "rules.yaml")],
+        "scrape_configs": [{
+            "job_name": JOB,
+            "static_configs": [{"targets": [f"127.0.0.1:{target_port}"],
+                                "labels": {"namespace": "kubeflow", "pod": "kfp-exit-reconciler-0"}}],
+        }],
+    }
+    with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+        yaml.safe_dump(config, f)
+    pport = free_port()
+    log = open(os.path.join(tmp, "prometheus.log"), "w")
+    proc = subprocess.Popen([prom_bin, f"--config.file={tmp}/prometheus.yml",
+                             f"--storage.tsdb.path={tmp}/data",
+                             f"--web.listen-address=127.0.0.1:{pport}", "--log.level=warn"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    p = Prom(pport)
+    wait_for("Prometheus ready", lambda: urllib.request.urlopen(p.base + "/-/ready", timeout=2).status == 200)
+    return proc, p
+
+
+def run_sandbox(binary, prom_bin, rules, tmp, procs):
+    helptext = subprocess.run([binary, "sandbox", "--help"], capture_output=True, text=True)
+    if helptext.returncode != 0:
+        print(f"SKIPPED: {binary} has no `sandbox` subcommand: the controller was not scraped")
+        return 77
+    mport = free_port()
+    prom, p = start_prometheus(prom_bin, tmp, rules, mport)
+    procs.append(prom)
+    out = open(os.path.join(tmp, "sandbox.log"), "w")
+    sandbox = subprocess.Popen([binary, "sandbox", f"--metrics-addr=127.0.0.1:{mport}",
+                                "--complete-after=8s"], stdin=subprocess.DEVNULL,
+                               stdout=out, stderr=subprocess.STDOUT)
+    procs.append(sandbox)
+    checks = 0
+    wait_for("controller scraped", lambda: p.query(f'up{{job="{JOB}"}} == 1'))
+    checks += 1
+    alerts = wait_for("ExitReconcilerMisreportedRuns pending or firing",
+                      lambda: [x for x in p.alerts("ExitReconcilerMisreportedRuns")
+                               if x["state"] in ("pending", "firing")], timeout=60)
+    print("ExitReconcilerMisreportedRuns", alerts[0]["state"], alerts[0]["labels"])
+    checks += 1
+    for step in ("workflow_patch", "kfp_report", "kfp_verify"):
+        v = wait_for(f"{step} successes counted",
+                     lambda: p.query(f'sum(exit_reconciler_correction_steps_total{{job="{JOB}",step="{step}",result="success"}}) > 0'))
+        print(f"correction step {step}: {v[0][1]:g} successful")
+    checks += 1
+    moved = wait_for("correction counters moved while scraped",
+                     lambda: p.query(f'sum(increase(exit_reconciler_correction_steps_total{{job="{JOB}",step="kfp_verify",result="success"}}[5m])) > 0'))
+    print(f"kfp_verify increase while scraped: {moved[0][1]:g}")
+    checks += 1
+    return checks
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
-    ap.add_argument("--target", required=True)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--target")
+    mode.add_argument("--sandbox", metavar="EXIT_RECONCILER")
     a = ap.parse_args()
     tool = os.path.join(a.root, "scripts/prometheus-tools.sh")
     prom_bin = subprocess.run([tool, "path", "prometheus"], capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(a.root, "manifests/components/monitoring/prometheusrule.yaml")) as f:
         rules = yaml.safe_load(f)["spec"]
+    if a.sandbox:
+        if not os.path.exists(a.sandbox):
+            print(f"SKIPPED: no controller binary at {a.sandbox}: the controller was not scraped")
+            return 77
+        tmp = tempfile.mkdtemp(prefix="exitrec-prom-")
+        procs = []
+        try:
+            checks = run_sandbox(a.sandbox, prom_bin, rules, tmp, procs)
+            if checks == 77:
+                return 77
+        except AssertionError as e:
+            print("FAIL:", e)
+            for name in ("sandbox.log", "prometheus.log"):
+                path = os.path.join(tmp, name)
+                if os.path.exists(path):
+                    print(f"--- {name} (tail)")
+                    sys.stdout.write(open(path).read()[-3000:])
+            print("0 passed, 1 failed")
+            return 1
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"{checks} passed, 0 failed")
+        return 0
 
     tmp = tempfile.mkdtemp(prefix="exitrec-prom-")
     procs = []
@@ -94,28 +191,8 @@ def main():
             if cmd != "quit":
                 assert target.stdout.readline().strip() == "ok", f"target rejected {cmd!r}"
 
-        with open(os.path.join(tmp, "rules.yaml"), "w") as f:
-            yaml.safe_dump(rules, f)
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-            "rule_files": [os.path.join(tmp, "rules.yaml")],
-            "scrape_configs": [{
-                "job_name": JOB,
-                "static_configs": [{"targets": [f"127.0.0.1:{tport}"],
-                                    "labels": {"namespace": "kubeflow", "pod": "kfp-exit-reconciler-0"}}],
-            }],
-        }
-        with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
-            yaml.safe_dump(config, f)
-        pport = free_port()
-        log = open(os.path.join(tmp, "prometheus.log"), "w")
-        prom = subprocess.Popen([prom_bin, f"--config.file={tmp}/prometheus.yml",
-                                 f"--storage.tsdb.path={tmp}/data",
-                                 f"--web.listen-address=127.0.0.1:{pport}", "--log.level=warn"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        prom, p = start_prometheus(prom_bin, tmp, rules, tport)
         procs.append(prom)
-        p = Prom(pport)
-        wait_for("Prometheus ready", lambda: urllib.request.urlopen(p.base + "/-/ready", timeout=2).status == 200)
 
         # Standby first: leader status 0 is scraped.
         wait_for("target up", lambda: p.query(f'up{{job="{JOB}"}} == 1'))

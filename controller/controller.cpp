@@ -164,6 +164,9 @@ void Controller::startInformer() {
   ro.resource = resources::kWorkflows;
   ro.namespaceName = options_.namespaceName;
   ro.labelSelector = options_.labelSelector;
+  // KFP Workflows are large (~100 KB to 1 MB each): small list pages bound the
+  // memory a (re)list holds at once; the records themselves are tiny.
+  ro.pageSize = 50;
   ro.minWatchTimeout = options_.minWatchTimeout;
   ro.maxWatchTimeout = options_.maxWatchTimeout;
   const CorrectionConfig correction = options_.correction;

@@ -25,6 +25,7 @@ add_library(exitrec_operator STATIC
   run_config.cpp)
 target_link_libraries(exitrec_operator
   PUBLIC exitrec_reconcile exitrec_kfp_client exitrec_k8s exitrec_cli exitrec_options
+         exitrec_webhook
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
 target_link_libraries(exit-reconciler PRIVATE exitrec_operator)

@@ -18,6 +18,7 @@
 #include "k8sclient/event_recorder.h"
 #include "k8sclient/kube_config.h"
 #include "k8sclient/leader_election.h"
+#include "webhook/webhook_runtime.h"
 
 namespace exitrec {
 namespace {
@@ -79,6 +80,28 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     kubeToken = TokenSource::file(rest->tokenFile, clock);
   }
   KubeClient kube(metered, rest->server, kubeToken);
+
+  // Exit-task status webhook (issue 5): served by every replica, read-only.
+  std::unique_ptr<WebhookRuntime> webhook;
+  if (!config.webhookAddr.empty()) {
+    WebhookConfig wc;
+    wc.addr = config.webhookAddr;
+    wc.certFile = config.webhookCertFile;
+    wc.keyFile = config.webhookKeyFile;
+    wc.deadline = config.webhookDeadline;
+    wc.selfSigned = config.webhookSelfSigned;
+    wc.secretName = config.webhookSecretName;
+    wc.serviceName = config.webhookServiceName;
+    wc.configurationName = config.webhookConfigurationName;
+    wc.namespace_ = rest->namespaceName.empty() ? "default" : rest->namespaceName;
+    auto started = WebhookRuntime::start(wc, kube, clock, nullptr, nullptr);
+    if (!started) {
+      spdlog::error("webhook: --webhook-addr {}: {}", config.webhookAddr,
+                    started.error().describe());
+      return 1;
+    }
+    webhook = std::move(started).value();
+  }
 
   // KFP client (direct reporting only).
   std::unique_ptr<HttpTransport> kfpTransport;

@@ -92,6 +92,23 @@ cli::FlagParser runFlagParser() {
              "longest per-run backoff between retries (KFP outages, conflicts)", "5m"));
   p.add(flag("shutdown-timeout", "DURATION",
              "on SIGTERM, how long in-flight work may take before it is handed back", "20s"));
+  p.add(flag("webhook-addr", "ADDR",
+             "serve the exit-task status admission webhook (HTTPS, /mutate-pods) here; "
+             "empty: no webhook"));
+  p.add(flag("webhook-cert-file", "FILE", "webhook TLS certificate (PEM), re-read on change"));
+  p.add(flag("webhook-key-file", "FILE", "webhook TLS private key (PEM), re-read on change"));
+  p.add(flag("webhook-deadline", "DURATION",
+             "past this, an exit-task pod is admitted unchanged (and counted)", "2s"));
+  p.add(toggle("webhook-self-signed",
+               "create a CA and serving certificate in --webhook-secret-name, write them to "
+               "the cert/key files and patch the webhook configuration's caBundle",
+               false));
+  p.add(flag("webhook-secret-name", "NAME", "Secret holding the self-signed webhook TLS pair",
+             "kfp-exit-reconciler-webhook-tls"));
+  p.add(flag("webhook-service-name", "NAME", "Service in front of the webhook (certificate SANs)",
+             "kfp-exit-reconciler"));
+  p.add(flag("webhook-configuration-name", "NAME", "MutatingWebhookConfiguration to patch",
+             "kfp-exit-reconciler"));
   return p;
 }
 
@@ -166,6 +183,28 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
       return invalid(std::string("--") + name + ": " + parsed.error().message);
   }
   c.metricsNamespaceLabel = a.getSwitch("metrics-namespace-label");
+  c.webhookAddr = a.get("webhook-addr");
+  c.webhookCertFile = a.get("webhook-cert-file");
+  c.webhookKeyFile = a.get("webhook-key-file");
+  c.webhookSelfSigned = a.getSwitch("webhook-self-signed");
+  c.webhookSecretName = a.get("webhook-secret-name");
+  c.webhookServiceName = a.get("webhook-service-name");
+  c.webhookConfigurationName = a.get("webhook-configuration-name");
+  {
+    auto d = a.getDuration("webhook-deadline");
+    if (!d)
+      return d.error();
+    if (d->count() <= 0)
+      return invalid("--webhook-deadline: must be positive, got \"" + a.get("webhook-deadline") + "\"");
+    c.webhookDeadline = *d;
+  }
+  if (!c.webhookAddr.empty()) {
+    auto parsed = parseListenAddress(c.webhookAddr);
+    if (!parsed)
+      return invalid("--webhook-addr: " + parsed.error().message);
+    if (c.webhookCertFile.empty())
+      return invalid("--webhook-cert-file: required with --webhook-addr");
+  }
   c.logFormat = a.get("log-format");
   c.logLevel = a.get("log-level");
   return c;

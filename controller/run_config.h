@@ -39,6 +39,16 @@ struct RunConfig {
   std::chrono::milliseconds maxRetryDelay{std::chrono::minutes(5)};
   std::chrono::milliseconds shutdownTimeout{std::chrono::seconds(20)};
   bool metricsNamespaceLabel = false;
+  // Exit-task status webhook (issue 5, webhook/webhook_runtime.h); off when
+  // webhookAddr is empty.
+  std::string webhookAddr;
+  std::string webhookCertFile;
+  std::string webhookKeyFile;
+  std::chrono::milliseconds webhookDeadline{std::chrono::seconds(2)};
+  bool webhookSelfSigned = false;
+  std::string webhookSecretName = "kfp-exit-reconciler-webhook-tls";
+  std::string webhookServiceName = "kfp-exit-reconciler";
+  std::string webhookConfigurationName = "kfp-exit-reconciler";
 
   // The informer's label selector.
   std::string labelSelector() const;

@@ -195,7 +195,8 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
     if (!d)
       return d.error();
     if (d->count() <= 0)
-      return invalid("--webhook-deadline: must be positive, got \"" + a.get("webhook-deadline") + "\"");
+      return invalid("--webhook-deadline: must be positive, got \"" + a.get("webhook-deadline") +
+                     "\"");
     c.webhookDeadline = *d;
   }
   if (!c.webhookAddr.empty()) {

@@ -7,6 +7,10 @@ BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 
 "$ROOT/scripts/install-deps.sh"
 
+# ccache: hash paths relative to the checkout so that clones in other folders
+# (CI's fresh clone) reuse the same cache entries.
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=true
+
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEXITREC_WERROR="${EXITREC_WERROR:-ON}" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"

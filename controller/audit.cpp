@@ -253,8 +253,11 @@ int runAudit(std::span<char* const> args, std::istream& in, std::ostream& out, s
       continue;
     }
     std::size_t seen = 0;
-    Status status =
-        readWorkflows(buffer->view(), [&](Result<Workflow> workflow, std::string_view origin) {
+    // Shared, so the engine reads the padded buffer in place (no 2nd copy)
+    // and the workflows it returns can keep it alive.
+    auto owned = std::make_shared<const InputBuffer>(std::move(*buffer));
+    Status status = readWorkflows(
+        owned, owned->view(), [&](Result<Workflow> workflow, std::string_view origin) {
           ++seen;
           std::string where = label;
           if (!origin.empty())

@@ -104,6 +104,28 @@ inline bool is(std::string_view key, const char (&literal)[N]) {
   return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
 }
 
+// The bytes being read and what keeps them alive. Either our own padded copy
+// or, on the zero-copy path (readWorkflows with an owner), the caller's
+// buffer: copying a 25 MB input once more costs a full pass plus fresh pages.
+// `data` is followed by at least SIMDJSON_PADDING readable bytes.
+struct Backing {
+  std::shared_ptr<const void> owner;
+  const char* data = nullptr;
+  std::size_t size = 0;
+
+  explicit operator bool() const { return owner != nullptr; }
+  bool contains(std::string_view s) const {
+    return s.data() >= data && s.data() + s.size() <= data + size;
+  }
+  simdjson::padded_string_view view() const {
+    return simdjson::padded_string_view(data, size, size + simdjson::SIMDJSON_PADDING);
+  }
+  static Backing copyOf(std::string_view text) {
+    auto padded = std::make_shared<const simdjson::padded_string>(text);
+    return Backing{padded, padded->data(), padded->size()};
+  }
+};
+
 // True when the document has been read to its end (nothing trails it).
 bool docAtEnd(od::document& doc) {
   const char* loc = nullptr;
@@ -113,8 +135,7 @@ bool docAtEnd(od::document& doc) {
 class Decoder {
  public:
   // `backing` is the padded buffer being read; string views may point into it.
-  explicit Decoder(std::shared_ptr<const simdjson::padded_string> backing)
-      : backing_(std::move(backing)) {}
+  explicit Decoder(Backing backing) : backing_(std::move(backing)) {}
 
   // First error seen (field or syntax); decoding reports only one.
   bool hasError() const { return error_.has_value(); }
@@ -341,7 +362,7 @@ class Decoder {
     return "an unknown value";
   }
 
-  const std::shared_ptr<const simdjson::padded_string>& backing() const { return backing_; }
+  const Backing& backing() const { return backing_; }
 
   // A string for a Node: a view straight into the input when it has no
   // escapes (no copy at all), else unescaped and interned in `wf`. Reads the
@@ -398,7 +419,7 @@ class Decoder {
   }
 
  private:
-  std::shared_ptr<const simdjson::padded_string> backing_;
+  Backing backing_;
   std::optional<Error> error_;
   bool syntax_ = false;
   std::vector<std::string_view> scratch_;
@@ -522,13 +543,12 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
 }
 
 bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
-  const simdjson::padded_string* buf = d.backing().get();
+  const Backing& buf = d.backing();
   if (wf.nodes.empty() && d.nodeHint() > 0)
     wf.nodes.reserve(d.nodeHint());
   return d.object(v, path, [&](std::string_view key, od::value& val) {
     wf.nodes.emplace_back();
-    bool stable = buf != nullptr && key.data() >= buf->data() &&
-                  key.data() + key.size() <= buf->data() + buf->size();
+    bool stable = buf && buf.contains(key);
     return decodeNode(d, wf, val, key, stable, path.key(key), wf.nodes.back());
   });
 }
@@ -836,15 +856,15 @@ void decodeCompressedNodes(Decoder& outer, const std::string& compressed, Workfl
     outer.recordError(text.error());
     return;
   }
-  auto padded = std::make_shared<const simdjson::padded_string>(*text);
-  wf.keepAlive(padded);
+  Backing padded = Backing::copyOf(*text);
+  wf.keepAlive(padded.owner);
   ParserLease lease;
   od::parser& parser = lease.get();
   od::document doc;
   Path root{nullptr, Path::Kind::kRoot, "status.compressedNodes(decoded)", 0};
   Decoder d(padded);
-  d.hintNodesFromSize(padded->size());
-  if (auto e = parser.iterate(*padded).get(doc)) {
+  d.hintNodesFromSize(padded.size);
+  if (auto e = parser.iterate(padded.view()).get(doc)) {
     d.fatal(e, root);
   } else {
     od::value v;
@@ -908,7 +928,7 @@ bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& r
     decodeCompressedNodes(d, extras.compressedNodes, wf);
   }
   if (!wf.nodes.empty() && d.backing())
-    wf.keepAlive(d.backing());
+    wf.keepAlive(d.backing().owner);
   wf.buildIndex();
   return true;
 }
@@ -917,9 +937,8 @@ bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& r
 
 namespace {
 
-Result<Workflow> decodeOne(od::value& v, const Path& root,
-                           std::shared_ptr<const simdjson::padded_string> backing) {
-  std::size_t bytes = backing ? backing->size() : 0;
+Result<Workflow> decodeOne(od::value& v, const Path& root, Backing backing) {
+  std::size_t bytes = backing.size;
   Decoder d(std::move(backing));
   d.hintNodesFromSize(bytes);
   Workflow wf;
@@ -947,13 +966,13 @@ Result<Workflow> decodeOne(od::value& v, const Path& root,
 }  // namespace
 
 Result<Workflow> parseWorkflowJson(std::string_view json) {
-  auto padded = std::make_shared<const simdjson::padded_string>(json);
+  Backing padded = Backing::copyOf(json);
   ParserLease lease;
   od::parser& parser = lease.get();
   od::document doc;
   Path root;
   Decoder d(padded);
-  if (auto e = parser.iterate(*padded).get(doc)) {
+  if (auto e = parser.iterate(padded.view()).get(doc)) {
     d.fatal(e, root);
     return d.takeError();
   }
@@ -1026,13 +1045,11 @@ namespace detail {
 // With `held`, a lone Workflow is stored there instead of being sunk (the
 // caller decides its origin once it knows whether more documents follow);
 // List items are always sunk at once.
-Status readJsonDocument(od::document& doc,
-                        const std::shared_ptr<const simdjson::padded_string>& backing,
-                        const std::string& origin, const WorkflowSink& sink,
-                        std::optional<Result<Workflow>>* held = nullptr) {
+Status readJsonDocument(od::document& doc, const Backing& backing, const std::string& origin,
+                        const WorkflowSink& sink, std::optional<Result<Workflow>>* held = nullptr) {
   Path root;
   Decoder d(backing);
-  d.hintNodesFromSize(backing->size());  // items decode with hint-less decoders
+  d.hintNodesFromSize(backing.size);  // items decode with hint-less decoders
   auto syntax = [&](simdjson::error_code e) {
     d.fatal(e, root);
     return Status(d.takeError());
@@ -1113,6 +1130,11 @@ Status readJsonDocument(od::document& doc,
 }  // namespace detail
 
 Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
+  return readJsonStream(nullptr, text, sink);
+}
+
+Status readJsonStream(std::shared_ptr<const void> owner, std::string_view text,
+                      const WorkflowSink& sink) {
   std::size_t pos = 0;
   while (pos < text.size() && isWs(text[pos]))
     ++pos;
@@ -1122,23 +1144,24 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
     // The common case is one document: parse it once from the whole buffer,
     // then see whether anything follows it (NDJSON / concatenated JSON).
     std::string_view first = text.substr(pos);
-    auto padded = std::make_shared<const simdjson::padded_string>(first);
+    // With an owner the caller's padded buffer is read in place (see Backing).
+    Backing padded = owner ? Backing{owner, first.data(), first.size()} : Backing::copyOf(first);
     od::document doc;
     // Unbalanced as a whole: skip straight to reading document by document,
     // so the good ones are still read and the broken one is named.
-    if (parser.iterate(*padded).get(doc) == simdjson::SUCCESS) {
+    if (parser.iterate(padded.view()).get(doc) == simdjson::SUCCESS) {
       std::optional<Result<Workflow>> held;
       Status st = detail::readJsonDocument(doc, padded, "", sink, &held);
       if (!st.ok())
         return st;
       const char* next = nullptr;
       bool more = doc.current_location().get(next) == simdjson::SUCCESS && next != nullptr &&
-                  next >= padded->data() && next < padded->data() + first.size();
+                  next >= padded.data && next < padded.data + first.size();
       if (held)
         sink(std::move(*held), more ? "line 1" : "");
       if (!more)
         return Status::okStatus();
-      pos += static_cast<std::size_t>(next - padded->data());
+      pos += static_cast<std::size_t>(next - padded.data);
     }
   }
   // A stream of documents (NDJSON or concatenated JSON): one parse each.
@@ -1163,10 +1186,10 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink) {
       return Status(makeError(ErrorCode::kInvalidInput,
                               origin + ": invalid JSON: the document is not closed (truncated)"));
     }
-    auto padded = std::make_shared<const simdjson::padded_string>(text.substr(pos, end - pos));
+    Backing padded = Backing::copyOf(text.substr(pos, end - pos));
     od::document doc;
     Status st;
-    if (auto e = parser.iterate(*padded).get(doc)) {
+    if (auto e = parser.iterate(padded.view()).get(doc)) {
       st = Status(makeError(ErrorCode::kInvalidInput,
                             std::string("invalid JSON: ") + simdjson::error_message(e)));
     } else {

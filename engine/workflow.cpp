@@ -1,6 +1,7 @@
 #include "engine/workflow.h"
 
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <memory>
@@ -166,6 +167,29 @@ Workflow& Workflow::operator=(const Workflow& other) {
 
 namespace {
 
+// Hash for the node id/name slots. Keys share long prefixes ("<wf>-",
+// "<wf>.root...") and differ anywhere, so every byte counts; this takes 8
+// bytes per step with one multiply, cheaper than std::hash<string_view>
+// (MurmurHash via _Hash_bytes), which profiled at ~14% of a 10k-node read.
+// The final fold brings the well-mixed high bits down to the masked low bits.
+std::size_t keyHash(std::string_view key) {
+  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  const char* p = key.data();
+  std::size_t n = key.size();
+  std::uint64_t h = n;
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    h = (std::rotl(h, 5) ^ w) * kMul;
+  }
+  if (n > 0) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (std::rotl(h, 5) ^ w) * kMul;
+  }
+  return static_cast<std::size_t>(h ^ (h >> 32));
+}
+
 std::size_t slotCount(std::size_t n) {
   std::size_t size = 16;
   while (size < n * 2)
@@ -179,7 +203,7 @@ void fillSlots(std::vector<std::uint32_t>& slots, const std::vector<Node>& nodes
   const std::size_t mask = slots.size() - 1;
   for (std::uint32_t i = 0; i < nodes.size(); ++i) {
     std::string_view key = keyOf(nodes[i]);
-    std::size_t s = std::hash<std::string_view>{}(key)&mask;
+    std::size_t s = keyHash(key) & mask;
     for (;;) {
       if (slots[s] == 0) {
         slots[s] = i + 1;
@@ -198,7 +222,7 @@ const Node* findSlot(const std::vector<std::uint32_t>& slots, const std::vector<
   if (slots.empty())
     return nullptr;
   const std::size_t mask = slots.size() - 1;
-  std::size_t s = std::hash<std::string_view>{}(key)&mask;
+  std::size_t s = keyHash(key) & mask;
   for (;;) {
     std::uint32_t v = slots[s];
     if (v == 0)

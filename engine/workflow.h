@@ -250,6 +250,11 @@ Result<Workflow> parseWorkflowYaml(std::string_view yaml);
 // A top-level object with an `items` array is a List, whatever its `kind`.
 using WorkflowSink = std::function<void(Result<Workflow> workflow, std::string_view origin)>;
 Status readWorkflows(std::string_view text, const WorkflowSink& sink);
+// Same, without copying JSON input: `text` must lie in a buffer kept alive by
+// `owner`, followed by at least 64 (SIMDJSON_PADDING) readable bytes. The
+// returned workflows may keep `owner` alive (their node strings point into it).
+Status readWorkflows(std::shared_ptr<const void> owner, std::string_view text,
+                     const WorkflowSink& sink);
 
 // Decodes status.compressedNodes text (base64, then gzip/zstd/brotli by magic
 // bytes) into the JSON text of the nodes map. Output is bounded by maxOutput:

@@ -265,6 +265,11 @@ Result<Workflow> parseWorkflowYaml(std::string_view yaml) {
 }
 
 Status readWorkflows(std::string_view text, const WorkflowSink& sink) {
+  return readWorkflows(nullptr, text, sink);
+}
+
+Status readWorkflows(std::shared_ptr<const void> owner, std::string_view text,
+                     const WorkflowSink& sink) {
   std::size_t pos = 0;
   if (text.substr(0, 3) == "\xEF\xBB\xBF")
     pos = 3;  // UTF-8 BOM
@@ -276,7 +281,7 @@ Status readWorkflows(std::string_view text, const WorkflowSink& sink) {
   if (first >= text.size())
     return makeError(ErrorCode::kInvalidInput, "empty input");
   if (text[first] == '{' || text[first] == '[')
-    return readJsonStream(text.substr(pos), sink);
+    return readJsonStream(std::move(owner), text.substr(pos), sink);
 
   auto docs = splitYaml(text.substr(pos));
   std::size_t index = 0;

@@ -63,6 +63,9 @@ class MetricsEndpoint {
   ~MetricsEndpoint();
 
   ControllerMetrics& metrics() { return *view_; }
+  // The underlying registry wrapper, for components that record their own
+  // families (the webhook). Owned by this endpoint; valid while it lives.
+  Metrics& registry();
   int port() const;
   std::string exposition() const;
 

@@ -1,5 +1,7 @@
 // exit-reconciler: one binary, one subcommand per job. Each subcommand lives
 // in its own file with an `int runX(int argc, char** argv)` entry point.
+#include <malloc.h>
+
 #include <array>
 #include <iostream>
 
@@ -25,6 +27,11 @@ constexpr std::array kCommands = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large list/watch bodies are read on cpprest's pool threads; with glibc's
+  // default of one arena per thread their buffers stay resident after use.
+  // Two arenas keep steady-state memory per watched workflow under 4 KiB
+  // (bench/k8sclient/informer_bench, docs/k8sclient.md#benchmark).
+  mallopt(M_ARENA_MAX, 2);
   return exitrec::cli::dispatch(
       "exit-reconciler",
       "kfp-exit-reconciler: makes Kubeflow Pipelines report the true outcome of runs that use "

@@ -80,13 +80,13 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
   }
 
   void watchEvent(std::string_view type) override {
-    WatchEventType t = WatchEventType::kModified;
+    WatchEventLabel t = WatchEventLabel::kModified;
     if (type == "ADDED")
-      t = WatchEventType::kAdded;
+      t = WatchEventLabel::kAdded;
     if (type == "DELETED")
-      t = WatchEventType::kDeleted;
+      t = WatchEventLabel::kDeleted;
     if (type == "BOOKMARK")
-      t = WatchEventType::kBookmark;
+      t = WatchEventLabel::kBookmark;
     m_.watchEvent(WatchedResource::kWorkflows, t);
   }
 
@@ -146,6 +146,8 @@ struct MetricsEndpoint::Impl {
 
 MetricsEndpoint::MetricsEndpoint() : impl_(std::make_unique<Impl>()) {}
 MetricsEndpoint::~MetricsEndpoint() = default;
+
+Metrics& MetricsEndpoint::registry() { return *impl_->metrics; }
 
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const Options& options) {
   std::unique_ptr<MetricsEndpoint> ep(new MetricsEndpoint());

@@ -94,7 +94,7 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     wc.serviceName = config.webhookServiceName;
     wc.configurationName = config.webhookConfigurationName;
     wc.namespace_ = rest->namespaceName.empty() ? "default" : rest->namespaceName;
-    auto started = WebhookRuntime::start(wc, kube, clock, nullptr, nullptr);
+    auto started = WebhookRuntime::start(wc, kube, clock, &(*metricsEndpoint)->registry(), nullptr);
     if (!started) {
       spdlog::error("webhook: --webhook-addr {}: {}", config.webhookAddr,
                     started.error().describe());

@@ -159,17 +159,17 @@ std::string_view labelValue(WatchRestartReason v) {
   }
   std::abort();
 }
-std::string_view labelValue(WatchEventType v) {
+std::string_view labelValue(WatchEventLabel v) {
   switch (v) {
-    case WatchEventType::kAdded:
+    case WatchEventLabel::kAdded:
       return "ADDED";
-    case WatchEventType::kModified:
+    case WatchEventLabel::kModified:
       return "MODIFIED";
-    case WatchEventType::kDeleted:
+    case WatchEventLabel::kDeleted:
       return "DELETED";
-    case WatchEventType::kBookmark:
+    case WatchEventLabel::kBookmark:
       return "BOOKMARK";
-    case WatchEventType::kError:
+    case WatchEventLabel::kError:
       return "ERROR";
   }
   std::abort();
@@ -427,7 +427,7 @@ struct Metrics::Impl {
         watchRestartC[idx(r)][idx(why)] = &watchRestarts->Add(
             {{"resource", str(labelValue(r))}, {"reason", str(labelValue(why))}});
       });
-      forEach<WatchEventType, 5>([&](WatchEventType t) {
+      forEach<WatchEventLabel, 5>([&](WatchEventLabel t) {
         watchEventC[idx(r)][idx(t)] =
             &watchEvents->Add({{"resource", str(labelValue(r))}, {"type", str(labelValue(t))}});
       });
@@ -572,7 +572,7 @@ void Metrics::watchRestart(WatchedResource resource, WatchRestartReason reason) 
   impl_->watchRestartC[idx(resource)][idx(reason)]->Increment();
 }
 
-void Metrics::watchEvent(WatchedResource resource, WatchEventType type) {
+void Metrics::watchEvent(WatchedResource resource, WatchEventLabel type) {
   impl_->watchEventC[idx(resource)][idx(type)]->Increment();
   watchActive(resource);
 }

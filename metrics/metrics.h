@@ -88,7 +88,7 @@ enum class WatchRestartReason : std::uint8_t {
   kStalled,  // "stalled": no event or bookmark within the watchdog interval
 };
 
-enum class WatchEventType : std::uint8_t {
+enum class WatchEventLabel : std::uint8_t {
   kAdded,     // "ADDED"
   kModified,  // "MODIFIED"
   kDeleted,   // "DELETED"
@@ -122,7 +122,7 @@ std::string_view labelValue(InjectionChannel v);
 std::string_view labelValue(InjectionResult v);
 std::string_view labelValue(WatchedResource v);
 std::string_view labelValue(WatchRestartReason v);
-std::string_view labelValue(WatchEventType v);
+std::string_view labelValue(WatchEventLabel v);
 std::string_view labelValue(KfpOperation v);
 std::string_view labelValue(ReconcileResult v);
 std::string_view labelValue(ExitTaskFailurePolicyLabel v);
@@ -276,7 +276,7 @@ class Metrics {
   void watchRestart(WatchedResource resource, WatchRestartReason reason);
   // exit_reconciler_watch_events_total{resource, type}; also sets
   // exit_reconciler_watch_last_activity_timestamp_seconds{resource} to now.
-  void watchEvent(WatchedResource resource, WatchEventType type);
+  void watchEvent(WatchedResource resource, WatchEventLabel type);
   // Sets the activity timestamp without an event (a list or (re)connect
   // succeeded).
   void watchActive(WatchedResource resource);

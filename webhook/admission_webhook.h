@@ -42,8 +42,7 @@
 
 namespace exitrec {
 
-// From metrics/metrics.h (not included here: its WatchEventType clashes with
-// k8sclient/kube_client.h's, and the controller includes both sides).
+// From metrics/metrics.h (forward-declared to keep prometheus-cpp out of this header).
 class Metrics;
 enum class InjectionResult : std::uint8_t;
 

@@ -235,7 +235,7 @@ TEST(Metrics, WatchEventsStampActivityWithTheInjectedClock) {
                          {{"resource", "workflows"}}),
             0.0);
   clock.advance(std::chrono::seconds(30));
-  m.watchEvent(WatchedResource::kWorkflows, WatchEventType::kBookmark);
+  m.watchEvent(WatchedResource::kWorkflows, WatchEventLabel::kBookmark);
   m.watchRestart(WatchedResource::kWorkflows, WatchRestartReason::kExpired);
   m.setTrackedWorkflows(1234);
   Exposition e = scrape(m);

@@ -18,6 +18,7 @@
 #include "k8sclient/event_recorder.h"
 #include "k8sclient/kube_config.h"
 #include "k8sclient/leader_election.h"
+#include "webhook/pod_watch.h"
 #include "webhook/webhook_runtime.h"
 
 namespace exitrec {
@@ -102,6 +103,14 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     }
     webhook = std::move(started).value();
   }
+  // Pod-annotation channel (issue 5): started with the workers, on the leader.
+  std::unique_ptr<PodAnnotationService> podAnnotations;
+  if (config.podAnnotations) {
+    PodWatchOptions po;
+    po.namespaceName = config.namespaceName;
+    podAnnotations =
+        std::make_unique<PodAnnotationService>(kube, clock, &(*metricsEndpoint)->registry(), po);
+  }
 
   // KFP client (direct reporting only).
   std::unique_ptr<HttpTransport> kfpTransport;
@@ -182,6 +191,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
       spdlog::info("became leader of lease {}/{}", leaseNs, config.leaseName);
       metrics.leader(true);
       controller.startWorkers();
+      if (podAnnotations)
+        podAnnotations->start();
     };
     lc.onStoppedLeading = [&] {
       metrics.leader(false);
@@ -200,6 +211,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   } else {
     metrics.leader(true);
     controller.startWorkers();
+    if (podAnnotations)
+      podAnnotations->start();
   }
 
   bool loggedSync = false;
@@ -216,6 +229,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   spdlog::info("shutting down ({})",
                lost ? "leadership lost" : (gSignal != 0 ? "signal" : "requested"));
   controller.stopInformer();
+  if (podAnnotations)
+    podAnnotations->stop();
   const bool drained = controller.stopWorkers(config.shutdownTimeout);
   if (elector) {
     elector->stop();  // releases the lease (releaseOnCancel)

@@ -109,6 +109,10 @@ cli::FlagParser runFlagParser() {
              "kfp-exit-reconciler"));
   p.add(flag("webhook-configuration-name", "NAME", "MutatingWebhookConfiguration to patch",
              "kfp-exit-reconciler"));
+  p.add(toggle("pod-annotations",
+               "watch pods of KFP runs and annotate Pending exit-task pods with the run's true "
+               "status (the channel that needs no webhook; leader only)",
+               false));
   return p;
 }
 
@@ -190,6 +194,7 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
   c.webhookSecretName = a.get("webhook-secret-name");
   c.webhookServiceName = a.get("webhook-service-name");
   c.webhookConfigurationName = a.get("webhook-configuration-name");
+  c.podAnnotations = a.getSwitch("pod-annotations");
   {
     auto d = a.getDuration("webhook-deadline");
     if (!d)

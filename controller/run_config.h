@@ -49,6 +49,9 @@ struct RunConfig {
   std::string webhookSecretName = "kfp-exit-reconciler-webhook-tls";
   std::string webhookServiceName = "kfp-exit-reconciler";
   std::string webhookConfigurationName = "kfp-exit-reconciler";
+  // Pod-annotation channel (webhook/pod_watch.h): the leader annotates Pending
+  // exit-task pods.
+  bool podAnnotations = false;
 
   // The informer's label selector.
   std::string labelSelector() const;

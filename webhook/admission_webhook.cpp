@@ -1,5 +1,6 @@
 #include "webhook/admission_webhook.h"
 
+#include <simdjson.h>
 #include <spdlog/spdlog.h>
 
 #include "common/http_server.h"
@@ -15,7 +16,92 @@ std::string strField(const nlohmann::json& obj, std::string_view key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+std::string_view svAt(const simdjson::dom::object& o, std::string_view key) {
+  std::string_view v;
+  if (o.at_key(key).get_string().get(v) != simdjson::SUCCESS)
+    return {};
+  return v;
+}
+
+bool objAt(const simdjson::dom::object& o, std::string_view key, simdjson::dom::object& out) {
+  return o.at_key(key).get_object().get(out) == simdjson::SUCCESS;
+}
+
+void appendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
 }  // namespace
+
+std::optional<std::string> fastOutOfScopeResponse(std::string_view body) {
+  // One parser per server thread: its buffers are reused across requests.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS)
+    return std::nullopt;  // the full path words the 400
+  simdjson::dom::object root, req, kind, object, meta, labels, annotations;
+  if (doc.get_object().get(root) != simdjson::SUCCESS)
+    return std::nullopt;
+  const std::string_view apiVersion = svAt(root, "apiVersion");
+  if ((apiVersion != "admission.k8s.io/v1" && apiVersion != "admission.k8s.io/v1beta1") ||
+      svAt(root, "kind") != "AdmissionReview" || !objAt(root, "request", req)) {
+    return std::nullopt;
+  }
+  const std::string_view uid = svAt(req, "uid");
+  if (uid.empty())
+    return std::nullopt;
+  std::string_view kindKind, kindGroup;
+  if (objAt(req, "kind", kind)) {
+    kindKind = svAt(kind, "kind");
+    kindGroup = svAt(kind, "group");
+  }
+  bool outOfScope = kindKind != "Pod" || !kindGroup.empty() || svAt(req, "operation") != "CREATE";
+  if (!outOfScope) {
+    if (!objAt(req, "object", object))
+      return std::nullopt;  // a Pod CREATE without a Pod: 400 from the full path
+    PodIdentity id;
+    if (objAt(object, "metadata", meta)) {
+      if (objAt(meta, "labels", labels)) {
+        id.runId = std::string(svAt(labels, kLabelRunId));
+        id.workflowName = std::string(svAt(labels, kLabelWorkflow));
+        id.onExitLabel = svAt(labels, kLabelOnExit) == "true";
+      }
+      if (!id.runId.empty() && objAt(meta, "annotations", annotations))
+        id.nodeName = std::string(svAt(annotations, kAnnotationNodeName));
+    }
+    outOfScope = !ExitTaskResolver::worthResolving(id);
+  }
+  if (!outOfScope)
+    return std::nullopt;
+  // As admissionResponse(apiVersion, uid, nullptr) writes it (same key order).
+  std::string out;
+  out.reserve(96 + apiVersion.size() + uid.size());
+  out += "{\"apiVersion\":";
+  appendJsonString(out, apiVersion);
+  out += ",\"kind\":\"AdmissionReview\",\"response\":{\"allowed\":true,\"uid\":";
+  appendJsonString(out, uid);
+  out += "}}";
+  return out;
+}
 
 Result<AdmissionRequestView> parseAdmissionReview(std::string_view body) {
   auto doc = nlohmann::json::parse(body, nullptr, false);
@@ -207,6 +293,13 @@ void AdmissionWebhook::workerLoop() {
 AdmissionReply AdmissionWebhook::review(std::string_view body) {
   const auto started = clock_.now();
   AdmissionReply reply;
+  // Most pods are out of scope: decide those from a few fields, no DOM copy.
+  if (auto fast = fastOutOfScopeResponse(body)) {
+    reply.body = std::move(*fast);
+    reply.result = InjectionResult::kOutOfScope;
+    record(reply.result, false, started);
+    return reply;
+  }
   auto parsed = parseAdmissionReview(body);
   if (!parsed.ok()) {
     reply.httpStatus = 400;

@@ -30,6 +30,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -85,6 +86,11 @@ struct AdmissionRequestView {
 Result<AdmissionRequestView> parseAdmissionReview(std::string_view body);
 std::string admissionResponse(std::string_view apiVersion, std::string_view uid,
                               const nlohmann::json* patch);
+// The response for a well-formed review that is certainly out of scope (not a
+// Pod CREATE, or a pod ExitTaskResolver::worthResolving rejects), read with a
+// validating simdjson parse of a few fields; nullopt otherwise (in scope,
+// malformed: take the full path). Equivalent to admissionResponse(.., nullptr).
+std::optional<std::string> fastOutOfScopeResponse(std::string_view body);
 
 class AdmissionWebhook {
  public:

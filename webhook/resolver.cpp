@@ -39,6 +39,44 @@ bool ExitTaskResolver::worthResolving(const PodIdentity& id) {
   return last == "executor";
 }
 
+ExitTaskState ExitTaskResolver::cachedState(const Workflow& wf, const ExitTaskTarget& target) {
+  // The state depends only on the stored Workflow (this resourceVersion) and
+  // on which exit task asks; the pod only shapes the patch.
+  if (wf.uid.empty() || wf.resourceVersion.empty())
+    return computeExitTaskState(wf, target);
+  std::string key;
+  key.reserve(wf.uid.size() + wf.resourceVersion.size() + target.bodyNodeName.size() +
+              target.exitTaskNodeName.size() + 8);
+  key.append(wf.uid)
+      .append("/")
+      .append(wf.resourceVersion)
+      .append("/")
+      .append(exitTaskKindName(target.kind))
+      .append("/")
+      .append(target.bodyNodeName)
+      .append("/")
+      .append(target.exitTaskNodeName);
+  {
+    std::lock_guard<std::mutex> g(stateMu_);
+    auto it = states_.find(key);
+    if (it != states_.end()) {
+      ++stateHits_;
+      return it->second;
+    }
+  }
+  ExitTaskState state = computeExitTaskState(wf, target);
+  std::lock_guard<std::mutex> g(stateMu_);
+  if (states_.size() >= kStateCacheEntries)
+    states_.clear();
+  states_.emplace(std::move(key), state);
+  return state;
+}
+
+std::uint64_t ExitTaskResolver::stateCacheHits() const {
+  std::lock_guard<std::mutex> g(stateMu_);
+  return stateHits_;
+}
+
 ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
                                           std::string_view requestNamespace) {
   ExitTaskDecision d;
@@ -64,7 +102,10 @@ ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
       return d;
   }
 
-  auto wf = provider_.workflow(id.namespace_, id.workflowName);
+  // A recent copy settles the state when the body is final in it (final node
+  // phases never change); otherwise read the Workflow live, then the pods.
+  const std::string ownerUid = workflowOwnerUid(pod);
+  auto wf = provider_.recentWorkflow(id.namespace_, id.workflowName, ownerUid);
   if (!wf.ok()) {
     d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
     d.error = wf.error();
@@ -76,6 +117,17 @@ ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
   if (!d.target->userCode) {
     d.outcome = ExitTaskDecision::Outcome::kNoUserCode;
     return d;
+  }
+  if (bodyNeedsPods(*wf.value(), *d.target)) {
+    wf = provider_.workflow(id.namespace_, id.workflowName);
+    if (!wf.ok()) {
+      d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
+      d.error = wf.error();
+      return d;
+    }
+    d.target = identifyExitTask(*wf.value(), id);
+    if (!d.target)
+      return d;
   }
 
   if (bodyNeedsPods(*wf.value(), *d.target)) {
@@ -90,7 +142,7 @@ ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
     d.state = computeExitTaskState(overlaid, *d.target);
     d.state.usedPods = true;
   } else {
-    d.state = computeExitTaskState(*wf.value(), *d.target);
+    d.state = cachedState(*wf.value(), *d.target);
   }
 
   d.plan = planInjection(pod, *d.target, d.state, formatRfc3339(clock_.wallNow()));

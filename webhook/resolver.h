@@ -3,12 +3,18 @@
 // pod-annotation channel. Reads the run's state through a RunStateProvider,
 // then applies the pure logic (exit_task.h, injector.h).
 //
+// Reads: recentWorkflow() first; when the exit handler's body is not final in
+// that copy, workflow() (a live read), and then the run's finished pods.
+//
 // Thread-safety: decide() may be called concurrently (the provider must allow
 // it). Blocking: decide() performs the provider's I/O on the calling thread.
 
+#include <cstdint>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -45,9 +51,20 @@ class ExitTaskResolver {
   // Cheap, no I/O: false = certainly out of scope.
   static bool worthResolving(const PodIdentity& id);
 
+  // Reviews answered from the computed-state cache (for tests and benchmarks).
+  std::uint64_t stateCacheHits() const;
+
  private:
+  // computeExitTaskState, remembered per (Workflow uid, resourceVersion, exit
+  // task): repeated reviews of one stored version do not re-evaluate.
+  ExitTaskState cachedState(const Workflow& wf, const ExitTaskTarget& target);
+  static constexpr std::size_t kStateCacheEntries = 64;  // cleared when full
+
   RunStateProvider& provider_;
   Clock& clock_;
+  mutable std::mutex stateMu_;
+  std::unordered_map<std::string, ExitTaskState> states_;
+  std::uint64_t stateHits_ = 0;
 };
 
 // ownerReferences[kind=Workflow].uid, or "".

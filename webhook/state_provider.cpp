@@ -23,6 +23,12 @@ Result<std::shared_ptr<const Workflow>> RunStateProvider::workflowSpec(std::stri
   return workflow(ns, name);
 }
 
+Result<std::shared_ptr<const Workflow>> RunStateProvider::recentWorkflow(std::string_view ns,
+                                                                         std::string_view name,
+                                                                         std::string_view /*uid*/) {
+  return workflow(ns, name);
+}
+
 std::shared_ptr<const Workflow> specOnly(const Workflow& wf) {
   auto out = std::make_shared<Workflow>();
   out->apiVersion = wf.apiVersion;
@@ -94,9 +100,42 @@ std::optional<PodObservation> observePod(const nlohmann::json& pod) {
   return o;
 }
 
-KubeRunStateProvider::KubeRunStateProvider(KubeClient& client, WorkflowCache* cache,
+KubeRunStateProvider::KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Clock& clock,
                                            Options options)
-    : client_(client), cache_(cache), options_(options) {}
+    : client_(client),
+      cache_(cache),
+      options_(options),
+      reads_([this](std::string_view ns, std::string_view name) { return fetch(ns, name); }, clock,
+             options.reads) {}
+
+Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::fetch(std::string_view ns,
+                                                                    std::string_view name) {
+  using std::chrono::steady_clock;
+  const auto t0 = steady_clock::now();
+  auto raw = client_.getRaw(resources::kWorkflows, ns, name);
+  const auto t1 = steady_clock::now();
+  getNanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+  if (!raw.ok())
+    return raw.error();
+  bytes_ += raw.value().size();
+  auto wf = parseWorkflowJson(raw.value());
+  parseNanos_ +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(steady_clock::now() - t1).count();
+  if (!wf.ok()) {
+    return Error(ErrorCode::kInvalidInput, "workflow " + std::string(ns) + "/" + std::string(name) +
+                                               ": " + wf.error().message);
+  }
+  return std::shared_ptr<const Workflow>(std::make_shared<const Workflow>(std::move(wf).value()));
+}
+
+KubeRunStateProvider::Stats KubeRunStateProvider::stats() const {
+  Stats s;
+  s.reads = reads_.stats();
+  s.getTime = std::chrono::nanoseconds(getNanos_.load());
+  s.parseTime = std::chrono::nanoseconds(parseNanos_.load());
+  s.bytes = bytes_.load();
+  return s;
+}
 
 Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::workflow(std::string_view ns,
                                                                        std::string_view name) {
@@ -104,22 +143,17 @@ Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::workflow(std::stri
     if (auto wf = cache_->freshWorkflow(ns, name))
       return wf;
   }
-  auto raw = client_.getRaw(resources::kWorkflows, ns, name);
-  if (!raw.ok())
-    return raw.error();
-  auto wf = parseWorkflowJson(raw.value());
-  if (!wf.ok()) {
-    return Error(ErrorCode::kInvalidInput, "workflow " + std::string(ns) + "/" + std::string(name) +
-                                               ": " + wf.error().message);
+  return reads_.fresh(ns, name);
+}
+
+Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::recentWorkflow(std::string_view ns,
+                                                                             std::string_view name,
+                                                                             std::string_view uid) {
+  if (cache_ != nullptr) {
+    if (auto wf = cache_->freshWorkflow(ns, name))
+      return wf;
   }
-  auto shared = std::make_shared<const Workflow>(std::move(wf).value());
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    if (specs_.size() >= options_.specCacheEntries)
-      specs_.clear();
-    specs_[std::string(ns) + "/" + std::string(name)] = specOnly(*shared);
-  }
-  return shared;
+  return reads_.recent(ns, name, uid);
 }
 
 Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::workflowSpec(std::string_view ns,
@@ -132,14 +166,16 @@ Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::workflowSpec(std::
     if (it != specs_.end() && (uid.empty() || it->second->uid == uid))
       return it->second;
   }
-  auto full = workflow(ns, name);
+  // The spec never changes: any recent copy of the same Workflow will do.
+  auto full = recentWorkflow(ns, name, uid);
   if (!full.ok())
     return full.error();
+  auto spec = specOnly(*full.value());
   std::lock_guard<std::mutex> g(mu_);
-  auto it = specs_.find(key);
-  if (it != specs_.end())
-    return it->second;
-  return specOnly(*full.value());
+  if (specs_.size() >= options_.specCacheEntries)
+    specs_.clear();
+  specs_[key] = spec;
+  return spec;
 }
 
 Result<std::vector<PodObservation>> KubeRunStateProvider::finishedRunPods(

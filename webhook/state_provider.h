@@ -8,6 +8,7 @@
 //
 // Thread-safety: implementations must allow concurrent calls.
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -22,6 +23,7 @@
 #include "common/result.h"
 #include "engine/workflow.h"
 #include "webhook/exit_task.h"
+#include "webhook/workflow_reads.h"
 
 namespace exitrec {
 
@@ -35,6 +37,15 @@ class RunStateProvider {
   // client: kNotFound, kTransient (API down), kInvalidInput (unparseable), ...
   virtual Result<std::shared_ptr<const Workflow>> workflow(std::string_view ns,
                                                            std::string_view name) = 0;
+
+  // A copy read recently enough for a run whose exit handler body is already
+  // final in it (see KubeRunStateProvider::Options::maxAge); callers must fall
+  // back to workflow() when the copy does not show the body as final. `uid`,
+  // when known, rejects a copy of an older Workflow of the same name.
+  // Default: workflow().
+  virtual Result<std::shared_ptr<const Workflow>> recentWorkflow(std::string_view ns,
+                                                                 std::string_view name,
+                                                                 std::string_view uid);
 
   // The Workflow's spec only, for scope decisions. May be served from a cache
   // (the spec never changes); `uid`, when known, invalidates a stale entry.
@@ -63,27 +74,52 @@ class WorkflowCache {
 // container's termination ("Error (exit code 1)", "OOMKilled (exit code 137)").
 std::optional<PodObservation> observePod(const nlohmann::json& pod);
 
+// Live reads go through WorkflowReads: concurrent reviews of one run share a
+// GET (workflow(): only a GET that started after the call), and
+// recentWorkflow() serves a copy whose GET started at most `reads.maxAge` ago
+// (refreshed in the background after `reads.refreshAfter`). Why that is
+// fresh enough: the resolver uses such a copy only when the exit handler's
+// body is already final in it, and final node phases never change in Argo,
+// so the exit handler status and the body's failures are exactly those of a
+// live read; only failures elsewhere in the run in the last maxAge could be
+// missing, and the stored Workflow itself lags the pods by a reconcile.
 class KubeRunStateProvider final : public RunStateProvider {
  public:
   struct Options {
     std::size_t specCacheEntries = 512;  // runs whose spec is kept for scope decisions
+    WorkflowReads::Options reads;        // whole-Workflow reads (bounded, short-lived)
   };
-  // `client` must outlive this object; `cache` may be null.
-  KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Options options);
-  KubeRunStateProvider(KubeClient& client, WorkflowCache* cache)
-      : KubeRunStateProvider(client, cache, Options{}) {}
+  struct Stats {
+    WorkflowReads::Stats reads;
+    std::chrono::nanoseconds getTime{0};    // inside KubeClient::getRaw (transport)
+    std::chrono::nanoseconds parseTime{0};  // parseWorkflowJson
+    std::uint64_t bytes = 0;                // JSON bytes read
+  };
+  // `client` and `clock` must outlive this object; `cache` may be null.
+  KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Clock& clock, Options options);
+  KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Clock& clock)
+      : KubeRunStateProvider(client, cache, clock, Options{}) {}
 
   Result<std::shared_ptr<const Workflow>> workflow(std::string_view ns,
                                                    std::string_view name) override;
+  Result<std::shared_ptr<const Workflow>> recentWorkflow(std::string_view ns, std::string_view name,
+                                                         std::string_view uid) override;
   Result<std::shared_ptr<const Workflow>> workflowSpec(std::string_view ns, std::string_view name,
                                                        std::string_view uid) override;
   Result<std::vector<PodObservation>> finishedRunPods(std::string_view ns,
                                                       std::string_view workflowName) override;
 
+  Stats stats() const;
+
  private:
+  Result<std::shared_ptr<const Workflow>> fetch(std::string_view ns, std::string_view name);
+
   KubeClient& client_;
   WorkflowCache* cache_;
   Options options_;
+  std::atomic<std::int64_t> getNanos_{0}, parseNanos_{0};
+  std::atomic<std::uint64_t> bytes_{0};
+  WorkflowReads reads_;
   std::mutex mu_;
   // ns/name -> spec-only Workflow (nodes dropped); bounded, cleared when full.
   std::unordered_map<std::string, std::shared_ptr<const Workflow>> specs_;

@@ -54,7 +54,7 @@ Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfi
       return boot.error();
   }
   std::unique_ptr<WebhookRuntime> rt(new WebhookRuntime());
-  rt->provider_ = std::make_unique<KubeRunStateProvider>(client, cache);
+  rt->provider_ = std::make_unique<KubeRunStateProvider>(client, cache, clock);
   rt->writer_ = std::make_unique<KubeAnnotationWriter>(client);
   rt->channel_ =
       std::make_unique<PodAnnotationChannel>(*rt->writer_, *rt->provider_, clock, metrics);

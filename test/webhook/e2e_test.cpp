@@ -4,6 +4,9 @@
 // stores the admitted pod). The pod-annotation channel on its own.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <thread>
+
 #include "common/clock.h"
 #include "metrics/metrics.h"
 #include "test/webhook/sim_env.h"
@@ -190,6 +193,80 @@ TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
   auto skipped = channel.handle(driver);
   ASSERT_TRUE(skipped.ok());
   EXPECT_EQ(skipped.value(), InjectionResult::kSkipped);
+}
+
+// Polls the simulator (real time: the informer runs against a real server).
+bool eventually(const std::function<bool()>& cond) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+TEST_F(WebhookE2eTest, PodWatchAnnotatesPendingExitTaskPodsItSees) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  ASSERT_TRUE(env_->seed(run.json).ok());
+  PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
+                               &metrics_);
+  PodWatchOptions po;
+  po.namespaceName = "kubeflow-user";
+  auto watch = env_->makePodWatch(channel, po);
+  watch->start();
+  ASSERT_TRUE(eventually([&] { return watch->hasSynced(); }));
+
+  // Created after the watch started (as Argo creates them, no webhook):
+  // a pending exit-task pod and a pending body pod of the same run.
+  json exitPod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
+  exitPod["status"] = {{"phase", "Pending"}};
+  json bodyPod = buildArgoPod(run.json, run.node("root.exit-handler-1.fail-op.executor"));
+  bodyPod["metadata"]["name"] = "body-pod";
+  bodyPod["status"] = {{"phase", "Pending"}};
+  ASSERT_TRUE(env_->create("pods", "kubeflow-user", bodyPod).ok());
+  ASSERT_TRUE(env_->create("pods", "kubeflow-user", exitPod).ok());
+  const std::string exitName = exitPod["metadata"]["name"];
+
+  json ann;
+  ASSERT_TRUE(eventually([&] {
+    auto p = env_->get("pods", "kubeflow-user", exitName);
+    if (!p.ok() || !p.value()["metadata"].contains("annotations"))
+      return false;
+    ann = p.value()["metadata"]["annotations"];
+    return ann.contains("exit-reconciler.io/injected");
+  })) << "exit-task pod never annotated";
+  EXPECT_EQ(ann["exit-reconciler.io/injected"], "annotation");
+  EXPECT_EQ(ann["exit-reconciler.io/exit-handler-status"], "Failed");
+  EXPECT_EQ(ann["exit-reconciler.io/workflow-status"], "Failed");
+  EXPECT_EQ(json::parse(ann["exit-reconciler.io/workflow-failures"].get<std::string>()).size(), 1u);
+
+  // The injection is recorded on the Workflow.
+  auto wf = env_->get("workflows", "kubeflow-user", run.name);
+  ASSERT_TRUE(wf.ok());
+  int records = 0;
+  for (const auto& [k, v] : wf.value()["metadata"]["annotations"].items()) {
+    if (k.rfind("exit-reconciler.io/exit-task-injection-", 0) != 0)
+      continue;
+    json rec = json::parse(v.get<std::string>());
+    EXPECT_EQ(rec["pod"], exitName);
+    EXPECT_EQ(rec["channel"], "annotation");
+    ++records;
+  }
+  EXPECT_EQ(records, 1);
+
+  // The body pod was looked at (it might have been a 2.0-2.3 exit task) and
+  // left alone; the annotated pod is not handled again.
+  ASSERT_TRUE(eventually([&] { return watch->stats().handled >= 2; }));
+  watch->stop();
+  auto body = env_->get("pods", "kubeflow-user", "body-pod");
+  ASSERT_TRUE(body.ok());
+  EXPECT_FALSE(body.value()["metadata"]["annotations"].contains("exit-reconciler.io/injected"));
+  EXPECT_EQ(watch->stats().injected, 1u);
+  EXPECT_EQ(watch->stats().handled, 2u);
 }
 
 }  // namespace

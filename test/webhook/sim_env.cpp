@@ -33,7 +33,7 @@ class SimEnvImpl final : public SimEnv {
       return t.error();
     client_ = std::make_unique<KubeClient>(std::shared_ptr<HttpTransport>(std::move(t).value()),
                                            sim_->baseUrl(), TokenSource());
-    provider_ = std::make_unique<KubeRunStateProvider>(*client_, nullptr);
+    provider_ = std::make_unique<KubeRunStateProvider>(*client_, nullptr, SystemClock::instance());
     writer_ = std::make_unique<KubeAnnotationWriter>(*client_);
     return Status();
   }
@@ -60,6 +60,16 @@ class SimEnvImpl final : public SimEnv {
     sim_->failNext(r);
   }
   RunStateProvider& provider() override { return *provider_; }
+  std::unique_ptr<PodWatch> makePodWatch(PodAnnotationChannel& channel,
+                                         PodWatchOptions options) override {
+    return std::make_unique<PodWatch>(*client_, SystemClock::instance(), channel,
+                                      std::move(options));
+  }
+  std::unique_ptr<KubeRunStateProvider> makeProvider(
+      const KubeRunStateProvider::Options& options) override {
+    return std::make_unique<KubeRunStateProvider>(*client_, nullptr, SystemClock::instance(),
+                                                  options);
+  }
   AnnotationWriter& writer() override { return *writer_; }
 
  private:

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "webhook/pod_watch.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec::testing {
@@ -30,6 +31,12 @@ class SimEnv {
   virtual void failNext(const std::string& verb, const std::string& resource, int count,
                         int status) = 0;
   virtual RunStateProvider& provider() = 0;
+  // A pod watch over the simulator (not started).
+  virtual std::unique_ptr<PodWatch> makePodWatch(PodAnnotationChannel& channel,
+                                                 PodWatchOptions options) = 0;
+  // Another production provider over the same client (e.g. without caching).
+  virtual std::unique_ptr<KubeRunStateProvider> makeProvider(
+      const KubeRunStateProvider::Options& options) = 0;
   virtual AnnotationWriter& writer() = 0;
 };
 

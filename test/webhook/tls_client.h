@@ -4,6 +4,7 @@
 // call performs a new handshake (what certificate-rotation tests need).
 
 #include <string>
+#include <string_view>
 
 namespace exitrec::testing {
 
@@ -17,5 +18,28 @@ struct TlsReply {
 
 TlsReply httpsPost(int port, const std::string& caFile, const std::string& path,
                    const std::string& body, const std::string& host = "127.0.0.1");
+
+// A kept-alive HTTPS/1.1 connection to 127.0.0.1:port (as the API server keeps
+// its connections to a webhook): one handshake, then requests in sequence.
+// Reconnects once when the server closed the connection. Responses must carry
+// a Content-Length (the server under test always sends one). Not thread-safe.
+class TlsConnection {
+ public:
+  TlsConnection(int port, std::string caFile);
+  ~TlsConnection();
+  TlsConnection(const TlsConnection&) = delete;
+  TlsConnection& operator=(const TlsConnection&) = delete;
+  TlsReply post(const std::string& path, const std::string& body);
+  int handshakes() const { return handshakes_; }
+
+ private:
+  bool connect(std::string& error);
+  void close();
+  int port_;
+  std::string caFile_;
+  void* ctx_ = nullptr;  // SSL_CTX
+  void* bio_ = nullptr;  // BIO (ssl connect)
+  int handshakes_ = 0;
+};
 
 }  // namespace exitrec::testing

@@ -177,6 +177,34 @@ TEST_F(WebhookServerTest, OutOfScopePodsAreReturnedUnchanged) {
   EXPECT_EQ(webhook_->count(InjectionResult::kInjected), 0u);
 }
 
+TEST_F(WebhookServerTest, OneKeptAliveConnectionCarriesManyReviews) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit pod over a kept-alive connection");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  provider_.put(run);
+  start(SystemClock::instance());
+  json plain = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", "web"}, {"namespace", "default"}}},
+                {"spec", {{"containers", json::array({{{"name", "web"}, {"image", "nginx"}}})}}}};
+  json exitPod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
+  TlsConnection conn(webhook_->port(), certs_.caFile);
+  for (int i = 0; i < 6; ++i) {
+    const std::string uid = "k" + std::to_string(i);
+    const json& pod = i % 3 == 2 ? exitPod : plain;
+    TlsReply r = conn.post("/mutate-pods", admissionReviewFor(pod, uid).dump());
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_EQ(r.status, 200) << r.body;
+    json resp = json::parse(r.body);
+    EXPECT_EQ(resp["response"]["uid"], uid);
+    EXPECT_EQ(resp["response"].contains("patch"), i % 3 == 2) << i;
+  }
+  EXPECT_EQ(conn.handshakes(), 1);
+  EXPECT_EQ(webhook_->count(InjectionResult::kInjected), 2u);
+  EXPECT_EQ(webhook_->count(InjectionResult::kOutOfScope), 4u);
+}
+
 TEST_F(WebhookServerTest, GarbageGets400WithAMessage) {
   start(SystemClock::instance());
   for (const std::string& body :
@@ -287,6 +315,62 @@ TEST(AdmissionReviewParsing, EchoesApiVersionAndRejectsMissingFields) {
   json resp = json::parse(admissionResponse("admission.k8s.io/v1", "x", nullptr));
   EXPECT_EQ(resp["response"], json({{"uid", "x"}, {"allowed", true}}));
   EXPECT_EQ(base64Encode("any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
+}
+
+json kfpPod(const std::string& node, bool onExit) {
+  json labels = {{"pipeline/runid", "5f1c"}, {"workflows.argoproj.io/workflow", "wf"}};
+  if (onExit)
+    labels["workflows.argoproj.io/on-exit"] = "true";
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata",
+           {{"name", "wf-p"},
+            {"namespace", "kubeflow"},
+            {"labels", labels},
+            {"annotations", {{"workflows.argoproj.io/node-name", node}}}}},
+          {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "x"}}})}}}};
+}
+
+TEST(AdmissionFastPath, AnswersCertainlyOutOfScopeReviewsLikeTheFullPath) {
+  json plain = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", "web"}, {"labels", {{"app", "web"}}}}},
+                {"spec", {{"containers", json::array({{{"name", "web"}}})}}}};
+  const std::string odd = "u\"1\\x\ty\u00e9";
+  json cm = admissionReviewFor(plain, "c1");
+  cm["request"]["kind"] = {{"group", ""}, {"version", "v1"}, {"kind", "ConfigMap"}};
+  json upd = admissionReviewFor(plain, "c2");
+  upd["request"]["operation"] = "UPDATE";
+  json v1beta1 = admissionReviewFor(plain, "c3");
+  v1beta1["apiVersion"] = "admission.k8s.io/v1beta1";
+  for (const json& review :
+       {admissionReviewFor(plain, "p1"), admissionReviewFor(plain, odd), cm, upd, v1beta1,
+        admissionReviewFor(kfpPod("wf.root.exit-handler-1.fail-op.driver", false), "d1"),
+        admissionReviewFor(kfpPod("", true), "n1")}) {
+    auto fast = fastOutOfScopeResponse(review.dump());
+    ASSERT_TRUE(fast.has_value()) << review.dump();
+    const std::string uid = review["request"]["uid"];
+    const std::string apiVersion = review["apiVersion"];
+    EXPECT_EQ(json::parse(*fast), json::parse(admissionResponse(apiVersion, uid, nullptr)))
+        << *fast;
+  }
+}
+
+TEST(AdmissionFastPath, LeavesPossibleExitTasksAndMalformedReviewsToTheFullPath) {
+  json noObject = admissionReviewFor(kfpPod("x", false), "m1");
+  noObject["request"].erase("object");
+  json noUid = admissionReviewFor(kfpPod("x", false), "m2");
+  noUid["request"].erase("uid");
+  for (const std::string& body :
+       {admissionReviewFor(kfpPod("wf.root.exit-handler-1.onExit.print-op.executor", true), "e1")
+            .dump(),
+        // 2.0-2.3 sibling exit tasks are told apart only with the Workflow's spec.
+        admissionReviewFor(kfpPod("wf.root.print-op.executor", false), "e2").dump(),
+        noObject.dump(), noUid.dump(), std::string("not json"), std::string("[1,2]"),
+        std::string(R"({"apiVersion":"v1","kind":"Pod"})"),
+        admissionReviewFor(kfpPod("x", false), "t1").dump().substr(0, 120)}) {
+    EXPECT_FALSE(fastOutOfScopeResponse(body).has_value()) << body;
+  }
 }
 
 }  // namespace

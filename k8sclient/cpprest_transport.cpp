@@ -5,9 +5,12 @@
 #include <pplx/pplxtasks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <string_view>
+#include <vector>
 
 namespace exitrec {
 namespace {
@@ -35,6 +38,8 @@ bool looksLikeTls(std::string_view what) {
 
 class CpprestTransport final : public HttpTransport {
  public:
+  static constexpr std::size_t kReadBlock = 64 * 1024;
+
   explicit CpprestTransport(TlsOptions tls) : tls_(std::move(tls)) {}
 
   Result<HttpResponse> send(const HttpRequest& request) override {
@@ -92,24 +97,61 @@ class CpprestTransport final : public HttpTransport {
         out.response.body.assign(bytes.begin(), bytes.end());
         return out;
       }
-      auto body = resp.body();
-      while (true) {
-        concurrency::streams::container_buffer<std::string> buf;
-        const size_t n = body.read_line(buf).get();
-        lastActivity = std::chrono::steady_clock::now();
-        std::string& line = buf.collection();
+      // Read in blocks and cut lines here: cpprest's read_line takes a lock
+      // and a task per byte, which made a watch of ~100 KB objects the
+      // controller's main CPU cost.
+      auto sb = resp.body().streambuf();
+      std::vector<std::uint8_t> block(kReadBlock);
+      std::string pending;  // the start of a line not finished yet
+      // Delivers one complete line; false when the callback stopped the stream.
+      auto deliver = [&](std::string_view line) {
         if (!line.empty() && line.back() == '\r')
-          line.pop_back();
-        if (!line.empty() && !onLine(line)) {
-          out.end = StreamEnd::kStopped;
-          return out;
+          line.remove_suffix(1);
+        return line.empty() || onLine(line);
+      };
+      while (true) {
+        std::size_t n = 0;
+        const std::size_t avail = sb.in_avail();
+        if (avail > 0) {
+          // Satisfied at once: never asks for more than is buffered.
+          n = sb.getn(block.data(), std::min(avail, block.size())).get();
+        } else {
+          // Wait for the next byte (or the end of the stream).
+          const auto c = sb.bumpc().get();
+          if (c != std::char_traits<char>::eof()) {
+            block[0] = static_cast<std::uint8_t>(c);
+            n = 1;
+          }
         }
-        if (n == 0 && body.is_eof())
-          break;
+        lastActivity = std::chrono::steady_clock::now();
+        if (n == 0)
+          break;  // end of stream
+        std::string_view data(reinterpret_cast<const char*>(block.data()), n);
+        for (std::size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n')) {
+          bool more = true;
+          if (pending.empty()) {
+            more = deliver(data.substr(0, nl));
+          } else {
+            pending.append(data.substr(0, nl));
+            more = deliver(pending);
+            pending.clear();
+          }
+          if (!more) {
+            out.end = StreamEnd::kStopped;
+            return out;
+          }
+          data.remove_prefix(nl + 1);
+        }
+        pending.append(data);
         if (cancel.cancelled()) {
           out.end = StreamEnd::kCancelled;
           return out;
         }
+      }
+      // A last line without a newline still counts.
+      if (!deliver(pending)) {
+        out.end = StreamEnd::kStopped;
+        return out;
       }
       out.end = StreamEnd::kEof;
       return out;

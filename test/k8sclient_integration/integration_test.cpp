@@ -257,6 +257,46 @@ TEST_F(SimTest, InformerSurvivesWatchDropMidStream) {
   EXPECT_EQ(w.informer->reflector().restartCounts().count("gone_http"), 0u);
 }
 
+// The transport cuts watch lines itself from blocks of at most 64 KiB: events
+// larger than a block, and many small ones arriving in one block, must come
+// out whole and in order.
+TEST_F(SimTest, WatchDeliversEventsLargerThanOneReadBlockWhole) {
+  startSim();
+  connect(SystemClock::instance());
+  auto list = client->list(resources::kWorkflows, "", ListOptions{},
+                           [](std::string_view) { return Status(); });
+  ASSERT_TRUE(list.ok()) << list.error().describe();
+  std::vector<std::string> values;
+  for (int i = 0; i < 12; ++i) {
+    // 1 B .. ~300 KB annotations: below, around and far above the block size.
+    values.push_back(std::string(static_cast<std::size_t>(i == 0 ? 1 : (i * 25000) + i), 'a' + i));
+    json wf = workflow("ns", "big-" + std::to_string(i));
+    wf["metadata"]["annotations"] = {{"payload", values.back()}};
+    ASSERT_TRUE(sim->seed(wf).ok());
+  }
+  std::vector<std::string> seen;
+  CancelSource cancel;
+  WatchOptions wo;
+  wo.resourceVersion = list->resourceVersion;
+  wo.timeoutSeconds = seconds(5);
+  auto end = client->watch(
+      resources::kWorkflows, "", wo,
+      [&](WatchEventType type, std::string_view raw) {
+        if (type != WatchEventType::kAdded)
+          return true;
+        auto j = json::parse(raw, nullptr, false);
+        EXPECT_TRUE(j.is_object()) << "event cut wrongly, " << raw.size() << " bytes";
+        seen.push_back(j.is_object() ? j["metadata"]["annotations"].value("payload", "") : "");
+        return seen.size() < values.size();
+      },
+      cancel);
+  ASSERT_TRUE(end.ok()) << end.error().describe();
+  EXPECT_EQ(end->end, StreamEnd::kStopped);
+  ASSERT_EQ(seen.size(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i)
+    EXPECT_EQ(seen[i], values[i]) << "event " << i;
+}
+
 TEST_F(SimTest, IdleTimeoutEndsAWatchNormallyAndCancelIsPrompt) {
   KubeApiSimulator::Options o;
   o.bookmarkInterval = seconds(60);

@@ -428,10 +428,13 @@ struct KubeApiSimulator::Impl {
 
   // Stores `obj` (metadata complete except resourceVersion) and records the event.
   json commitLocked(const ResourceType& t, const std::string& ns, const std::string& name, json obj,
-                    const char* type, std::optional<Labels> oldLabels) {
+                    const char* type, std::optional<Labels> oldLabels,
+                    std::shared_ptr<const std::string>* dataOut = nullptr) {
     std::uint64_t next = ++rv;
     obj["metadata"]["resourceVersion"] = std::to_string(next);
     auto data = std::make_shared<const std::string>(obj.dump());
+    if (dataOut != nullptr)
+      *dataOut = data;
     StoredObject so{data, labelsOf(obj), strField(obj, "metadata", "uid"), next};
     Labels labels = so.labels;
     auto& bucket = store[&t];
@@ -507,9 +510,16 @@ struct KubeApiSimulator::Impl {
                const std::string& ns);
   Result<json> doCreate(const HttpRequest& req, const ResourceType& t, const std::string& ns,
                         json obj, bool dryRun, ApiError& err);
+  // Read-modify-write with optimistic concurrency: the stored object is read
+  // under the lock, parsed and mutated outside it, and committed only if it
+  // is still the same version (else `mutate` runs again on the newer one), so
+  // large objects do not serialize every request behind one parse. `mutate`
+  // may therefore run more than once. `outText`, when set, is the committed
+  // object's serialization (the response body).
   bool doWrite(const ResourceType& t, const std::string& ns, const std::string& name,
                const std::function<std::optional<json>(const json& current, ApiError& err)>& mutate,
-               bool dryRun, bool createIfMissing, json& out, ApiError& err, int& status);
+               bool dryRun, bool createIfMissing, json& out, ApiError& err, int& status,
+               std::shared_ptr<const std::string>* outText = nullptr);
 
   Status seedOne(const json& obj);
 };
@@ -1072,6 +1082,7 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
                                      "namespace sent on the request"));
     }
     json out;
+    std::shared_ptr<const std::string> outText;
     ApiError err;
     int status = 200;
     bool ok = doWrite(
@@ -1090,10 +1101,10 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
           }
           return obj;
         },
-        dryRun, false, out, err, status);
+        dryRun, false, out, err, status, &outText);
     if (!ok)
       return sendError(w, err);
-    return sendJson(w, status, out.dump());
+    return sendJson(w, status, outText ? *outText : out.dump());
   }
 
   if (verb == "patch") {
@@ -1157,6 +1168,7 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
                                 nullptr});
     }
     json out;
+    std::shared_ptr<const std::string> outText;
     ApiError err;
     int status = 200;
     bool ok = doWrite(
@@ -1303,10 +1315,10 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
           }
           return result;
         },
-        dryRun, apply, out, err, status);
+        dryRun, apply, out, err, status, &outText);
     if (!ok)
       return sendError(w, err);
-    return sendJson(w, status, out.dump());
+    return sendJson(w, status, outText ? *outText : out.dump());
   }
 
   if (verb == "delete") {
@@ -1488,79 +1500,100 @@ Result<json> KubeApiSimulator::Impl::doCreate(const HttpRequest& req, const Reso
 bool KubeApiSimulator::Impl::doWrite(
     const ResourceType& t, const std::string& ns, const std::string& name,
     const std::function<std::optional<json>(const json& current, ApiError& err)>& mutate,
-    bool dryRun, bool createIfMissing, json& out, ApiError& err, int& status) {
-  std::unique_lock<std::mutex> lock(mu);
-  const StoredObject* so = getLocked(t, ns, name);
-  if (so == nullptr && !createIfMissing) {
-    err = notFound(t, name);
-    return false;
-  }
-  json current = so != nullptr ? json::parse(*so->data) : json();
-  std::optional<json> next = mutate(current, err);
-  if (!next)
-    return false;
-  json& obj = *next;
-  if (!obj.is_object()) {
-    err = badRequest("the object provided is not an object");
-    return false;
-  }
-  if (so == nullptr) {
-    lock.unlock();
-    HttpRequest dummy;
-    auto created = doCreate(dummy, t, ns, std::move(obj), dryRun, err);
-    if (!created)
-      return false;
-    out = std::move(*created);
-    status = 201;
-    return true;
-  }
-  // Identity and system fields are kept from the stored object.
-  obj["apiVersion"] = t.apiVersion();
-  obj["kind"] = t.kind;
-  if (!obj.contains("metadata") || !obj["metadata"].is_object())
-    obj["metadata"] = json::object();
-  json& md = obj["metadata"];
-  const json& cmd = current["metadata"];
-  if (strField(obj, "metadata", "name") != name) {
-    err = badRequest("metadata.name cannot be changed (" + name + ")");
-    return false;
-  }
-  for (const char* k : {"uid", "creationTimestamp", "namespace", "deletionTimestamp",
-                        "deletionGracePeriodSeconds", "generation"}) {
-    if (cmd.contains(k)) {
-      md[k] = cmd[k];
-    } else {
-      md.erase(k);
+    bool dryRun, bool createIfMissing, json& out, ApiError& err, int& status,
+    std::shared_ptr<const std::string>* outText) {
+  for (;;) {
+    std::shared_ptr<const std::string> base;  // null: the object does not exist
+    std::uint64_t baseRv = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      const StoredObject* so = getLocked(t, ns, name);
+      if (so == nullptr && !createIfMissing) {
+        err = notFound(t, name);
+        return false;
+      }
+      if (so != nullptr) {
+        base = so->data;
+        baseRv = so->rv;
+      }
     }
-  }
-  md["resourceVersion"] = cmd["resourceVersion"];
-  if (obj == current) {  // no-op: real servers write nothing and keep the resourceVersion
-    out = std::move(current);
+    json current = base ? json::parse(*base) : json();
+    std::optional<json> next = mutate(current, err);
+    if (!next)
+      return false;
+    json& obj = *next;
+    if (!obj.is_object()) {
+      err = badRequest("the object provided is not an object");
+      return false;
+    }
+    if (!base) {
+      HttpRequest dummy;
+      auto created = doCreate(dummy, t, ns, std::move(obj), dryRun, err);
+      if (!created)
+        return false;
+      out = std::move(*created);
+      status = 201;
+      return true;
+    }
+    // Identity and system fields are kept from the stored object.
+    obj["apiVersion"] = t.apiVersion();
+    obj["kind"] = t.kind;
+    if (!obj.contains("metadata") || !obj["metadata"].is_object())
+      obj["metadata"] = json::object();
+    json& md = obj["metadata"];
+    const json& cmd = current["metadata"];
+    if (strField(obj, "metadata", "name") != name) {
+      err = badRequest("metadata.name cannot be changed (" + name + ")");
+      return false;
+    }
+    for (const char* k : {"uid", "creationTimestamp", "namespace", "deletionTimestamp",
+                          "deletionGracePeriodSeconds", "generation"}) {
+      if (cmd.contains(k)) {
+        md[k] = cmd[k];
+      } else {
+        md.erase(k);
+      }
+    }
+    md["resourceVersion"] = cmd["resourceVersion"];
+    if (obj == current) {  // no-op: real servers write nothing and keep the resourceVersion
+      out = std::move(current);
+      if (outText != nullptr)
+        *outText = base;
+      status = 200;
+      return true;
+    }
+    if (t.custom) {
+      // generation counts changes outside metadata.
+      bool changed = obj.size() != current.size();
+      for (auto it = obj.begin(); !changed && it != obj.end(); ++it) {
+        if (it.key() == "metadata")
+          continue;
+        auto c = current.find(it.key());
+        changed = c == current.end() || *c != it.value();
+      }
+      if (changed)
+        md["generation"] = cmd.value("generation", 0) + 1;
+    }
+    if (dryRun) {
+      out = std::move(obj);
+      status = 200;
+      return true;
+    }
+    const bool finalize =
+        md.contains("deletionTimestamp") &&
+        (!md.contains("finalizers") || !md["finalizers"].is_array() || md["finalizers"].empty());
+    std::lock_guard<std::mutex> lock(mu);
+    const StoredObject* so = getLocked(t, ns, name);
+    if (so == nullptr || so->rv != baseRv)
+      continue;  // changed (or deleted) meanwhile: decide again on the newer version
+    Labels old = so->labels;
+    out = commitLocked(t, ns, name, std::move(obj), "MODIFIED", old, outText);
+    if (finalize) {
+      out = commitLocked(t, ns, name, out, "DELETED", std::nullopt, outText);
+    }
     status = 200;
     return true;
   }
-  if (t.custom) {
-    json a = obj, b = current;
-    a.erase("metadata");
-    b.erase("metadata");
-    if (a != b)
-      md["generation"] = cmd.value("generation", 0) + 1;
-  }
-  if (dryRun) {
-    out = std::move(obj);
-    status = 200;
-    return true;
-  }
-  Labels old = so->labels;
-  bool finalize =
-      md.contains("deletionTimestamp") &&
-      (!md.contains("finalizers") || !md["finalizers"].is_array() || md["finalizers"].empty());
-  out = commitLocked(t, ns, name, std::move(obj), "MODIFIED", old);
-  if (finalize) {
-    out = commitLocked(t, ns, name, out, "DELETED", std::nullopt);
-  }
-  status = 200;
-  return true;
 }
 
 void KubeApiSimulator::Impl::doList(const HttpRequest& req, HttpResponseWriter& w,

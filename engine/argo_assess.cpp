@@ -114,8 +114,7 @@ Phase ArgoAssessor::assessDag(const Node& node, int depth) {
   };
   std::vector<Item> queue;
   std::unordered_set<std::uint64_t> seen;
-  auto push = [&](std::string_view childId, Phase inherited) {
-    const Node* child = wf_.nodeById(childId);
+  auto push = [&](const Node* child, Phase inherited) {
     if (child == nullptr)
       return false;
     std::uint32_t ci = indexOf(*child);
@@ -124,7 +123,7 @@ Phase ArgoAssessor::assessDag(const Node& node, int depth) {
       queue.push_back({ci, inherited});
     return true;
   };
-  for (const auto& c : node.children) {
+  for (const Node* c : wf_.childNodes(node)) {
     if (!push(c, Phase::kSucceeded))
       return undecided;  // missing node: Running
   }
@@ -145,21 +144,22 @@ Phase ArgoAssessor::assessDag(const Node& node, int depth) {
     if (n.type == NodeType::kRetry) {
       // getRetryNodeChildrenIds: last to first; hooks themselves, attempts'
       // children (the downstream tasks).
-      for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) {
-        const Node* c = wf_.nodeById(*it);
+      std::span<const Node* const> attempts = wf_.childNodes(n);
+      for (auto it = attempts.rbegin(); it != attempts.rend(); ++it) {
+        const Node* c = *it;
         if (c == nullptr)
           return undecided;
         if (isHookNode(*c)) {
-          push(*it, branch);
+          push(c, branch);
         } else {
-          for (const auto& gc : c->children) {
+          for (const Node* gc : wf_.childNodes(*c)) {
             if (!push(gc, branch))
               return undecided;
           }
         }
       }
     } else {
-      for (const auto& c : n.children) {
+      for (const Node* c : wf_.childNodes(n)) {
         if (!push(c, branch))
           return undecided;
       }
@@ -230,8 +230,7 @@ Phase ArgoAssessor::assessStepGroup(const Node& node, int depth) {
     return undecided;
   const auto& stepDefs = tmpl->stepGroups[groupIndex];
   Phase result = Phase::kSucceeded;
-  for (const auto& id : node.children) {
-    const Node* child = wf_.nodeById(id);
+  for (const Node* child : wf_.childNodes(node)) {
     if (child == nullptr)
       return undecided;
     Phase p = phaseOf(*child, depth);
@@ -265,8 +264,7 @@ Phase ArgoAssessor::assessRetry(const Node& node, int depth) {
   const Phase undecided = node.phase;
   const Node* last = nullptr;
   std::size_t attempts = 0;
-  for (const auto& id : node.children) {
-    const Node* c = wf_.nodeById(id);
+  for (const Node* c : wf_.childNodes(node)) {
     if (c == nullptr)
       return undecided;
     if (isHookNode(*c))
@@ -308,8 +306,7 @@ Phase ArgoAssessor::assessTaskGroup(const Node& node, int depth) {
   if (node.children.empty())
     return undecided;
   Phase result = Phase::kSucceeded;
-  for (const auto& id : node.children) {
-    const Node* c = wf_.nodeById(id);
+  for (const Node* c : wf_.childNodes(node)) {
     if (c == nullptr)
       return undecided;
     Phase p = phaseOf(*c, depth);

@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <memory>
@@ -97,11 +98,33 @@ class ParserLease {
   od::parser* parser_;
 };
 
-// Key comparison against a literal: a size check and a constant-length
-// memcmp the compiler inlines (string_view's == calls memcmp).
+// Key comparison against a literal: a size check, then one or two 8-byte
+// loads per side (std::memcmp of a constant length still became a libc call
+// on this, the hottest comparison).
 template <std::size_t N>
-inline bool is(std::string_view key, const char (&literal)[N]) {
-  return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
+[[gnu::always_inline]] inline bool is(std::string_view key, const char (&literal)[N]) {
+  constexpr std::size_t n = N - 1;
+  if (key.size() != n)
+    return false;
+  if constexpr (n == 0) {
+    return true;
+  } else if constexpr (n <= 8) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, key.data(), n);
+    std::memcpy(&b, literal, n);
+    return a == b;
+  } else if constexpr (n <= 16) {
+    std::uint64_t a[2];
+    std::uint64_t b[2];
+    std::memcpy(&a[0], key.data(), 8);
+    std::memcpy(&a[1], key.data() + n - 8, 8);
+    std::memcpy(&b[0], literal, 8);
+    std::memcpy(&b[1], literal + n - 8, 8);
+    return a[0] == b[0] && a[1] == b[1];
+  } else {
+    return std::memcmp(key.data(), literal, n) == 0;
+  }
 }
 
 // The bytes being read and what keeps them alive. Either our own padded copy
@@ -125,6 +148,42 @@ struct Backing {
     return Backing{padded, padded->data(), padded->size()};
   }
 };
+
+// JSON whitespace ends [begin, end) in pretty-printed input; returns the end
+// without it. (All four whitespace bytes are <= ' ', no other byte that can
+// end a token is, so compact input costs one comparison.)
+inline const char* trimJsonSpace(const char* begin, const char* end) {
+  while (end > begin && static_cast<unsigned char>(end[-1]) <= ' ' &&
+         (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t'))
+    --end;
+  return end;
+}
+
+// True when [p, p + n) holds no backslash: the classic has-zero-byte test on
+// w XOR (8 backslashes), 8 bytes per step. The last step reads up to 7 bytes
+// past the end and masks them off, so callers must guarantee 8 readable bytes
+// after p + n (simdjson's padding does: every string here lies in a padded
+// buffer, before its closing quote).
+[[gnu::always_inline]] inline bool noBackslash(const char* p, std::size_t n) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ull;
+  constexpr std::uint64_t kBackslashes = kOnes * static_cast<unsigned char>('\\');
+  for (;;) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    std::uint64_t x = w ^ kBackslashes;
+    std::uint64_t hits = (x - kOnes) & ~x & kHigh;
+    if (n < 8) {
+      // Bytes at and past n are not the string's (little-endian: the high
+      // ones). Borrows only run upwards, so masking after the test is exact.
+      return (hits & ((std::uint64_t{1} << (8 * n)) - 1)) == 0;
+    }
+    if (hits != 0)
+      return false;
+    p += 8;
+    n -= 8;
+  }
+}
 
 // True when the document has been read to its end (nothing trails it).
 bool docAtEnd(od::document& doc) {
@@ -244,13 +303,13 @@ class Decoder {
       if (auto e = fieldResult.error())
         return fatal(e, path);
       od::field& f = fieldResult.value_unsafe();
-      std::string_view key = rawKey(f);
+      od::value& val = f.value();
+      std::string_view key = rawKey(f, val);
       if (key.data() == nullptr) {
         // The key has escapes: unescape it (rare; never in Kubernetes output).
         if (auto e = f.unescaped_key().get(key))
           return fatal(e, path);
       }
-      od::value& val = f.value();
       if (!fn(key, val))
         return false;
     }
@@ -365,23 +424,21 @@ class Decoder {
   const Backing& backing() const { return backing_; }
 
   // A string for a Node: a view straight into the input when it has no
-  // escapes (no copy at all), else unescaped and interned in `wf`. Reads the
-  // raw token without a type() round trip; this is the hottest path.
+  // escapes (no copy at all), else unescaped and interned in `wf`. This is
+  // the hottest path: the raw token already spans the whole string (it runs
+  // to the next structural character), so only a backslash check is left.
   bool viewString(od::value& v, std::string_view& out, const Path& path, Workflow& wf,
                   bool nullOk = true) {
     std::string_view tok = v.raw_json_token();
     if (tok.empty())
       return fatal(simdjson::TAPE_ERROR, path);
-    char c = tok[0];
-    if (c == '"' && backing_) {
-      // One pass to the closing quote; a backslash first means escapes.
-      // (The padded buffer holds the whole validated string.)
+    if (tok[0] == '"' && backing_) {
       const char* start = tok.data() + 1;
-      const char* p = start;
-      while (*p != '"' && *p != '\\')
-        ++p;
-      if (*p == '"') {
-        out = std::string_view(start, static_cast<std::size_t>(p - start));
+      const char* end = trimJsonSpace(start, tok.data() + tok.size());
+      // Stage 1 validated the string, so `end[-1]` is its closing quote.
+      if (end > start && end[-1] == '"' &&
+          noBackslash(start, static_cast<std::size_t>(end - 1 - start))) {
+        out = std::string_view(start, static_cast<std::size_t>(end - 1 - start));
         return true;
       }
       std::string_view s;
@@ -405,17 +462,18 @@ class Decoder {
   }
 
   // The key as written, straight from the padded input (no copy), or a null
-  // view when it contains a backslash. Stage 1 has validated the string, so
-  // its closing quote exists.
-  static std::string_view rawKey(od::field& f) {
+  // view when it contains a backslash. The key ends where the value starts,
+  // less the ':' and any whitespace, so no scan for the closing quote.
+  static std::string_view rawKey(od::field& f, od::value& val) {
     const char* start = f.key().raw();
-    const char* p = start;
-    while (*p != '"') {
-      if (*p == '\\')
-        return {};
-      ++p;
+    const char* end = trimJsonSpace(start, val.raw_json_token().data());
+    if (end > start && end[-1] == ':') {
+      end = trimJsonSpace(start, end - 1);
+      if (end > start && end[-1] == '"' &&
+          noBackslash(start, static_cast<std::size_t>(end - 1 - start)))
+        return {start, static_cast<std::size_t>(end - 1 - start)};
     }
-    return {start, static_cast<std::size_t>(p - start)};
+    return {};
   }
 
  private:
@@ -542,10 +600,339 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
   return true;
 }
 
+// ---------------------------------------------------------------------------
+// The fast path for status.nodes, the bulk of a large Workflow (a 50k-node
+// run is ~95% nodes). Instead of On-Demand's general field machinery it walks
+// simdjson's structural index directly: every token's offset is known, so a
+// string's extent is (its offset, the next token's offset) and a node field
+// costs a few loads. It is all-or-nothing: any input it is not sure of (a type
+// mismatch, missing required field, escaped key, broken grammar, truncation)
+// makes it give up before it has changed any parser state, and the validating
+// On-Demand decoder below reads the map instead, with its exact error
+// messages. So both paths accept the same inputs and build the same nodes
+// (checked by test/engine and the fuzz target, see setNodeScanFastPath).
+//
+// It needs two protected members of simdjson 3.0's On-Demand iterator (the
+// value's token position and the index's end), reached through derived-class
+// member pointers: standard C++, and a compile error, not silent breakage, if
+// a later simdjson renames them.
+struct ValueAccess : od::value {
+  static od::json_iterator& jsonIter(od::value& v) { return (v.*(&ValueAccess::iter)).json_iter(); }
+};
+struct JsonIterAccess : od::json_iterator {
+  static od::token_position endOf(const od::json_iterator& it) {
+    return (it.*(&JsonIterAccess::end_position))();
+  }
+};
+
+std::atomic<bool> gNodeScanFastPath{true};
+
+class NodeMapScanner {
+ public:
+  using Pos = const std::uint32_t*;
+  NodeMapScanner(od::json_iterator& it, Workflow& wf)
+      : it_(it), wf_(wf), pos_(it.position()), end_(JsonIterAccess::endOf(it)) {
+    base_ = reinterpret_cast<const char*>(it.peek(pos_)) - *pos_;
+  }
+
+  // Reads the nodes map at the iterator into wf.nodes. On success moves the
+  // iterator past the map (as skipping it would) and returns true; otherwise
+  // leaves the iterator, its string buffer and wf.nodes as they were.
+  bool run() {
+    const std::size_t before = wf_.nodes.size();
+    std::uint8_t* const stringBuf = it_.string_buf_loc();
+    if (map()) {
+      // Leave the iterator where skip_child() would: after the closing brace,
+      // at the depth of the object holding the map. Each call's precondition
+      // (a SIMDJSON_ASSUME: breaking it is undefined behaviour) holds: one
+      // level up at a time, then re-enter one level down at the new position.
+      const od::depth_t valueDepth = it_.depth();
+      it_.ascend_to(valueDepth - 1);
+      it_.ascend_to(valueDepth - 2);
+      it_.reenter_child(pos_, valueDepth - 1);
+      return true;
+    }
+    wf_.nodes.resize(before);
+    it_.string_buf_loc() = stringBuf;
+    return false;
+  }
+
+ private:
+  bool more() const { return pos_ < end_; }
+  char peek() const { return base_[*pos_]; }
+  // The current token, trailing whitespace excluded.
+  std::string_view token() const {
+    const char* start = base_ + *pos_;
+    return {start, static_cast<std::size_t>(trimJsonSpace(start, base_ + pos_[1]) - start)};
+  }
+  bool expect(char c) {
+    if (!more() || peek() != c)
+      return false;
+    ++pos_;
+    return true;
+  }
+  bool isNull() const { return more() && token() == "null"; }
+
+  // A string token into `out` (a view into the input, or unescaped and
+  // interned); `null` gives "" when nullOk.
+  bool string(std::string_view& out, bool nullOk) {
+    if (!more())
+      return false;
+    if (peek() != '"') {
+      if (!nullOk || !isNull())
+        return false;
+      out = {};
+      ++pos_;
+      return true;
+    }
+    std::string_view tok = token();
+    if (tok.size() < 2 || tok.back() != '"')
+      return false;
+    const char* start = tok.data() + 1;
+    const std::size_t n = tok.size() - 2;
+    if (noBackslash(start, n)) {
+      out = std::string_view(start, n);
+    } else {
+      std::string_view unescaped;
+      if (it_.unescape(od::raw_json_string(reinterpret_cast<const std::uint8_t*>(start)))
+              .get(unescaped))
+        return false;
+      out = wf_.intern(unescaped);
+    }
+    ++pos_;
+    return true;
+  }
+  bool boolean(bool& out) {
+    if (!more())
+      return false;
+    std::string_view tok = token();
+    if (tok == "true" || tok == "false") {
+      out = tok[0] == 't';
+    } else if (tok != "null") {
+      return false;
+    }
+    ++pos_;
+    return true;
+  }
+  // Skips one value as On-Demand's skip_child does (nested structure by
+  // depth only; scalars are not validated there either).
+  bool skipValue() {
+    if (!more())
+      return false;
+    char c = peek();
+    ++pos_;
+    if (c != '{' && c != '[')
+      return c != '}' && c != ']' && c != ',' && c != ':';
+    for (int depth = 1; more(); ++pos_) {
+      c = peek();
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        ++pos_;
+        return true;
+      }
+    }
+    return false;
+  }
+  // A field this scanner does not read. Its key may still be an escaped
+  // spelling of one it does ("na\\u006de"): keys are compared as written, so
+  // such input goes to the validating path, which unescapes keys.
+  bool skipUnknown(std::string_view key) {
+    return noBackslash(key.data(), key.size()) && skipValue();
+  }
+  // Object fields: calls field(key) with pos_ at the value (the key as
+  // written, escapes not undone); field must consume it.
+  template <typename Fn>
+  bool object(Fn&& field) {
+    if (!expect('{'))
+      return false;
+    if (more() && peek() == '}') {
+      ++pos_;
+      return true;
+    }
+    for (;;) {
+      if (!more() || peek() != '"')
+        return false;
+      std::string_view key = token();
+      if (key.size() < 2 || key.back() != '"')
+        return false;
+      ++pos_;
+      if (!expect(':') || !more() || !field(key.substr(1, key.size() - 2)))
+        return false;
+      if (!more())
+        return false;
+      char c = peek();
+      ++pos_;
+      if (c == '}')
+        return true;
+      if (c != ',')
+        return false;
+    }
+  }
+  // An object or null.
+  template <typename Fn>
+  bool optionalObject(Fn&& field) {
+    if (isNull()) {
+      ++pos_;
+      return true;
+    }
+    return object(field);
+  }
+
+  bool children(Node& node) {
+    if (isNull()) {
+      ++pos_;
+      return true;
+    }
+    if (!expect('['))
+      return false;
+    scratch_.clear();
+    if (more() && peek() == ']') {
+      ++pos_;
+    } else {
+      for (;;) {
+        std::string_view id;
+        if (!string(id, false))
+          return false;
+        scratch_.push_back(id);
+        if (!more())
+          return false;
+        char c = peek();
+        ++pos_;
+        if (c == ']')
+          break;
+        if (c != ',')
+          return false;
+      }
+    }
+    node.children = wf_.internViews(scratch_);
+    return true;
+  }
+
+  // Mirrors decodeNode's field rules exactly.
+  bool node(Node& node) {
+    bool haveName = false;
+    bool haveType = false;
+    bool haveTemplateRef = false;
+    bool ok = object([&](std::string_view key) {
+      switch (key.empty() ? '\0' : key[0]) {
+        case 'n':
+          if (is(key, "name"))
+            return haveName = string(node.name, false);
+          if (is(key, "nodeFlag")) {
+            return optionalObject([&](std::string_view k) {
+              if (is(k, "hooked"))
+                return boolean(node.hooked);
+              if (is(k, "retried"))
+                return boolean(node.retried);
+              return skipUnknown(k);
+            });
+          }
+          break;
+        case 'd':
+          if (is(key, "displayName"))
+            return string(node.displayName, true);
+          if (is(key, "daemoned"))
+            return boolean(node.daemoned);
+          break;
+        case 't':
+          if (is(key, "type")) {
+            std::string_view s;
+            if (!string(s, false))
+              return false;
+            node.type = parseNodeType(s);
+            return haveType = true;
+          }
+          if (is(key, "templateName")) {
+            std::string_view s;
+            if (!string(s, true))
+              return false;
+            if (!haveTemplateRef)
+              node.templateName = s;
+            return true;
+          }
+          if (is(key, "templateRef")) {
+            return optionalObject([&](std::string_view k) {
+              if (!is(k, "template"))
+                return skipUnknown(k);
+              std::string_view s;
+              if (!string(s, true))
+                return false;
+              if (!s.empty()) {
+                node.templateName = s;
+                haveTemplateRef = true;
+              }
+              return true;
+            });
+          }
+          break;
+        case 'p':
+          if (is(key, "phase")) {
+            std::string_view s;
+            if (!string(s, true))
+              return false;
+            node.phase = parsePhase(s);
+            return true;
+          }
+          break;
+        case 'b':
+          if (is(key, "boundaryID"))
+            return string(node.boundaryId, true);
+          break;
+        case 'm':
+          if (is(key, "message"))
+            return string(node.message, true);
+          break;
+        case 's':
+          if (is(key, "startedAt"))
+            return string(node.startedAt, true);
+          break;
+        case 'f':
+          if (is(key, "finishedAt"))
+            return string(node.finishedAt, true);
+          break;
+        case 'c':
+          if (is(key, "children"))
+            return children(node);
+          break;
+        default:
+          break;
+      }
+      return skipUnknown(key);
+    });
+    return ok && haveName && haveType;
+  }
+
+  bool map() {
+    return object([&](std::string_view id) {
+      wf_.nodes.emplace_back();
+      Node& n = wf_.nodes.back();
+      n.id = id;
+      if (!noBackslash(id.data(), id.size()))
+        return false;
+      return more() && peek() == '{' && node(n);
+    });
+  }
+
+  od::json_iterator& it_;
+  Workflow& wf_;
+  Pos pos_;
+  Pos end_;
+  const char* base_ = nullptr;
+  std::vector<std::string_view> scratch_;
+};
+
 bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
   const Backing& buf = d.backing();
   if (wf.nodes.empty() && d.nodeHint() > 0)
     wf.nodes.reserve(d.nodeHint());
+  // The fast path needs views into a kept buffer, and an enclosing object to
+  // hand the iterator back to (not the root of a decoded compressedNodes).
+  if (buf && gNodeScanFastPath.load(std::memory_order_relaxed)) {
+    od::json_iterator& it = ValueAccess::jsonIter(v);
+    if (it.depth() >= 2 && NodeMapScanner(it, wf).run())
+      return true;
+  }
   return d.object(v, path, [&](std::string_view key, od::value& val) {
     wf.nodes.emplace_back();
     bool stable = buf && buf.contains(key);
@@ -880,6 +1267,10 @@ void decodeCompressedNodes(Decoder& outer, const std::string& compressed, Workfl
 }
 
 }  // namespace
+
+void setNodeScanFastPath(bool enabled) {
+  gNodeScanFastPath.store(enabled, std::memory_order_relaxed);
+}
 
 namespace detail {
 

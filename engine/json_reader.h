@@ -16,4 +16,10 @@ Status readJsonStream(std::string_view text, const WorkflowSink& sink);
 Status readJsonStream(std::shared_ptr<const void> owner, std::string_view text,
                       const WorkflowSink& sink);
 
+// The nodes map is read by a fast structural-index walk with the validating
+// On-Demand decoder as its fallback (see json_reader.cpp). Both must give the
+// same result; tests and the fuzz target turn the fast path off to compare.
+// Process-wide; default on.
+void setNodeScanFastPath(bool enabled);
+
 }  // namespace exitrec

@@ -186,8 +186,7 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
   while (!stack.empty()) {
     Index i = stack.back();
     stack.pop_back();
-    for (const auto& id : wf_.nodes[i].children) {
-      const Node* c = wf_.nodeById(id);
+    for (const Node* c : wf_.childNodes(wf_.nodes[i])) {
       if (c == nullptr)
         continue;
       Index ci = indexOf(c);
@@ -209,8 +208,7 @@ void Evaluator::markRetries() {
     const Node& r = wf_.nodes[i];
     if (r.type != NodeType::kRetry)
       continue;
-    for (const auto& id : r.children) {
-      const Node* c = wf_.nodeById(id);
+    for (const Node* c : wf_.childNodes(r)) {
       if (c == nullptr || ArgoAssessor::isHookNode(*c))
         continue;
       Index ci = indexOf(c);

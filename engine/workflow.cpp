@@ -3,6 +3,7 @@
 #include <array>
 #include <bit>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -23,10 +24,18 @@ std::string_view phaseName(Phase phase) {
   return kPhaseNames[static_cast<std::size_t>(phase)];
 }
 
+namespace {
+// Size and first letter tell the names apart almost always, so the memcmp
+// call runs once per lookup (these run once or twice per node).
+bool sameName(std::string_view name, std::string_view text) {
+  return name.size() == text.size() && (name.empty() || name[0] == text[0]) && name == text;
+}
+}  // namespace
+
 Phase parsePhase(std::string_view text) {
   // kUnknown's own name is not a real phase: "Unknown" text stays kUnknown too.
   for (std::size_t i = 0; i + 1 < kPhaseNames.size(); ++i) {
-    if (kPhaseNames[i] == text)
+    if (sameName(kPhaseNames[i], text))
       return static_cast<Phase>(i);
   }
   return Phase::kUnknown;
@@ -38,7 +47,7 @@ std::string_view nodeTypeName(NodeType type) {
 
 NodeType parseNodeType(std::string_view text) {
   for (std::size_t i = 1; i < kNodeTypeNames.size(); ++i) {
-    if (kNodeTypeNames[i] == text)
+    if (sameName(kNodeTypeNames[i], text))
       return static_cast<NodeType>(i);
   }
   return NodeType::kUnknown;
@@ -197,19 +206,32 @@ std::size_t slotCount(std::size_t n) {
   return size;
 }
 
+// A slot holds (hash << 32) | (node index + 1); 0 is empty. The stored hash
+// lets a probe skip non-matching nodes without touching them (on a 50k-node
+// workflow the nodes and their strings are far out of cache).
+constexpr std::uint64_t slotOf(std::size_t hash, std::uint32_t index) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(hash)) << 32) | (index + 1u);
+}
+constexpr std::uint32_t slotHash(std::size_t hash) {
+  return static_cast<std::uint32_t>(hash);
+}
+
 template <typename KeyOf>
-void fillSlots(std::vector<std::uint32_t>& slots, const std::vector<Node>& nodes, KeyOf keyOf) {
+void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes, KeyOf keyOf) {
   slots.assign(slotCount(nodes.size()), 0);
   const std::size_t mask = slots.size() - 1;
   for (std::uint32_t i = 0; i < nodes.size(); ++i) {
     std::string_view key = keyOf(nodes[i]);
-    std::size_t s = keyHash(key) & mask;
+    const std::size_t h = keyHash(key);
+    std::size_t s = h & mask;
     for (;;) {
-      if (slots[s] == 0) {
-        slots[s] = i + 1;
+      const std::uint64_t v = slots[s];
+      if (v == 0) {
+        slots[s] = slotOf(h, i);
         break;
       }
-      if (keyOf(nodes[slots[s] - 1]) == key)
+      if (static_cast<std::uint32_t>(v >> 32) == slotHash(h) &&
+          keyOf(nodes[static_cast<std::uint32_t>(v) - 1]) == key)
         break;  // duplicate: the first wins
       s = (s + 1) & mask;
     }
@@ -217,18 +239,21 @@ void fillSlots(std::vector<std::uint32_t>& slots, const std::vector<Node>& nodes
 }
 
 template <typename KeyOf>
-const Node* findSlot(const std::vector<std::uint32_t>& slots, const std::vector<Node>& nodes,
+const Node* findSlot(const std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes,
                      std::string_view key, KeyOf keyOf) {
   if (slots.empty())
     return nullptr;
   const std::size_t mask = slots.size() - 1;
-  std::size_t s = keyHash(key) & mask;
+  const std::size_t h = keyHash(key);
+  std::size_t s = h & mask;
   for (;;) {
-    std::uint32_t v = slots[s];
+    const std::uint64_t v = slots[s];
     if (v == 0)
       return nullptr;
-    if (v - 1 < nodes.size() && keyOf(nodes[v - 1]) == key)
-      return &nodes[v - 1];
+    const std::uint32_t index = static_cast<std::uint32_t>(v) - 1;
+    if (static_cast<std::uint32_t>(v >> 32) == slotHash(h) && index < nodes.size() &&
+        keyOf(nodes[index]) == key)
+      return &nodes[index];
     s = (s + 1) & mask;
   }
 }
@@ -245,11 +270,27 @@ std::string_view nameOf(const Node& n) {
 void Workflow::buildIndex() {
   fillSlots(idSlots_, nodes, idOf);
   fillSlots(nameSlots_, nodes, nameOf);
+  // Children resolved once here: the evaluation walks them several times.
+  childOffsets_.assign(nodes.size() + 1, 0);
+  childNodes_.clear();
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    childOffsets_[i] = static_cast<std::uint32_t>(childNodes_.size());
+    for (std::string_view id : nodes[i].children)
+      childNodes_.push_back(nodeById(id));
+  }
+  childOffsets_[nodes.size()] = static_cast<std::uint32_t>(childNodes_.size());
   templatesByName_.clear();
   templatesByName_.reserve(templates.size());
   for (std::uint32_t i = 0; i < templates.size(); ++i) {
     templatesByName_.emplace(templates[i].name, i);
   }
+}
+
+std::span<const Node* const> Workflow::childNodes(const Node& node) const {
+  const auto index = static_cast<std::size_t>(&node - nodes.data());
+  if (index >= nodes.size() || childOffsets_.size() != nodes.size() + 1)
+    std::abort();  // not a node of this workflow, or buildIndex() not called since nodes changed
+  return {childNodes_.data() + childOffsets_[index], childNodes_.data() + childOffsets_[index + 1]};
 }
 
 const Node* Workflow::nodeById(std::string_view id) const {

@@ -203,6 +203,9 @@ struct Workflow {
   const Node* nodeById(std::string_view id) const;
   const Node* nodeByName(std::string_view name) const;
   const Template* templateByName(std::string_view name) const;
+  // The nodes of node.children, in order; nullptr where an id names no node.
+  // `node` must be one of `nodes` (aborts otherwise: a broken invariant).
+  std::span<const Node* const> childNodes(const Node& node) const;
   void buildIndex();
 
   // Node storage: copies `text` into this Workflow; the view lives as long
@@ -225,9 +228,12 @@ struct Workflow {
   Node& addNode(const Node& node);
 
  private:
-  // Open addressing (linear probing) over node indices + 1; 0 = empty.
-  std::vector<std::uint32_t> idSlots_;
-  std::vector<std::uint32_t> nameSlots_;
+  // Open addressing (linear probing): (key hash << 32) | (node index + 1);
+  // 0 = empty.
+  std::vector<std::uint64_t> idSlots_;
+  std::vector<std::uint64_t> nameSlots_;
+  std::vector<const Node*> childNodes_;      // every node's children, flat
+  std::vector<std::uint32_t> childOffsets_;  // node index -> start in childNodes_; n + 1 entries
   std::unordered_map<std::string_view, std::uint32_t> templatesByName_;
   StringArena arena_;
   std::vector<std::shared_ptr<const void>> buffers_;

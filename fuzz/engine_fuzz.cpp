@@ -4,15 +4,20 @@
 // (ASan/UBSan), it aborts on broken policy invariants:
 // - a Failed/Error run is never turned into another phase;
 // - only completed runs are mis-reported;
-// - the verdict JSON is one valid JSON object with exactly the audit keys.
+// - the verdict JSON is one valid JSON object with exactly the audit keys;
+// - the fast nodes-map scan and the validating decoder read the same nodes
+//   and reject the same workflows with the same message.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
+#include "engine/json_reader.h"
 #include "engine/outcome.h"
 #include "engine/workflow.h"
+#include "test/engine/node_digest.h"
 
 namespace {
 
@@ -44,6 +49,22 @@ void checkVerdict(const exitrec::Verdict& v) {
   }
 }
 
+// Per workflow: its node digest or its error, as readWorkflows reports them.
+std::string readDigest(std::string_view text, bool fastScan) {
+  exitrec::setNodeScanFastPath(fastScan);
+  std::string out;
+  exitrec::Status st = exitrec::readWorkflows(
+      text, [&](exitrec::Result<exitrec::Workflow> wf, std::string_view origin) {
+        out.append(origin).append(" => ");
+        out.append(wf.ok() ? exitrec::testing::nodeDigest(*wf) : "error: " + wf.error().message);
+        out.push_back('\n');
+      });
+  exitrec::setNodeScanFastPath(true);
+  if (!st.ok())
+    out.append("stream error: ").append(st.error().message);
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -60,6 +81,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         checkVerdict(exitrec::evaluate(*workflow, options));
       });
   (void)status;  // rejecting the input as a whole is a valid outcome
+  if (readDigest(text, true) != readDigest(text, false)) {
+    std::fprintf(stderr, "invariant broken: fast nodes scan and validating decoder disagree\n");
+    std::abort();
+  }
   // The compressed-nodes decoder on its own (base64 + gzip/zstd/brotli).
   auto nodes = exitrec::decompressNodes(text);
   (void)nodes;

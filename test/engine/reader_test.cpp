@@ -1,10 +1,15 @@
 // Readers: JSON (simdjson On-Demand), YAML, streams, field errors, indexes.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "engine/json_reader.h"
 #include "engine/workflow.h"
+#include "test/engine/node_digest.h"
 #include "test/engine/wf_builder.h"
 
 namespace exitrec {
@@ -192,6 +197,126 @@ TEST(JsonReader, IndexesByIdAndNameWithSyntheticIds) {
   EXPECT_EQ(wf.nodeById(argoNodeId("wf", "wf.a")), nullptr);
   EXPECT_EQ(wf.nodeByName("wf.missing"), nullptr);
   EXPECT_EQ(wf.nodeById(a->children[0])->name, "wf.b");
+}
+
+// The zero-copy string path takes a string's end from the structural index
+// and checks 8 bytes at a time for backslashes: cover escapes at every offset
+// of a word, escaped keys, and whitespace around ':' and after values.
+TEST(JsonReader, NodeStringsWithEscapesAndWhitespace) {
+  const char* json = R"({"metadata":{"name":"wf"},"status":{"phase":"Running","nodes":{
+    "wf" : { "id" : "wf" , "na\u006de" : "wf" , "type":"DAG" ,
+      "children" : [ "wf-1" , "wf-\u0032" ] ,
+      "message" : "01234567\\" ,
+      "displayName"
+        :
+        "\"lead" } ,
+    "wf-1":{"id":"wf-1","name":"wf.a","type":"Pod","phase":"Failed",
+      "message":"0123456789abcdef0123456\"7","displayName":"0123456789abcdef","boundaryID":"wf",
+      "templateName":"t\\"},
+    "wf-2":{"id":"wf-2","name":"wf.b","type":"Pod","phase":"Failed","message":"","displayName":"x"}
+  }}})";
+  auto wf = parseWorkflowJson(json);
+  ASSERT_TRUE(wf.ok()) << wf.error().message;
+  const Node* root = wf->nodeByName("wf");
+  ASSERT_NE(root, nullptr);
+  EXPECT_EQ(root->type, NodeType::kDAG);
+  ASSERT_EQ(root->children.size(), 2u);
+  EXPECT_EQ(root->children[1], "wf-2");
+  EXPECT_EQ(root->message, "01234567\\");
+  EXPECT_EQ(root->displayName, "\"lead");
+  const Node* a = wf->nodeById("wf-1");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->message, "0123456789abcdef0123456\"7");
+  EXPECT_EQ(a->displayName, "0123456789abcdef");
+  EXPECT_EQ(a->templateName, "t\\");
+  EXPECT_EQ(a->boundaryId, "wf");
+  const Node* b = wf->nodeById("wf-2");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->message, "");
+  EXPECT_EQ(b->phase, Phase::kFailed);
+}
+
+// What readWorkflows makes of `text`, with the nodes map read by the fast
+// structural-index scan or by the validating decoder: per workflow either its
+// node digest or its error.
+std::string readDigest(std::string_view text, bool fastScan) {
+  setNodeScanFastPath(fastScan);
+  std::string out;
+  Status st = readWorkflows(text, [&](Result<Workflow> wf, std::string_view origin) {
+    out.append(origin).append(" => ");
+    out.append(wf.ok() ? testing::nodeDigest(*wf) : "error: " + wf.error().message);
+    out.push_back('\n');
+  });
+  setNodeScanFastPath(true);
+  if (!st.ok())
+    out.append("stream error: ").append(st.error().message);
+  return out;
+}
+
+TEST(NodeScan, SameNodesAsTheValidatingDecoderOnEdgeCases) {
+  const std::string pre = R"({"metadata":{"name":"wf"},"status":{"phase":"Running","nodes":)";
+  const std::string post = R"(,"phase":"Failed"}})";
+  const std::vector<std::string> maps = {
+      R"({})",
+      R"({"a":{"name":"wf.a","type":"Pod","phase":null,"finishedAt":null,"children":null}})",
+      R"({"a":{"name":"wf.a","type":"Pod","nodeFlag":null,"templateRef":null}})",
+      R"({"a":{"name":"wf.a","type":"Pod","templateName":"t","templateRef":{"name":"r","template":"rt"}}})",
+      R"({"a":{"name":"wf.a","type":"Pod","templateRef":{"template":""},"templateName":"t"}})",
+      R"({"a":{"name":"wf.a","type":"Pod","templateRef":{"template":"rt"},"templateName":"t"}})",
+      R"({"a":{"name":"wf.a","type":"Pod","nodeFlag":{"hooked":true,"retried":false,"x":[{}]}}})",
+      R"({"a":{"name":"wf.a","type":"Pod","daemoned":true,"outputs":{"p":[1,{"q":"]"}]},"n":-1.5e3}})",
+      R"({"a":{"name":"x","name":"wf.dup","type":"Pod","type":"DAG"}})",
+      R"({"a":{"name":"wf.a","type":"Pod","message":"say \"hi\"\n\u00e9\\"}})",
+      R"({"a\u0031":{"name":"wf.a","type":"Pod"}})",
+      R"({"a":{"na\u006de":"wf.a","type":"Pod"}})",
+      R"({"a":{"name":"wf.a","na\u006de":"wf.b","type":"Pod"}})",
+      R"({"a":{"name":"wf.a","type":"Pod","children":["b","c\"d",""]}})",
+      R"({"a":{"name":"wf.a"}})",
+      R"({"a":{"type":"Pod"}})",
+      R"({"a":{"name":null,"type":"Pod"}})",
+      R"({"a":{"name":"wf.a","type":"Pod","phase":5}})",
+      R"({"a":{"name":"wf.a","type":"Pod","hooked":tru}})",
+      R"({"a":{"name":"wf.a","type":"Pod","nodeFlag":{"hooked":"yes"}}})",
+      R"({"a":{"name":"wf.a","type":"Pod","children":["b",null]}})",
+      R"({"a":{"name":"wf.a","type":"Pod","children":"b"}})",
+      R"({"a":{"name":"wf.a","type":"Pod"},"b":7})",
+      R"({"a":{"name":"wf.a","type":"Pod"} "b":{"name":"wf.b","type":"Pod"}})",
+      R"({"a":{"name":"wf.a","type":"Pod",}})",
+      R"({"a":{"name":"wf.a","type":"Pod","x":{"y":[}]}})",
+      R"({"a":{"name" "wf.a","type":"Pod"}})",
+      R"([{"name":"wf.a","type":"Pod"}])",
+      "{ \"a\" :\n { \"name\" : \"wf.a\" ,\t\"type\"\r\n:\"Pod\" } \n}",
+  };
+  for (const std::string& m : maps) {
+    const std::string doc = pre + m + post;
+    EXPECT_EQ(readDigest(doc, true), readDigest(doc, false)) << doc;
+  }
+  // Truncated anywhere inside the nodes map.
+  const std::string full =
+      pre +
+      R"({"a":{"name":"wf.a","type":"Pod","children":["b"]},"b":{"name":"wf.b","type":"Pod"}})" +
+      post;
+  for (std::size_t cut = pre.size(); cut < full.size(); ++cut) {
+    const std::string doc = full.substr(0, cut);
+    EXPECT_EQ(readDigest(doc, true), readDigest(doc, false)) << doc;
+  }
+}
+
+TEST(NodeScan, SameNodesAsTheValidatingDecoderOnTheSamples) {
+  const std::filesystem::path dir = std::filesystem::path(EXITREC_SOURCE_DIR) / "samples";
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json")
+      continue;
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string fast = readDigest(text.str(), true);
+    EXPECT_EQ(fast, readDigest(text.str(), false)) << entry.path();
+    EXPECT_EQ(fast.find("error"), std::string::npos) << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 8);
 }
 
 TEST(Workflow, CopiesOwnTheirStrings) {

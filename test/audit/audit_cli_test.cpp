@@ -210,6 +210,33 @@ TEST(AuditJsonTest, MisreportedRunExitsOneWithExactKeys) {
   EXPECT_EQ(v["exitHandlers"][0]["bodyPhase"], "Failed");
 }
 
+// Files of a megabyte and more are mapped, not copied. The parser reads up to
+// 64 bytes past the end: cover a file whose last page leaves less room than
+// that, one that ends exactly on a page, and one cut off mid-string there.
+TEST(AuditInputTest, LargeMappedFilesGiveTheSameVerdicts) {
+  TempDir dir;
+  const std::string run = maskedRun().dump();
+  const auto small = audit(shellQuote(dir.write("small.json", run)));
+  ASSERT_EQ(small.exitCode, 1) << small.err;
+  const std::size_t page = 4096;
+  const std::size_t base = (std::size_t{1} << 20) + 10 * page;
+  for (std::size_t size : {base - 1, base, base - 63, base - 64}) {
+    std::string text = run;
+    text.append(size - run.size() - 1, ' ');
+    text.push_back('\n');
+    ASSERT_EQ(text.size(), size);
+    const auto big = audit(shellQuote(dir.write("big.json", text)));
+    EXPECT_EQ(big.exitCode, 1) << "size " << size << ": " << big.err;
+    EXPECT_EQ(big.out, small.out) << "size " << size;
+  }
+  // A string that runs to the very end of the file: an error, not a crash.
+  std::string text = R"({"metadata":{"name":")";
+  text.append(base - text.size(), 'x');
+  const auto cut = audit(shellQuote(dir.write("cut.json", text)));
+  EXPECT_EQ(cut.exitCode, 2);
+  EXPECT_NE(cut.err.find("cut.json"), std::string::npos) << cut.err;
+}
+
 TEST(AuditJsonTest, HealthyRunExitsZeroWithNullCause) {
   TempDir dir;
   std::string path = dir.write("ok.json", healthyRun().dump());

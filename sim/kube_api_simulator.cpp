@@ -345,7 +345,16 @@ struct StoredObject {
   Labels labels;
   std::string uid;
   std::uint64_t rv = 0;
+  // The parsed object, kept for recently written objects only (see kDomCache):
+  // a write then copies it instead of parsing `data` again.
+  std::shared_ptr<const json> dom;
 };
+
+// Parsed objects kept for the most recently written objects. Updates of large
+// objects (Workflows of ~100 KB-1 MB, written many times a second while they
+// run) are dominated by parsing the stored text; the DOM costs ~6x the text,
+// so only this many are kept (oldest written first out).
+constexpr std::size_t kDomCache = 256;
 
 using ObjectKey = std::pair<std::string, std::string>;  // namespace ("" if cluster-scoped), name
 
@@ -403,6 +412,13 @@ struct KubeApiSimulator::Impl {
   std::uint64_t rv = 1;           // last issued resourceVersion
   std::uint64_t compactedRv = 1;  // events with rv <= compactedRv are gone
   std::map<const ResourceType*, std::map<ObjectKey, StoredObject>> store;
+  struct DomEntry {
+    const ResourceType* type;
+    ObjectKey key;
+    std::uint64_t rv;
+  };
+  std::deque<DomEntry> domOrder;  // objects with a DOM, in commit order (may be stale)
+  std::size_t domCount = 0;
   std::deque<WatchEvent> history;
   std::uint64_t watchGeneration = 0;
   bool abruptDrop = false;  // how the last drop-watches ends streams
@@ -430,22 +446,63 @@ struct KubeApiSimulator::Impl {
   json commitLocked(const ResourceType& t, const std::string& ns, const std::string& name, json obj,
                     const char* type, std::optional<Labels> oldLabels,
                     std::shared_ptr<const std::string>* dataOut = nullptr) {
+    std::shared_ptr<const json> retired;  // these paths are rare: freed under the lock
+    commitStoreLocked(t, ns, name, obj, nullptr, type, std::move(oldLabels), dataOut, retired);
+    return obj;
+  }
+
+  // Like commitLocked, but keeps the parsed object (`dom`, completed with the
+  // new resourceVersion) for the next write. The replaced object's DOM is
+  // handed to `retired` so that the caller frees it outside the lock.
+  void commitDomLocked(const ResourceType& t, const std::string& ns, const std::string& name,
+                       std::shared_ptr<json> dom, std::optional<Labels> oldLabels,
+                       std::shared_ptr<const std::string>* dataOut,
+                       std::shared_ptr<const json>& retired) {
+    commitStoreLocked(t, ns, name, *dom, dom, "MODIFIED", std::move(oldLabels), dataOut, retired);
+  }
+
+  void commitStoreLocked(const ResourceType& t, const std::string& ns, const std::string& name,
+                         json& obj, std::shared_ptr<json> dom, const char* type,
+                         std::optional<Labels> oldLabels,
+                         std::shared_ptr<const std::string>* dataOut,
+                         std::shared_ptr<const json>& retired) {
     std::uint64_t next = ++rv;
     obj["metadata"]["resourceVersion"] = std::to_string(next);
     auto data = std::make_shared<const std::string>(obj.dump());
     if (dataOut != nullptr)
       *dataOut = data;
-    StoredObject so{data, labelsOf(obj), strField(obj, "metadata", "uid"), next};
+    StoredObject so{data, labelsOf(obj), strField(obj, "metadata", "uid"), next, nullptr};
     Labels labels = so.labels;
     auto& bucket = store[&t];
+    auto old = bucket.find({ns, name});
+    if (old != bucket.end() && old->second.dom) {
+      retired = std::move(old->second.dom);
+      --domCount;
+    }
     if (std::string_view(type) == "DELETED") {
       bucket.erase({ns, name});
     } else {
-      bucket[{ns, name}] = so;
+      if (dom) {
+        so.dom = std::move(dom);
+        ++domCount;
+        domOrder.push_back({&t, {ns, name}, next});
+      }
+      bucket[{ns, name}] = std::move(so);
+    }
+    while (domCount > kDomCache && !domOrder.empty()) {
+      auto [rt, key, at] = domOrder.front();
+      domOrder.pop_front();
+      auto b = store.find(rt);
+      if (b == store.end())
+        continue;
+      auto it = b->second.find(key);
+      if (it != b->second.end() && it->second.rv == at && it->second.dom) {
+        it->second.dom.reset();  // rare (only past the cap): freed under the lock
+        --domCount;
+      }
     }
     pushEventLocked(
         WatchEvent{next, type, &t, ns, name, data, std::move(labels), std::move(oldLabels)});
-    return obj;
   }
 
   const StoredObject* getLocked(const ResourceType& t, const std::string& ns,
@@ -514,8 +571,9 @@ struct KubeApiSimulator::Impl {
   // under the lock, parsed and mutated outside it, and committed only if it
   // is still the same version (else `mutate` runs again on the newer one), so
   // large objects do not serialize every request behind one parse. `mutate`
-  // may therefore run more than once. `outText`, when set, is the committed
-  // object's serialization (the response body).
+  // may therefore run more than once. `outText`, when given, receives the
+  // committed object's serialization (the response body); `out` is then left
+  // empty on a committed write (copying a large DOM costs as much as parsing).
   bool doWrite(const ResourceType& t, const std::string& ns, const std::string& name,
                const std::function<std::optional<json>(const json& current, ApiError& err)>& mutate,
                bool dryRun, bool createIfMissing, json& out, ApiError& err, int& status,
@@ -1504,6 +1562,7 @@ bool KubeApiSimulator::Impl::doWrite(
     std::shared_ptr<const std::string>* outText) {
   for (;;) {
     std::shared_ptr<const std::string> base;  // null: the object does not exist
+    std::shared_ptr<const json> baseDom;      // its parsed form, when kept
     std::uint64_t baseRv = 0;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -1514,10 +1573,14 @@ bool KubeApiSimulator::Impl::doWrite(
       }
       if (so != nullptr) {
         base = so->data;
+        baseDom = so->dom;
         baseRv = so->rv;
       }
     }
-    json current = base ? json::parse(*base) : json();
+    if (base && !baseDom)
+      baseDom = std::make_shared<const json>(json::parse(*base));
+    static const json kNull;
+    const json& current = baseDom ? *baseDom : kNull;
     std::optional<json> next = mutate(current, err);
     if (!next)
       return false;
@@ -1541,7 +1604,7 @@ bool KubeApiSimulator::Impl::doWrite(
     if (!obj.contains("metadata") || !obj["metadata"].is_object())
       obj["metadata"] = json::object();
     json& md = obj["metadata"];
-    const json& cmd = current["metadata"];
+    const json& cmd = current.at("metadata");
     if (strField(obj, "metadata", "name") != name) {
       err = badRequest("metadata.name cannot be changed (" + name + ")");
       return false;
@@ -1556,9 +1619,11 @@ bool KubeApiSimulator::Impl::doWrite(
     }
     md["resourceVersion"] = cmd["resourceVersion"];
     if (obj == current) {  // no-op: real servers write nothing and keep the resourceVersion
-      out = std::move(current);
-      if (outText != nullptr)
+      if (outText != nullptr) {
         *outText = base;
+      } else {
+        out = current;
+      }
       status = 200;
       return true;
     }
@@ -1582,16 +1647,22 @@ bool KubeApiSimulator::Impl::doWrite(
     const bool finalize =
         md.contains("deletionTimestamp") &&
         (!md.contains("finalizers") || !md["finalizers"].is_array() || md["finalizers"].empty());
+    std::shared_ptr<const json> retired;  // declared before the lock: freed after unlocking
     std::lock_guard<std::mutex> lock(mu);
     const StoredObject* so = getLocked(t, ns, name);
     if (so == nullptr || so->rv != baseRv)
       continue;  // changed (or deleted) meanwhile: decide again on the newer version
     Labels old = so->labels;
-    out = commitLocked(t, ns, name, std::move(obj), "MODIFIED", old, outText);
-    if (finalize) {
-      out = commitLocked(t, ns, name, out, "DELETED", std::nullopt, outText);
-    }
     status = 200;
+    if (finalize) {
+      out = commitLocked(t, ns, name, std::move(obj), "MODIFIED", old, outText);
+      out = commitLocked(t, ns, name, out, "DELETED", std::nullopt, outText);
+      return true;
+    }
+    auto dom = std::make_shared<json>(std::move(obj));
+    commitDomLocked(t, ns, name, dom, old, outText, retired);
+    if (outText == nullptr)
+      out = *dom;
     return true;
   }
 }

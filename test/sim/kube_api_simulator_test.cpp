@@ -217,6 +217,35 @@ TEST_F(SimTest, ConcurrentWritesToOneObjectLoseNoUpdate) {
   EXPECT_EQ(now["spec"]["entrypoint"], "main");
 }
 
+// Recently written objects keep their parsed form for the next write (a
+// bounded cache, kDomCache = 256): more written objects than that must still
+// be patched on top of their latest state, whether cached or parsed again.
+TEST_F(SimTest, WritesBeyondTheParsedObjectCacheStayConsistent) {
+  constexpr int kObjects = 300;
+  for (int i = 0; i < kObjects; ++i)
+    ASSERT_TRUE(sim_->seed(workflow("w" + std::to_string(i))).ok());
+  for (const char* label : {"a", "b", "c"}) {
+    for (int i = 0; i < kObjects; ++i) {
+      auto r = call("PATCH", std::string(kWfPath) + "/w" + std::to_string(i),
+                    json{{"metadata", {{"labels", {{label, std::to_string(i)}}}}}}.dump(),
+                    "application/merge-patch+json");
+      ASSERT_EQ(r.status, 200) << r.body;
+    }
+  }
+  for (int i : {0, 1, 150, 299}) {
+    json got = callJson("GET", std::string(kWfPath) + "/w" + std::to_string(i));
+    EXPECT_EQ(got["metadata"]["labels"],
+              json({{"a", std::to_string(i)}, {"b", std::to_string(i)}, {"c", std::to_string(i)}}))
+        << i;
+  }
+  // A no-op write keeps the resourceVersion (served from the cached form).
+  json before = callJson("GET", std::string(kWfPath) + "/w299");
+  json same =
+      callJson("PATCH", std::string(kWfPath) + "/w299",
+               {{"metadata", {{"labels", {{"c", "299"}}}}}}, 200, "application/merge-patch+json");
+  EXPECT_EQ(same["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+}
+
 TEST_F(SimTest, ServerSideApplyCreatesMergesAndNeedsFieldManager) {
   std::string path = std::string(kWfPath) + "/ssa";
   std::string yaml =

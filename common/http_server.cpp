@@ -472,8 +472,12 @@ int HttpServer::Impl::beginRequest(struct mg_connection* conn) {
     ++self->activeHandlers;
   }
   int result = 500;
-  std::thread worker([&] { result = serve(conn); });
-  worker.join();
+  if (self->owner->options_.inlineHandlers) {
+    result = serve(conn);
+  } else {
+    std::thread worker([&] { result = serve(conn); });
+    worker.join();
+  }
   {
     std::lock_guard<std::mutex> lock(self->activeMu);
     --self->activeHandlers;

@@ -114,6 +114,11 @@ class HttpServer {
     // Socket send/receive timeout: a client that stops reading for this long
     // is disconnected.
     int socketTimeoutMs = 120000;
+    // Run handlers on civetweb's worker threads instead of a fresh thread per
+    // request: saves a thread start and two context switches per request, but
+    // those stacks are small (Debian: 100 KiB), so only for shallow handlers
+    // (no deep recursion, no large locals).
+    bool inlineHandlers = false;
   };
 
   explicit HttpServer(Options options);

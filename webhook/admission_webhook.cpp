@@ -52,7 +52,8 @@ void appendJsonString(std::string& out, std::string_view s) {
 
 }  // namespace
 
-std::optional<std::string> fastOutOfScopeResponse(std::string_view body) {
+std::optional<std::string> fastOutOfScopeResponse(std::string_view body,
+                                                  const NotExitTaskCheck* notExitTask) {
   // One parser per server thread: its buffers are reused across requests.
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -79,16 +80,35 @@ std::optional<std::string> fastOutOfScopeResponse(std::string_view body) {
     if (!objAt(req, "object", object))
       return std::nullopt;  // a Pod CREATE without a Pod: 400 from the full path
     PodIdentity id;
+    simdjson::dom::array owners;
+    std::string_view ownerUid;
     if (objAt(object, "metadata", meta)) {
       if (objAt(meta, "labels", labels)) {
         id.runId = std::string(svAt(labels, kLabelRunId));
         id.workflowName = std::string(svAt(labels, kLabelWorkflow));
         id.onExitLabel = svAt(labels, kLabelOnExit) == "true";
       }
-      if (!id.runId.empty() && objAt(meta, "annotations", annotations))
+      if (!id.runId.empty() && objAt(meta, "annotations", annotations)) {
         id.nodeName = std::string(svAt(annotations, kAnnotationNodeName));
+        id.runtimeRole = std::string(svAt(annotations, kAnnotationRuntimeRole));
+      }
+      if (meta.at_key("ownerReferences").get_array().get(owners) == simdjson::SUCCESS) {
+        for (simdjson::dom::element o : owners) {
+          simdjson::dom::object ref;
+          if (o.get_object().get(ref) == simdjson::SUCCESS && svAt(ref, "kind") == "Workflow") {
+            ownerUid = svAt(ref, "uid");
+            break;
+          }
+        }
+      }
+      id.namespace_ = std::string(svAt(meta, "namespace"));
+      id.name = std::string(svAt(meta, "name"));
     }
+    if (id.namespace_.empty())
+      id.namespace_ = std::string(svAt(req, "namespace"));
     outOfScope = !ExitTaskResolver::worthResolving(id);
+    if (!outOfScope && !id.onExitLabel && notExitTask != nullptr && *notExitTask)
+      outOfScope = (*notExitTask)(id, ownerUid);
   }
   if (!outOfScope)
     return std::nullopt;
@@ -170,7 +190,19 @@ struct AdmissionWebhook::Job {
 
 AdmissionWebhook::AdmissionWebhook(AdmissionWebhookOptions options, RunStateProvider& provider,
                                    Clock& clock, Metrics* metrics)
-    : options_(std::move(options)), resolver_(provider, clock), clock_(clock), metrics_(metrics) {}
+    : options_(std::move(options)),
+      provider_(provider),
+      resolver_(provider, clock),
+      clock_(clock),
+      metrics_(metrics) {
+  // A KFP launcher pod without the on-exit label is out of scope unless the
+  // run's spec makes it a 2.0-2.3 sibling exit task: decided on the server
+  // thread when the spec is cached (as the resolver would decide it).
+  notExitTask_ = [this](const PodIdentity& pod, std::string_view ownerUid) {
+    auto spec = provider_.cachedWorkflowSpec(pod.namespace_, pod.workflowName, ownerUid);
+    return spec != nullptr && !identifyExitTask(*spec, pod).has_value();
+  };
+}
 
 AdmissionWebhook::~AdmissionWebhook() {
   stop();
@@ -195,6 +227,9 @@ Status AdmissionWebhook::start() {
   so.keyFile = options_.keyFile;
   so.maxBodyBytes = 8u << 20;
   so.socketTimeoutMs = 10000;
+  // Shallow handlers (the pod decision runs on the webhook's own workers):
+  // no thread start per review.
+  so.inlineHandlers = true;
   server_ = std::make_unique<HttpServer>(so);
   server_->handle(options_.path, [this](const HttpRequest& req, HttpResponseWriter& w) {
     if (req.method != "POST") {
@@ -294,7 +329,7 @@ AdmissionReply AdmissionWebhook::review(std::string_view body) {
   const auto started = clock_.now();
   AdmissionReply reply;
   // Most pods are out of scope: decide those from a few fields, no DOM copy.
-  if (auto fast = fastOutOfScopeResponse(body)) {
+  if (auto fast = fastOutOfScopeResponse(body, &notExitTask_)) {
     reply.body = std::move(*fast);
     reply.result = InjectionResult::kOutOfScope;
     record(reply.result, false, started);

@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,11 +87,17 @@ struct AdmissionRequestView {
 Result<AdmissionRequestView> parseAdmissionReview(std::string_view body);
 std::string admissionResponse(std::string_view apiVersion, std::string_view uid,
                               const nlohmann::json* patch);
-// The response for a well-formed review that is certainly out of scope (not a
-// Pod CREATE, or a pod ExitTaskResolver::worthResolving rejects), read with a
-// validating simdjson parse of a few fields; nullopt otherwise (in scope,
-// malformed: take the full path). Equivalent to admissionResponse(.., nullptr).
-std::optional<std::string> fastOutOfScopeResponse(std::string_view body);
+// The response for a well-formed review that is certainly out of scope, read
+// with a validating simdjson parse of a few fields; nullopt otherwise (in
+// scope, undecided, malformed: take the full path). Certainly out of scope:
+// not a Pod CREATE, a pod ExitTaskResolver::worthResolving rejects, or, for a
+// KFP pod that could only be a 2.0-2.3 sibling exit task, one for which
+// `notExitTask` (when given) returns true — the webhook asks it whether the
+// run's spec is cached and rules the pod out (no I/O). Equivalent to
+// admissionResponse(.., nullptr).
+using NotExitTaskCheck = std::function<bool(const PodIdentity& pod, std::string_view ownerUid)>;
+std::optional<std::string> fastOutOfScopeResponse(std::string_view body,
+                                                  const NotExitTaskCheck* notExitTask = nullptr);
 
 class AdmissionWebhook {
  public:
@@ -113,6 +120,8 @@ class AdmissionWebhook {
   AdmissionReply review(std::string_view body);
 
   // Counts by result since construction (also exported through Metrics).
+  // Out-of-scope reviews answered without the full parse and the worker pool
+  // are counted under kOutOfScope like the others.
   std::uint64_t count(InjectionResult r) const;
 
  private:
@@ -121,7 +130,9 @@ class AdmissionWebhook {
   void record(InjectionResult r, bool inScope, Clock::SteadyTime started);
 
   AdmissionWebhookOptions options_;
+  RunStateProvider& provider_;
   ExitTaskResolver resolver_;
+  NotExitTaskCheck notExitTask_;
   Clock& clock_;
   Metrics* metrics_;
   std::unique_ptr<HttpServer> server_;

@@ -29,6 +29,12 @@ Result<std::shared_ptr<const Workflow>> RunStateProvider::recentWorkflow(std::st
   return workflow(ns, name);
 }
 
+std::shared_ptr<const Workflow> RunStateProvider::cachedWorkflowSpec(std::string_view /*ns*/,
+                                                                     std::string_view /*name*/,
+                                                                     std::string_view /*uid*/) {
+  return nullptr;
+}
+
 std::shared_ptr<const Workflow> specOnly(const Workflow& wf) {
   auto out = std::make_shared<Workflow>();
   out->apiVersion = wf.apiVersion;
@@ -154,6 +160,19 @@ Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::recentWorkflow(std
       return wf;
   }
   return reads_.recent(ns, name, uid);
+}
+
+std::shared_ptr<const Workflow> KubeRunStateProvider::cachedWorkflowSpec(std::string_view ns,
+                                                                         std::string_view name,
+                                                                         std::string_view uid) {
+  std::string key;
+  key.reserve(ns.size() + name.size() + 1);
+  key.append(ns).append("/").append(name);
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = specs_.find(key);
+  if (it != specs_.end() && (uid.empty() || it->second->uid == uid))
+    return it->second;
+  return nullptr;
 }
 
 Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::workflowSpec(std::string_view ns,

@@ -54,6 +54,12 @@ class RunStateProvider {
                                                                std::string_view name,
                                                                std::string_view uid);
 
+  // The spec workflowSpec() would return, only when it is already cached (no
+  // I/O; null otherwise). Default: null.
+  virtual std::shared_ptr<const Workflow> cachedWorkflowSpec(std::string_view ns,
+                                                             std::string_view name,
+                                                             std::string_view uid);
+
   // Finished pods of the run (label workflows.argoproj.io/workflow=<name>):
   // their node names and phases. Pods still running are left out.
   virtual Result<std::vector<PodObservation>> finishedRunPods(std::string_view ns,
@@ -106,6 +112,8 @@ class KubeRunStateProvider final : public RunStateProvider {
                                                          std::string_view uid) override;
   Result<std::shared_ptr<const Workflow>> workflowSpec(std::string_view ns, std::string_view name,
                                                        std::string_view uid) override;
+  std::shared_ptr<const Workflow> cachedWorkflowSpec(std::string_view ns, std::string_view name,
+                                                     std::string_view uid) override;
   Result<std::vector<PodObservation>> finishedRunPods(std::string_view ns,
                                                       std::string_view workflowName) override;
 

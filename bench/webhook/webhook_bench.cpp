@@ -276,6 +276,11 @@ int main(int argc, char** argv) {
     (void)ExitTaskResolver::worthResolving(id);
     (void)admissionResponse(v.value().apiVersion, v.value().uid, nullptr);
   });
+  // Per review kind: the fast path alone vs the full parse (sizes differ a lot).
+  auto fastPlain = timeEach(4000, [&](int) { (void)fastOutOfScopeResponse(ob[0]); });
+  auto fastBody = timeEach(4000, [&](int) { (void)fastOutOfScopeResponse(ob[1]); });
+  auto fullPlain = timeEach(4000, [&](int) { (void)parseAdmissionReview(ob[0]); });
+  auto fullBody = timeEach(4000, [&](int) { (void)parseAdmissionReview(ob[1]); });
   if (!injectedAll) {
     std::fprintf(stderr, "exit-task pod was not injected\n");
     return 1;
@@ -343,6 +348,10 @@ int main(int argc, char** argv) {
   row("in scope, handler only, product", handlerInCached, 0, 0);
   row("out of scope, handler only, product", handlerOut, 0, 0);
   row("out of scope, nlohmann parse path (before)", handlerOutFull, 0, 0);
+  row("  plain pod " + std::to_string(ob[0].size()) + " B: simdjson fast path", fastPlain, 0, 0);
+  row("  plain pod: nlohmann parseAdmissionReview", fullPlain, 0, 0);
+  row("  KFP body pod " + std::to_string(ob[1].size()) + " B: simdjson fast path", fastBody, 0, 0);
+  row("  KFP body pod: nlohmann parseAdmissionReview", fullBody, 0, 0);
   const std::string ir = std::to_string(inRps), orr = std::to_string(outRps);
   row("in scope, HTTPS keep-alive @" + ir + ", product", inKeep.clientMs, inKeep.errors,
       inKeep.achievedRps);

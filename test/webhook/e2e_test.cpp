@@ -195,6 +195,36 @@ TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
   EXPECT_EQ(skipped.value(), InjectionResult::kSkipped);
 }
 
+TEST_F(WebhookE2eTest, LauncherPodsOfAKnownRunAreRuledOutFromTheCachedSpec) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
+  Scenario sc;
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  ASSERT_TRUE(env_->seed(run.json).ok());
+  startWebhook();
+  // A launcher pod without the on-exit label could be a 2.0-2.3 sibling exit
+  // task: the first one of a run needs the Workflow's spec (read and cached).
+  json body = buildArgoPod(run.json, run.node("root.exit-handler-1.fail-op.executor"));
+  const std::string uid = body["metadata"]["ownerReferences"][0]["uid"];
+  EXPECT_EQ(env_->provider().cachedWorkflowSpec("kubeflow-user", run.name, uid), nullptr);
+  auto first = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods",
+                         admissionReviewFor(body, "b1").dump());
+  ASSERT_TRUE(first.ok && first.status == 200) << first.error << first.body;
+  EXPECT_NE(env_->provider().cachedWorkflowSpec("kubeflow-user", run.name, uid), nullptr);
+  EXPECT_EQ(env_->provider().cachedWorkflowSpec("kubeflow-user", run.name, "other-uid"), nullptr);
+  // Later ones are ruled out from the cached spec, without I/O: the API
+  // being down does not matter.
+  env_->failNext("get", "workflows", 10, 503);
+  env_->failNext("list", "pods", 10, 503);
+  body["metadata"]["name"] = "second-launcher";
+  auto second = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods",
+                          admissionReviewFor(body, "b2").dump());
+  ASSERT_TRUE(second.ok && second.status == 200) << second.error << second.body;
+  EXPECT_FALSE(json::parse(second.body)["response"].contains("patch"));
+  EXPECT_EQ(webhook_->count(InjectionResult::kOutOfScope), 2u);
+  EXPECT_EQ(webhook_->count(InjectionResult::kApiUnavailable), 0u);
+}
+
 // Polls the simulator (real time: the informer runs against a real server).
 bool eventually(const std::function<bool()>& cond) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);

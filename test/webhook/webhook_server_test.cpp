@@ -219,6 +219,28 @@ TEST_F(WebhookServerTest, GarbageGets400WithAMessage) {
   EXPECT_EQ(webhook_->count(InjectionResult::kBadRequest), 4u);
 }
 
+TEST_F(WebhookServerTest, DeeplyNestedInputDoesNotExhaustTheHandlerStack) {
+  // Handlers run on the HTTP server's small-stack threads (inlineHandlers).
+  start(SystemClock::instance());
+  const int depth = 200000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  TlsReply r = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods", nested);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 400);
+  const std::string review =
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"d1",)"
+      R"("kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"ns",)"
+      R"("object":{"metadata":{"name":"p","labels":{"pipeline/runid":"r"}},"spec":{"x":)" +
+      nested + "}}}}";
+  r = httpsPost(webhook_->port(), certs_.caFile, "/mutate-pods", review);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 200);
+  EXPECT_EQ(json::parse(r.body)["response"]["uid"], "d1");
+  // Still serving.
+  json plain = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", "web"}}}};
+  EXPECT_EQ(post(admissionReviewFor(plain, "after"))["response"]["uid"], "after");
+}
+
 TEST_F(WebhookServerTest, ApiDownAllowsUnchangedAndCounts) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit pod");
   KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", Scenario{});
@@ -371,6 +393,37 @@ TEST(AdmissionFastPath, LeavesPossibleExitTasksAndMalformedReviewsToTheFullPath)
         admissionReviewFor(kfpPod("x", false), "t1").dump().substr(0, 120)}) {
     EXPECT_FALSE(fastOutOfScopeResponse(body).has_value()) << body;
   }
+}
+
+TEST(AdmissionFastPath, AsksWhetherAPossibleSiblingExitTaskIsRuledOut) {
+  json launcher = kfpPod("wf.root.print-op.executor", false);
+  launcher["metadata"]["ownerReferences"] = {{{"apiVersion", "argoproj.io/v1alpha1"},
+                                              {"kind", "Workflow"},
+                                              {"name", "wf"},
+                                              {"uid", "w-1"}}};
+  const std::string review = admissionReviewFor(launcher, "s1").dump();
+  int asked = 0;
+  NotExitTaskCheck no = [&](const PodIdentity& pod, std::string_view ownerUid) {
+    ++asked;
+    EXPECT_EQ(pod.workflowName, "wf");
+    EXPECT_EQ(pod.nodeName, "wf.root.print-op.executor");
+    EXPECT_EQ(pod.namespace_, "kubeflow");
+    EXPECT_EQ(ownerUid, "w-1");
+    return true;
+  };
+  NotExitTaskCheck unknown = [&](const PodIdentity&, std::string_view) {
+    ++asked;
+    return false;
+  };
+  EXPECT_TRUE(fastOutOfScopeResponse(review, &no).has_value());
+  EXPECT_FALSE(fastOutOfScopeResponse(review, &unknown).has_value());
+  EXPECT_EQ(asked, 2);
+  // Pods with the on-exit label are never ruled out this way.
+  const std::string onExit =
+      admissionReviewFor(kfpPod("wf.root.exit-handler-1.onExit.print-op.executor", true), "s2")
+          .dump();
+  EXPECT_FALSE(fastOutOfScopeResponse(onExit, &no).has_value());
+  EXPECT_EQ(asked, 2);
 }
 
 }  // namespace

@@ -102,6 +102,19 @@ Result<HttpResponse> MeteredTransport::send(const HttpRequest& request) {
   return r;
 }
 
+Result<HttpResponse> MeteredTransport::sendChunked(const HttpRequest& request,
+                                                   const ChunkCallback& onChunk) {
+  const auto start = std::chrono::steady_clock::now();
+  Result<HttpResponse> r = inner_->sendChunked(request, onChunk);
+  if (metrics_ != nullptr) {
+    auto [verb, resource] = classify(request.method, request.url);
+    metrics_->kubeRequest(
+        verb, resource, r ? r->status : 0,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return r;
+}
+
 Result<StreamResult> MeteredTransport::stream(const HttpRequest& request,
                                               const LineCallback& onLine, CancelSource& cancel) {
   const auto start = std::chrono::steady_clock::now();

@@ -69,6 +69,8 @@ class MeteredTransport final : public HttpTransport {
   MeteredTransport(std::shared_ptr<HttpTransport> inner, ControllerMetrics* metrics)
       : inner_(std::move(inner)), metrics_(metrics) {}
   Result<HttpResponse> send(const HttpRequest& request) override;
+  Result<HttpResponse> sendChunked(const HttpRequest& request,
+                                   const ChunkCallback& onChunk) override;
   Result<StreamResult> stream(const HttpRequest& request, const LineCallback& onLine,
                               CancelSource& cancel) override;
 

@@ -68,6 +68,46 @@ class CpprestTransport final : public HttpTransport {
     }
   }
 
+  Result<HttpResponse> sendChunked(const HttpRequest& request,
+                                   const ChunkCallback& onChunk) override {
+    std::string base, rest;
+    if (!splitUrl(request.url, base, rest)) {
+      return Error(ErrorCode::kInvalidInput, "not an absolute URL: " + request.url);
+    }
+    auto client = sharedClient(base, request.timeout);
+    const bool idempotent = request.method == "GET";
+    for (int attempt = 0;; ++attempt) {
+      bool delivered = false;
+      try {
+        auto msg = buildMessage(request, rest);
+        http::http_response resp = client->request(msg).get();
+        HttpResponse out;
+        out.status = resp.status_code();
+        for (const auto& [name, value] : resp.headers())
+          out.headers.set(name, value);
+        if (out.status < 200 || out.status >= 300) {
+          auto bytes = resp.extract_vector().get();
+          out.body.assign(bytes.begin(), bytes.end());
+          return out;
+        }
+        readBlocks(resp, [&](std::string_view piece) {
+          delivered = true;
+          return onChunk(piece);
+        });
+        return out;
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        if (idempotent && attempt == 0 && !delivered &&
+            what.find("Failed to read HTTP status line") != std::string::npos) {
+          spdlog::debug("k8sclient: retrying {} {} after stale pooled connection", request.method,
+                        base + pathOnly(rest));
+          continue;
+        }
+        return connectionError(request, base, rest, what);
+      }
+    }
+  }
+
   Result<StreamResult> stream(const HttpRequest& request, const LineCallback& onLine,
                               CancelSource& cancel) override {
     std::string base, rest;
@@ -100,8 +140,6 @@ class CpprestTransport final : public HttpTransport {
       // Read in blocks and cut lines here: cpprest's read_line takes a lock
       // and a task per byte, which made a watch of ~100 KB objects the
       // controller's main CPU cost.
-      auto sb = resp.body().streambuf();
-      std::vector<std::uint8_t> block(kReadBlock);
       std::string pending;  // the start of a line not finished yet
       // Delivers one complete line; false when the callback stopped the stream.
       auto deliver = [&](std::string_view line) {
@@ -109,24 +147,9 @@ class CpprestTransport final : public HttpTransport {
           line.remove_suffix(1);
         return line.empty() || onLine(line);
       };
-      while (true) {
-        std::size_t n = 0;
-        const std::size_t avail = sb.in_avail();
-        if (avail > 0) {
-          // Satisfied at once: never asks for more than is buffered.
-          n = sb.getn(block.data(), std::min(avail, block.size())).get();
-        } else {
-          // Wait for the next byte (or the end of the stream).
-          const auto c = sb.bumpc().get();
-          if (c != std::char_traits<char>::eof()) {
-            block[0] = static_cast<std::uint8_t>(c);
-            n = 1;
-          }
-        }
+      bool stopped = false;
+      readBlocks(resp, [&](std::string_view data) {
         lastActivity = std::chrono::steady_clock::now();
-        if (n == 0)
-          break;  // end of stream
-        std::string_view data(reinterpret_cast<const char*>(block.data()), n);
         for (std::size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n')) {
           bool more = true;
           if (pending.empty()) {
@@ -137,16 +160,21 @@ class CpprestTransport final : public HttpTransport {
             pending.clear();
           }
           if (!more) {
-            out.end = StreamEnd::kStopped;
-            return out;
+            stopped = true;
+            return false;
           }
           data.remove_prefix(nl + 1);
         }
         pending.append(data);
-        if (cancel.cancelled()) {
-          out.end = StreamEnd::kCancelled;
-          return out;
-        }
+        return !cancel.cancelled();
+      });
+      if (stopped) {
+        out.end = StreamEnd::kStopped;
+        return out;
+      }
+      if (cancel.cancelled()) {
+        out.end = StreamEnd::kCancelled;
+        return out;
       }
       // A last line without a newline still counts.
       if (!deliver(pending)) {
@@ -174,6 +202,34 @@ class CpprestTransport final : public HttpTransport {
   }
 
  private:
+  // Hands the body to `onBlock` in pieces of at most kReadBlock bytes as they
+  // arrive, until the end of the body or `onBlock` returns false. Reads what
+  // is buffered in one go; waits (one byte) only when nothing is. Throws what
+  // cpprest throws (connection errors, cancellation).
+  static void readBlocks(http::http_response& resp,
+                         const std::function<bool(std::string_view)>& onBlock) {
+    auto sb = resp.body().streambuf();
+    std::vector<std::uint8_t> block(kReadBlock);
+    while (true) {
+      std::size_t n = 0;
+      const std::size_t avail = sb.in_avail();
+      if (avail > 0) {
+        // Satisfied at once: never asks for more than is buffered.
+        n = sb.getn(block.data(), std::min(avail, block.size())).get();
+      } else {
+        const auto c = sb.bumpc().get();
+        if (c != std::char_traits<char>::eof()) {
+          block[0] = static_cast<std::uint8_t>(c);
+          n = 1;
+        }
+      }
+      if (n == 0)
+        return;  // end of the body
+      if (!onBlock(std::string_view(reinterpret_cast<const char*>(block.data()), n)))
+        return;
+    }
+  }
+
   static std::string pathOnly(const std::string& rest) { return rest.substr(0, rest.find('?')); }
 
   Error connectionError(const HttpRequest& request, const std::string& base,

@@ -52,6 +52,17 @@ void CancelSource::removeCallback(std::uint64_t id) {
   callbacks_.erase(id);
 }
 
+Result<HttpResponse> HttpTransport::sendChunked(const HttpRequest& request,
+                                                const ChunkCallback& onChunk) {
+  auto resp = send(request);
+  if (resp && resp->status >= 200 && resp->status < 300) {
+    if (!resp->body.empty())
+      onChunk(resp->body);
+    resp->body.clear();
+  }
+  return resp;
+}
+
 std::string TlsOptions::describeCa() const {
   if (insecureSkipVerify)
     return "verification disabled (insecure-skip-tls-verify)";

@@ -87,6 +87,10 @@ struct StreamResult {
 // stop reading.
 using LineCallback = std::function<bool(std::string_view line)>;
 
+// Receives the next piece of a response body (any size, valid during the
+// call). Return false to stop reading.
+using ChunkCallback = std::function<bool(std::string_view piece)>;
+
 class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
@@ -99,6 +103,14 @@ class HttpTransport {
   // from a thread the caller owns (never from a pplx continuation).
   virtual Result<StreamResult> stream(const HttpRequest& request, const LineCallback& onLine,
                                       CancelSource& cancel) = 0;
+
+  // Like send(), but a 2xx body is handed to `onChunk` piece by piece as it
+  // arrives instead of being collected (the returned body is then empty), so
+  // a large response is never held whole. Other statuses: the body is in the
+  // response and `onChunk` is not called. When `onChunk` returns false the
+  // rest of the body is discarded. Default: send(), then the body as one piece.
+  virtual Result<HttpResponse> sendChunked(const HttpRequest& request,
+                                           const ChunkCallback& onChunk);
 };
 
 // TLS and connection settings for one API server.

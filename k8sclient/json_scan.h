@@ -6,7 +6,9 @@
 // The scanner checks structure only (strings, nesting); values it hands out
 // are validated by whoever parses them. Pure functions, thread-safe.
 
+#include <cstddef>
 #include <functional>
+#include <string>
 #include <string_view>
 
 namespace exitrec::jsonscan {
@@ -27,5 +29,56 @@ bool forEachElement(std::string_view text, const std::function<bool(std::string_
 
 // The raw value of top-level member `key`, or empty when absent/malformed.
 std::string_view member(std::string_view text, std::string_view key);
+
+// Cuts a Kubernetes List body ({"items":[...], "metadata":{...}, ...}) into
+// its items while the body arrives in pieces of any size, so that a page is
+// never held whole: only the item being cut (and the small metadata member)
+// is buffered. Structure is checked as far as the cutting needs (nesting,
+// strings, a top-level object); items are validated by whoever parses them.
+//
+// Not thread-safe; one instance per body.
+class ListSplitter {
+ public:
+  // Receives the raw text of one item (valid during the call); false stops.
+  using ItemFn = std::function<bool(std::string_view item)>;
+  explicit ListSplitter(ItemFn onItem) : onItem_(std::move(onItem)) {}
+
+  // Feeds the next piece. False once the text is malformed or onItem stopped
+  // (see stopped()); further calls are ignored.
+  bool feed(std::string_view piece);
+  // After the last piece: true when the body was one complete object.
+  bool finish() const;
+
+  bool stopped() const { return stopped_; }
+  bool sawItems() const { return sawItems_; }
+  std::size_t items() const { return items_; }
+  // The raw value of the top-level "metadata" member (empty if absent).
+  const std::string& metadata() const { return metadata_; }
+
+ private:
+  enum class Capture { kNone, kKey, kItem, kMetadata };
+  void beginCapture(Capture what, std::size_t at);
+  bool endCapture(std::string_view piece, std::size_t end);
+
+  ItemFn onItem_;
+  int depth_ = 0;  // open objects/arrays
+  bool inString_ = false;
+  bool escaped_ = false;
+  bool failed_ = false;
+  bool stopped_ = false;
+  bool done_ = false;       // the top-level object closed
+  bool started_ = false;    // the top-level object opened
+  bool expectKey_ = false;  // at depth 1, the next string is a key
+  bool inItems_ = false;    // depth 2 is the items array
+  bool sawItems_ = false;
+  std::string key_;  // the current top-level key
+  Capture capture_ = Capture::kNone;
+  int captureDepth_ = 0;         // depth at which the captured value started
+  std::size_t captureFrom_ = 0;  // offset in the current piece where capture resumes
+  std::string buf_;              // captured text carried across pieces
+  std::string stack_;            // closing brackets expected, innermost last
+  std::string metadata_;
+  std::size_t items_ = 0;
+};
 
 }  // namespace exitrec::jsonscan

@@ -139,6 +139,28 @@ Result<HttpResponse> KubeClient::execute(const Call& call) {
   }
 }
 
+Result<HttpResponse> KubeClient::executeChunked(const Call& call, const ChunkCallback& onChunk) {
+  const ErrorContext ctx{call.method + " " + call.path, call.jsonPatchWithTest};
+  for (int attempt = 0;; ++attempt) {
+    auto req = buildRequest(call, options_.requestTimeout);
+    if (!req)
+      return scrub(req.error());
+    auto resp = transport_->sendChunked(*req, onChunk);
+    if (!resp)
+      return scrub(resp.error());
+    spdlog::debug("k8sclient: {} {} -> {}", call.method, call.path, resp->status);
+    if (resp->status >= 200 && resp->status < 300)
+      return resp;
+    // Nothing was handed to onChunk for a non-2xx answer: a retry is clean.
+    if (resp->status == 401 && attempt == 0 && tokens_.invalidate()) {
+      spdlog::info("k8sclient: {} {} got 401; re-reading the token and retrying once", call.method,
+                   call.path);
+      continue;
+    }
+    return scrub(classifyHttpError(resp->status, resp->headers, resp->body, ctx));
+  }
+}
+
 Result<json> KubeClient::executeJson(const Call& call) {
   auto resp = execute(call);
   if (!resp)
@@ -188,40 +210,31 @@ Result<ListMeta> KubeClient::list(const ResourceRef& r, std::string_view ns,
     // A continue token pins the snapshot; the RV applies to the first page only.
     if (cont.empty() && !opts.resourceVersion.empty())
       add("resourceVersion", opts.resourceVersion);
-    auto resp = execute(Call{"GET", path, q, "", "", false});
+    // The page is cut into items as it arrives: only the item being cut is
+    // buffered, never the whole page (pages of large objects are tens of MB).
+    std::optional<Error> failure;
+    jsonscan::ListSplitter splitter([&](std::string_view item) {
+      Status s = onItem(item);
+      if (!s) {
+        failure = s.error();
+        return false;
+      }
+      ++meta.items;
+      return true;
+    });
+    auto resp = executeChunked(Call{"GET", path, q, "", "", false},
+                               [&](std::string_view piece) { return splitter.feed(piece); });
     if (!resp)
       return resp.error();
     ++meta.pages;
-    const std::string& body = resp->body;
-    bool sawItems = false;
-    std::optional<Error> failure;
-    std::string_view rawMeta;
-    const bool wellFormed =
-        jsonscan::forEachMember(body, [&](std::string_view k, std::string_view v) {
-          if (k == "metadata") {
-            rawMeta = v;
-          } else if (k == "items") {
-            sawItems = true;
-            if (v == "null")
-              return true;
-            return jsonscan::forEachElement(v, [&](std::string_view item) {
-              Status s = onItem(item);
-              if (!s) {
-                failure = s.error();
-                return false;
-              }
-              ++meta.items;
-              return true;
-            });
-          }
-          return true;
-        });
     if (failure)
       return *failure;
-    if (!wellFormed || !sawItems) {
+    if (!splitter.finish() || !splitter.sawItems()) {
       return Error(ErrorCode::kTransient, "GET " + path + ": response is not a List");
     }
-    auto m = json::parse(rawMeta.empty() ? std::string_view("{}") : rawMeta, nullptr, false);
+    const std::string& rawMeta = splitter.metadata();
+    auto m = json::parse(rawMeta.empty() ? std::string_view("{}") : std::string_view(rawMeta),
+                         nullptr, false);
     if (!m.is_object())
       return Error(ErrorCode::kTransient, "GET " + path + ": bad list metadata");
     meta.resourceVersion = m.value("resourceVersion", "");

@@ -143,6 +143,8 @@ class KubeClient {
     bool jsonPatchWithTest = false;
   };
   Result<HttpResponse> execute(const Call& call);
+  // execute() with the 2xx body handed to onChunk as it arrives.
+  Result<HttpResponse> executeChunked(const Call& call, const ChunkCallback& onChunk);
   Result<nlohmann::json> executeJson(const Call& call);
   Result<HttpRequest> buildRequest(const Call& call, std::chrono::milliseconds timeout);
   Error scrub(Error e);

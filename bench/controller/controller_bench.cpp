@@ -169,6 +169,14 @@ int main(int argc, char** argv) {
   double peakAt = 0;
   long peakSeen = 0;
   while (kfp.acceptedReports() < static_cast<std::size_t>(misreported) && since(t0) < 900) {
+    // Until exec the child is a copy of this process: not the controller yet.
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "exit-reconciler") {
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
     const long rss = procField(pid, "VmRSS:");
     if (firstRss < 0 && rss > 0)
       firstRss = rss;

@@ -23,7 +23,7 @@
 #include "common/http_server.h"
 #include "sim/label_selector.h"
 #include "sim/sim_tls.h"
-#include "sim/yaml_json.h"
+#include "common/yaml_json.h"
 
 namespace exitrec {
 namespace {

@@ -1,5 +1,7 @@
 #pragma once
-// YAML (or JSON) text to nlohmann::json, for seed files and apply patches.
+// YAML (or JSON) text to nlohmann::json: the simulator's seed files and apply
+// patches, the fixture tests' compiled pipelines. (The engine reads YAML into
+// its own model directly; see engine/yaml_reader.cpp.)
 // Plain scalars are typed like YAML 1.2 core schema (null, true/false,
 // integers, floats); quoted scalars stay strings.
 

@@ -1,4 +1,4 @@
-#include "sim/yaml_json.h"
+#include "common/yaml_json.h"
 
 #include <yaml-cpp/yaml.h>
 

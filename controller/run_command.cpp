@@ -229,13 +229,13 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   spdlog::info("shutting down ({})",
                lost ? "leadership lost" : (gSignal != 0 ? "signal" : "requested"));
   controller.stopInformer();
-  if (podAnnotations)
-    podAnnotations->stop();
   const bool drained = controller.stopWorkers(config.shutdownTimeout);
   if (elector) {
     elector->stop();  // releases the lease (releaseOnCancel)
     electorThread.join();
   }
+  if (podAnnotations)
+    podAnnotations->stop();  // after the elector: it starts the watch on leadership
   metrics.leader(false);
   spdlog::info("stopped in {} ms{}",
                std::chrono::duration_cast<std::chrono::milliseconds>(

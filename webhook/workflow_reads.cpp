@@ -29,6 +29,16 @@ WorkflowReads::Stats WorkflowReads::stats() const {
   return s;
 }
 
+void WorkflowReads::dropIdleLocked(Clock::SteadyTime now) {
+  for (auto i = entries_.begin(); i != entries_.end();) {
+    if (!i->second->inFlight && now - i->second->lastUsed > options_.maxAge) {
+      i = entries_.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
 std::shared_ptr<WorkflowReads::Entry> WorkflowReads::entryLocked(std::string_view ns,
                                                                  std::string_view name) {
   std::string key;
@@ -43,13 +53,7 @@ std::shared_ptr<WorkflowReads::Entry> WorkflowReads::entryLocked(std::string_vie
   // Make room: drop idle entries past maxAge, then the least recently used.
   // An evicted entry that is still in flight keeps serving its waiters (they
   // hold it); later callers start over with a new entry.
-  for (auto i = entries_.begin(); i != entries_.end();) {
-    if (!i->second->inFlight && now - i->second->lastUsed > options_.maxAge) {
-      i = entries_.erase(i);
-    } else {
-      ++i;
-    }
-  }
+  dropIdleLocked(now);
   while (entries_.size() >= options_.maxEntries) {
     auto oldest = entries_.begin();
     for (auto i = entries_.begin(); i != entries_.end(); ++i) {
@@ -137,10 +141,18 @@ Result<std::shared_ptr<const Workflow>> WorkflowReads::recent(std::string_view n
 
 void WorkflowReads::refresherLoop() {
   std::unique_lock<std::mutex> lk(mu_);
+  // Wakes at least every maxAge (>= 100 ms) to drop idle copies: a big
+  // Workflow is megabytes, and nothing else may come to evict it.
+  const auto period =
+      std::max<std::chrono::milliseconds>(options_.maxAge, std::chrono::milliseconds(100));
   while (true) {
-    refreshCv_.wait(lk, [&] { return stopping_ || !refreshQueue_.empty(); });
+    clock_.waitUntil(lk, refreshCv_, clock_.now() + period,
+                     [&] { return stopping_ || !refreshQueue_.empty(); });
     if (stopping_)
       return;
+    dropIdleLocked(clock_.now());
+    if (refreshQueue_.empty())
+      continue;
     auto [ns, name] = std::move(refreshQueue_.front());
     refreshQueue_.pop_front();
     auto e = entryLocked(ns, name);

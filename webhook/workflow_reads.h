@@ -19,7 +19,7 @@
 //
 // At most Options::maxEntries workflows are kept (least recently used one
 // evicted); entries unused for longer than maxAge are dropped on the next
-// insertion.
+// insertion and, with the background refresher, within about maxAge.
 //
 // Thread-safety: all methods may be called concurrently. `fetch` is called
 // without locks held, at most once at a time per workflow (plus none from
@@ -88,6 +88,7 @@ class WorkflowReads {
     std::condition_variable cv;
   };
   std::shared_ptr<Entry> entryLocked(std::string_view ns, std::string_view name);
+  void dropIdleLocked(Clock::SteadyTime now);
   Result<std::shared_ptr<const Workflow>> freshLocked(std::unique_lock<std::mutex>& lk,
                                                       const std::shared_ptr<Entry>& e);
   void refresherLoop();

@@ -192,5 +192,21 @@ TEST(WorkflowReadsTest, AnAgingCopyIsRefreshedInTheBackground) {
   waitFor([&] { return reads.recent("ns", "wf", "").value()->resourceVersion == "2"; });
 }
 
+TEST(WorkflowReadsTest, IdleCopiesAreDroppedInTheBackground) {
+  GatedFetch fetch;
+  FakeClock clock;
+  auto o = quiet();
+  o.backgroundRefresh = true;
+  WorkflowReads reads([&](auto ns, auto name) { return fetch(ns, name); }, clock, o);
+  waitFor([&] { return clock.waiterCount() == 1; });  // the refresher is parked
+  ASSERT_TRUE(reads.recent("ns", "wf", "").ok());
+  EXPECT_EQ(reads.stats().entries, 1u);
+  clock.advance(500ms);  // still in use recently
+  EXPECT_EQ(reads.stats().entries, 1u);
+  clock.advance(1100ms);  // idle past maxAge, and the refresher's period elapsed
+  waitFor([&] { return reads.stats().entries == 0; });
+  EXPECT_EQ(fetch.calls(), 1);
+}
+
 }  // namespace
 }  // namespace exitrec::testing

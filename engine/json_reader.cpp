@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <memory>
@@ -183,6 +184,39 @@ inline const char* trimJsonSpace(const char* begin, const char* end) {
     p += 8;
     n -= 8;
   }
+}
+
+// noBackslash() and nodeKeyHash() in one pass over [p, p + n), with the same
+// padding requirement: the JSON fast path hashes node ids and names while it
+// has them in cache (see NodeKeyHashes). Must equal nodeKeyHash (tested).
+[[gnu::always_inline]] inline bool noBackslashHashed(const char* p, std::size_t n,
+                                                     std::uint32_t& hash) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ull;
+  constexpr std::uint64_t kBackslashes = kOnes * static_cast<unsigned char>('\\');
+  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  std::uint64_t h = n;
+  for (;;) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    std::uint64_t keep = ~std::uint64_t{0};
+    if (n < 8) {
+      if (n == 0)
+        break;
+      keep = (std::uint64_t{1} << (8 * n)) - 1;
+      w &= keep;
+    }
+    const std::uint64_t x = w ^ kBackslashes;
+    if (((x - kOnes) & ~x & kHigh & keep) != 0)
+      return false;
+    h = (std::rotl(h, 5) ^ w) * kMul;
+    if (n <= 8)
+      break;
+    p += 8;
+    n -= 8;
+  }
+  hash = static_cast<std::uint32_t>(h ^ (h >> 32));
+  return true;
 }
 
 // True when the document has been read to its end (nothing trails it).
@@ -454,6 +488,8 @@ class Decoder {
     return true;
   }
   std::vector<std::string_view>& scratch() { return scratch_; }
+  // Key hashes the fast nodes scan computed, for Workflow::buildIndex.
+  NodeKeyHashes& nodeKeyHashes() { return nodeKeyHashes_; }
   // Expected node count, to size Workflow::nodes once (0 = unknown). Derived
   // from the document size: an Argo node takes a few hundred bytes of JSON.
   std::size_t nodeHint() const { return nodeHint_; }
@@ -482,6 +518,7 @@ class Decoder {
   bool syntax_ = false;
   std::vector<std::string_view> scratch_;
   std::size_t nodeHint_ = 0;
+  NodeKeyHashes nodeKeyHashes_;
 };
 
 bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, bool idIsStable,
@@ -630,8 +667,8 @@ std::atomic<bool> gNodeScanFastPath{true};
 class NodeMapScanner {
  public:
   using Pos = const std::uint32_t*;
-  NodeMapScanner(od::json_iterator& it, Workflow& wf)
-      : it_(it), wf_(wf), pos_(it.position()), end_(JsonIterAccess::endOf(it)) {
+  NodeMapScanner(od::json_iterator& it, Workflow& wf, NodeKeyHashes& hashes)
+      : it_(it), wf_(wf), hashes_(hashes), pos_(it.position()), end_(JsonIterAccess::endOf(it)) {
     base_ = reinterpret_cast<const char*>(it.peek(pos_)) - *pos_;
   }
 
@@ -640,6 +677,7 @@ class NodeMapScanner {
   // leaves the iterator, its string buffer and wf.nodes as they were.
   bool run() {
     const std::size_t before = wf_.nodes.size();
+    const std::size_t childHashesBefore = hashes_.children.size();
     std::uint8_t* const stringBuf = it_.string_buf_loc();
     if (map()) {
       // Leave the iterator where skip_child() would: after the closing brace,
@@ -653,6 +691,9 @@ class NodeMapScanner {
       return true;
     }
     wf_.nodes.resize(before);
+    hashes_.ids.resize(before);
+    hashes_.names.resize(before);
+    hashes_.children.resize(childHashesBefore);
     it_.string_buf_loc() = stringBuf;
     return false;
   }
@@ -674,8 +715,9 @@ class NodeMapScanner {
   bool isNull() const { return more() && token() == "null"; }
 
   // A string token into `out` (a view into the input, or unescaped and
-  // interned); `null` gives "" when nullOk.
-  bool string(std::string_view& out, bool nullOk) {
+  // interned); `null` gives "" when nullOk. With `hash`, also its
+  // nodeKeyHash.
+  bool string(std::string_view& out, bool nullOk, std::uint32_t* hash = nullptr) {
     if (!more())
       return false;
     if (peek() != '"') {
@@ -690,7 +732,7 @@ class NodeMapScanner {
       return false;
     const char* start = tok.data() + 1;
     const std::size_t n = tok.size() - 2;
-    if (noBackslash(start, n)) {
+    if (hash != nullptr ? noBackslashHashed(start, n, *hash) : noBackslash(start, n)) {
       out = std::string_view(start, n);
     } else {
       std::string_view unescaped;
@@ -698,6 +740,8 @@ class NodeMapScanner {
               .get(unescaped))
         return false;
       out = wf_.intern(unescaped);
+      if (hash != nullptr)
+        *hash = nodeKeyHash(out);
     }
     ++pos_;
     return true;
@@ -787,14 +831,17 @@ class NodeMapScanner {
     if (!expect('['))
       return false;
     scratch_.clear();
+    hashes_.children.resize(nodeChildHashes_);  // a repeated key: the last one wins
     if (more() && peek() == ']') {
       ++pos_;
     } else {
       for (;;) {
         std::string_view id;
-        if (!string(id, false))
+        std::uint32_t hash = 0;
+        if (!string(id, false, &hash))
           return false;
         scratch_.push_back(id);
+        hashes_.children.push_back(hash);
         if (!more())
           return false;
         char c = peek();
@@ -818,7 +865,7 @@ class NodeMapScanner {
       switch (key.empty() ? '\0' : key[0]) {
         case 'n':
           if (is(key, "name"))
-            return haveName = string(node.name, false);
+            return haveName = string(node.name, false, &hashes_.names.back());
           if (is(key, "nodeFlag")) {
             return optionalObject([&](std::string_view k) {
               if (is(k, "hooked"))
@@ -908,7 +955,10 @@ class NodeMapScanner {
       wf_.nodes.emplace_back();
       Node& n = wf_.nodes.back();
       n.id = id;
-      if (!noBackslash(id.data(), id.size()))
+      hashes_.ids.emplace_back();
+      hashes_.names.emplace_back();
+      nodeChildHashes_ = hashes_.children.size();
+      if (!noBackslashHashed(id.data(), id.size(), hashes_.ids.back()))
         return false;
       return more() && peek() == '{' && node(n);
     });
@@ -916,6 +966,8 @@ class NodeMapScanner {
 
   od::json_iterator& it_;
   Workflow& wf_;
+  NodeKeyHashes& hashes_;
+  std::size_t nodeChildHashes_ = 0;  // hashes_.children.size() where this node's start
   Pos pos_;
   Pos end_;
   const char* base_ = nullptr;
@@ -930,7 +982,7 @@ bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {
   // hand the iterator back to (not the root of a decoded compressedNodes).
   if (buf && gNodeScanFastPath.load(std::memory_order_relaxed)) {
     od::json_iterator& it = ValueAccess::jsonIter(v);
-    if (it.depth() >= 2 && NodeMapScanner(it, wf).run())
+    if (it.depth() >= 2 && NodeMapScanner(it, wf, d.nodeKeyHashes()).run())
       return true;
   }
   return d.object(v, path, [&](std::string_view key, od::value& val) {
@@ -1320,7 +1372,7 @@ bool decodeWorkflowBody(Decoder& d, od::object& obj, Workflow& wf, const Path& r
   }
   if (!wf.nodes.empty() && d.backing())
     wf.keepAlive(d.backing().owner);
-  wf.buildIndex();
+  wf.buildIndex(d.nodeKeyHashes());
   return true;
 }
 

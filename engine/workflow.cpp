@@ -176,12 +176,14 @@ Workflow& Workflow::operator=(const Workflow& other) {
 
 namespace {
 
-// Hash for the node id/name slots. Keys share long prefixes ("<wf>-",
-// "<wf>.root...") and differ anywhere, so every byte counts; this takes 8
-// bytes per step with one multiply, cheaper than std::hash<string_view>
-// (MurmurHash via _Hash_bytes), which profiled at ~14% of a 10k-node read.
-// The final fold brings the well-mixed high bits down to the masked low bits.
-std::size_t keyHash(std::string_view key) {
+// Hash for the node id/name slots (nodeKeyHash below). Keys share long
+// prefixes ("<wf>-", "<wf>.root...") and differ anywhere, so every byte
+// counts; this takes 8 bytes per step with one multiply, cheaper than
+// std::hash<string_view> (MurmurHash via _Hash_bytes), which profiled at ~14%
+// of a 10k-node read. The final fold brings the well-mixed high bits down to
+// the low bits the slot mask keeps. engine/json_reader.cpp computes the same
+// hash fused with its backslash check (a test keeps the two equal).
+std::uint32_t keyHash(std::string_view key) {
   constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
   const char* p = key.data();
   std::size_t n = key.size();
@@ -196,7 +198,7 @@ std::size_t keyHash(std::string_view key) {
     std::memcpy(&w, p, n);
     h = (std::rotl(h, 5) ^ w) * kMul;
   }
-  return static_cast<std::size_t>(h ^ (h >> 32));
+  return static_cast<std::uint32_t>(h ^ (h >> 32));
 }
 
 std::size_t slotCount(std::size_t n) {
@@ -209,20 +211,17 @@ std::size_t slotCount(std::size_t n) {
 // A slot holds (hash << 32) | (node index + 1); 0 is empty. The stored hash
 // lets a probe skip non-matching nodes without touching them (on a 50k-node
 // workflow the nodes and their strings are far out of cache).
-constexpr std::uint64_t slotOf(std::size_t hash, std::uint32_t index) {
-  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(hash)) << 32) | (index + 1u);
-}
-constexpr std::uint32_t slotHash(std::size_t hash) {
-  return static_cast<std::uint32_t>(hash);
+constexpr std::uint64_t slotOf(std::uint32_t hash, std::uint32_t index) {
+  return (static_cast<std::uint64_t>(hash) << 32) | (index + 1u);
 }
 
-template <typename KeyOf>
-void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes, KeyOf keyOf) {
+template <typename KeyOf, typename HashOf>
+void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes, KeyOf keyOf,
+               HashOf hashOf) {
   slots.assign(slotCount(nodes.size()), 0);
   const std::size_t mask = slots.size() - 1;
   for (std::uint32_t i = 0; i < nodes.size(); ++i) {
-    std::string_view key = keyOf(nodes[i]);
-    const std::size_t h = keyHash(key);
+    const std::uint32_t h = hashOf(i);
     std::size_t s = h & mask;
     for (;;) {
       const std::uint64_t v = slots[s];
@@ -230,8 +229,8 @@ void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes
         slots[s] = slotOf(h, i);
         break;
       }
-      if (static_cast<std::uint32_t>(v >> 32) == slotHash(h) &&
-          keyOf(nodes[static_cast<std::uint32_t>(v) - 1]) == key)
+      if (static_cast<std::uint32_t>(v >> 32) == h &&
+          keyOf(nodes[static_cast<std::uint32_t>(v) - 1]) == keyOf(nodes[i]))
         break;  // duplicate: the first wins
       s = (s + 1) & mask;
     }
@@ -240,18 +239,17 @@ void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes
 
 template <typename KeyOf>
 const Node* findSlot(const std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes,
-                     std::string_view key, KeyOf keyOf) {
+                     std::string_view key, std::uint32_t h, KeyOf keyOf) {
   if (slots.empty())
     return nullptr;
   const std::size_t mask = slots.size() - 1;
-  const std::size_t h = keyHash(key);
   std::size_t s = h & mask;
   for (;;) {
     const std::uint64_t v = slots[s];
     if (v == 0)
       return nullptr;
     const std::uint32_t index = static_cast<std::uint32_t>(v) - 1;
-    if (static_cast<std::uint32_t>(v >> 32) == slotHash(h) && index < nodes.size() &&
+    if (static_cast<std::uint32_t>(v >> 32) == h && index < nodes.size() &&
         keyOf(nodes[index]) == key)
       return &nodes[index];
     s = (s + 1) & mask;
@@ -267,16 +265,37 @@ std::string_view nameOf(const Node& n) {
 
 }  // namespace
 
+std::uint32_t nodeKeyHash(std::string_view key) {
+  return keyHash(key);
+}
+
 void Workflow::buildIndex() {
-  fillSlots(idSlots_, nodes, idOf);
-  fillSlots(nameSlots_, nodes, nameOf);
+  buildIndex(NodeKeyHashes{});
+}
+
+void Workflow::buildIndex(const NodeKeyHashes& hashes) {
+  std::size_t childCount = 0;
+  for (const Node& n : nodes)
+    childCount += n.children.size();
+  const bool given = hashes.ids.size() == nodes.size() && hashes.names.size() == nodes.size() &&
+                     hashes.children.size() == childCount;
+  if (given) {
+    fillSlots(idSlots_, nodes, idOf, [&](std::uint32_t i) { return hashes.ids[i]; });
+    fillSlots(nameSlots_, nodes, nameOf, [&](std::uint32_t i) { return hashes.names[i]; });
+  } else {
+    fillSlots(idSlots_, nodes, idOf, [&](std::uint32_t i) { return keyHash(nodes[i].id); });
+    fillSlots(nameSlots_, nodes, nameOf, [&](std::uint32_t i) { return keyHash(nodes[i].name); });
+  }
   // Children resolved once here: the evaluation walks them several times.
   childOffsets_.assign(nodes.size() + 1, 0);
   childNodes_.clear();
+  childNodes_.reserve(childCount);
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     childOffsets_[i] = static_cast<std::uint32_t>(childNodes_.size());
-    for (std::string_view id : nodes[i].children)
-      childNodes_.push_back(nodeById(id));
+    for (std::string_view id : nodes[i].children) {
+      const std::uint32_t h = given ? hashes.children[childNodes_.size()] : keyHash(id);
+      childNodes_.push_back(findSlot(idSlots_, nodes, id, h, idOf));
+    }
   }
   childOffsets_[nodes.size()] = static_cast<std::uint32_t>(childNodes_.size());
   templatesByName_.clear();
@@ -294,11 +313,11 @@ std::span<const Node* const> Workflow::childNodes(const Node& node) const {
 }
 
 const Node* Workflow::nodeById(std::string_view id) const {
-  return findSlot(idSlots_, nodes, id, idOf);
+  return findSlot(idSlots_, nodes, id, keyHash(id), idOf);
 }
 
 const Node* Workflow::nodeByName(std::string_view nodeName) const {
-  return findSlot(nameSlots_, nodes, nodeName, nameOf);
+  return findSlot(nameSlots_, nodes, nodeName, keyHash(nodeName), nameOf);
 }
 
 const Template* Workflow::templateByName(std::string_view templateName) const {

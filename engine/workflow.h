@@ -165,6 +165,17 @@ struct Template {
   std::string retryPolicy;  // "", "Always", "OnFailure", "OnError", "OnTransientError"
 };
 
+// Hashes of node keys as the node index uses them. A reader that touches
+// every byte of a key anyway (the JSON fast path) computes them on the way and
+// hands them to Workflow::buildIndex, which then need not read the keys
+// again: on a large workflow they are out of cache by then.
+std::uint32_t nodeKeyHash(std::string_view key);
+struct NodeKeyHashes {
+  std::vector<std::uint32_t> ids;       // nodeKeyHash(nodes[i].id)
+  std::vector<std::uint32_t> names;     // nodeKeyHash(nodes[i].name)
+  std::vector<std::uint32_t> children;  // nodeKeyHash of every child id, nodes in order
+};
+
 struct Workflow {
   // metadata
   std::string apiVersion;
@@ -207,6 +218,10 @@ struct Workflow {
   // `node` must be one of `nodes` (aborts otherwise: a broken invariant).
   std::span<const Node* const> childNodes(const Node& node) const;
   void buildIndex();
+  // Same, with the keys' hashes given: used when their counts match `nodes`
+  // and their children (else ignored). Each must be nodeKeyHash() of the key;
+  // a wrong hash makes lookups of that key fail.
+  void buildIndex(const NodeKeyHashes& hashes);
 
   // Node storage: copies `text` into this Workflow; the view lives as long
   // as the Workflow (see Node).

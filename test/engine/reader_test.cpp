@@ -1,6 +1,7 @@
 // Readers: JSON (simdjson On-Demand), YAML, streams, field errors, indexes.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -299,6 +300,66 @@ TEST(NodeScan, SameNodesAsTheValidatingDecoderOnEdgeCases) {
   for (std::size_t cut = pre.size(); cut < full.size(); ++cut) {
     const std::string doc = full.substr(0, cut);
     EXPECT_EQ(readDigest(doc, true), readDigest(doc, false)) << doc;
+  }
+}
+
+// The fast scan hashes ids, names and child ids as it reads them and the
+// index trusts those hashes: every length (each tail size of the 8-byte
+// steps) and escaped keys must hash exactly as lookups do.
+TEST(NodeScan, IndexFindsEveryNodeByIdNameAndChildLink) {
+  std::string nodes;
+  std::vector<std::pair<std::string, std::string>> keys;  // id, name (unescaped)
+  for (int len = 1; len <= 41; ++len) {
+    std::string id = std::string(static_cast<std::size_t>(len), 'i') + std::to_string(len);
+    std::string name = "wf." + std::string(static_cast<std::size_t>(len), 'n');
+    keys.emplace_back(id, name);
+  }
+  keys.emplace_back("", "wf.esc\\aped");
+  // Escapes in names and child ids are undone (and the text hashed) on the
+  // fast path; escaped map keys send the whole map to the validating path,
+  // so the ids here have none, and child ids spell every other byte as \u00XX.
+  auto quoted = [](const std::string& text, bool unicodeEscapes) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      char c = text[i];
+      if (c == '"' || c == '\\') {
+        out.push_back('\\');
+        out.push_back(c);
+      } else if (unicodeEscapes && i % 2 == 1) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\u%04x", static_cast<unsigned char>(c));
+        out += hex;
+      } else {
+        out.push_back(c);
+      }
+    }
+    return out + "\"";
+  };
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0)
+      nodes += ",";
+    const std::string& child = keys[(i + 1) % keys.size()].first;
+    nodes += quoted(keys[i].first, false) + ":{\"name\":" + quoted(keys[i].second, false) +
+             ",\"type\":\"Pod\",\"children\":[" + quoted(child, i % 2 == 0) + ",\"missing\"]}";
+  }
+  const std::string doc =
+      R"({"metadata":{"name":"wf"},"status":{"phase":"Running","nodes":{)" + nodes + "}}}";
+  for (bool fast : {true, false}) {
+    setNodeScanFastPath(fast);
+    auto wf = parseWorkflowJson(doc);
+    setNodeScanFastPath(true);
+    ASSERT_TRUE(wf.ok()) << wf.error().message;
+    ASSERT_EQ(wf->nodes.size(), keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const Node* byId = wf->nodeById(keys[i].first);
+      ASSERT_NE(byId, nullptr) << "fast=" << fast << " id " << keys[i].first;
+      EXPECT_EQ(byId, wf->nodeByName(keys[i].second)) << "fast=" << fast << " " << keys[i].second;
+      auto children = wf->childNodes(*byId);
+      ASSERT_EQ(children.size(), 2u);
+      EXPECT_EQ(children[0], wf->nodeById(keys[(i + 1) % keys.size()].first));
+      EXPECT_NE(children[0], nullptr);
+      EXPECT_EQ(children[1], nullptr);
+    }
   }
 }
 

@@ -274,18 +274,23 @@ TEST_F(WebhookE2eTest, PodWatchAnnotatesPendingExitTaskPodsItSees) {
   EXPECT_EQ(ann["exit-reconciler.io/workflow-status"], "Failed");
   EXPECT_EQ(json::parse(ann["exit-reconciler.io/workflow-failures"].get<std::string>()).size(), 1u);
 
-  // The injection is recorded on the Workflow.
-  auto wf = env_->get("workflows", "kubeflow-user", run.name);
-  ASSERT_TRUE(wf.ok());
+  // The injection is recorded on the Workflow (patched right after the pod).
   int records = 0;
-  for (const auto& [k, v] : wf.value()["metadata"]["annotations"].items()) {
-    if (k.rfind("exit-reconciler.io/exit-task-injection-", 0) != 0)
-      continue;
-    json rec = json::parse(v.get<std::string>());
-    EXPECT_EQ(rec["pod"], exitName);
-    EXPECT_EQ(rec["channel"], "annotation");
-    ++records;
-  }
+  ASSERT_TRUE(eventually([&] {
+    auto wf = env_->get("workflows", "kubeflow-user", run.name);
+    records = 0;
+    if (!wf.ok() || !wf.value()["metadata"].contains("annotations"))
+      return false;
+    for (const auto& [k, v] : wf.value()["metadata"]["annotations"].items()) {
+      if (k.rfind("exit-reconciler.io/exit-task-injection-", 0) != 0)
+        continue;
+      json rec = json::parse(v.get<std::string>());
+      EXPECT_EQ(rec["pod"], exitName);
+      EXPECT_EQ(rec["channel"], "annotation");
+      ++records;
+    }
+    return records > 0;
+  }));
   EXPECT_EQ(records, 1);
 
   // The body pod was looked at (it might have been a 2.0-2.3 exit task) and

@@ -90,42 +90,39 @@ std::pair<std::string, std::string> MeteredTransport::classify(const std::string
   return {verb, resource};
 }
 
-Result<HttpResponse> MeteredTransport::send(const HttpRequest& request) {
+// Times `call` (which runs `request` on the inner transport) and reports it;
+// `statusOf` reads the HTTP status from its result (0 = no response).
+template <typename Call, typename StatusOf>
+auto MeteredTransport::metered(const HttpRequest& request, Call&& call, StatusOf&& statusOf) {
   const auto start = std::chrono::steady_clock::now();
-  Result<HttpResponse> r = inner_->send(request);
+  auto r = call();
   if (metrics_ != nullptr) {
     auto [verb, resource] = classify(request.method, request.url);
     metrics_->kubeRequest(
-        verb, resource, r ? r->status : 0,
+        verb, resource, r ? statusOf(*r) : 0,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return r;
+}
+
+Result<HttpResponse> MeteredTransport::send(const HttpRequest& request) {
+  return metered(
+      request, [&] { return inner_->send(request); },
+      [](const HttpResponse& resp) { return resp.status; });
 }
 
 Result<HttpResponse> MeteredTransport::sendChunked(const HttpRequest& request,
                                                    const ChunkCallback& onChunk) {
-  const auto start = std::chrono::steady_clock::now();
-  Result<HttpResponse> r = inner_->sendChunked(request, onChunk);
-  if (metrics_ != nullptr) {
-    auto [verb, resource] = classify(request.method, request.url);
-    metrics_->kubeRequest(
-        verb, resource, r ? r->status : 0,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return r;
+  return metered(
+      request, [&] { return inner_->sendChunked(request, onChunk); },
+      [](const HttpResponse& resp) { return resp.status; });
 }
 
 Result<StreamResult> MeteredTransport::stream(const HttpRequest& request,
                                               const LineCallback& onLine, CancelSource& cancel) {
-  const auto start = std::chrono::steady_clock::now();
-  Result<StreamResult> r = inner_->stream(request, onLine, cancel);
-  if (metrics_ != nullptr) {
-    auto [verb, resource] = classify(request.method, request.url);
-    metrics_->kubeRequest(
-        verb, resource, r ? r->response.status : 0,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return r;
+  return metered(
+      request, [&] { return inner_->stream(request, onLine, cancel); },
+      [](const StreamResult& sr) { return sr.response.status; });
 }
 
 // ---------------------------------------------------------------------------

@@ -79,6 +79,8 @@ class MeteredTransport final : public HttpTransport {
                                                       const std::string& url);
 
  private:
+  template <typename Call, typename StatusOf>
+  auto metered(const HttpRequest& request, Call&& call, StatusOf&& statusOf);
   std::shared_ptr<HttpTransport> inner_;
   ControllerMetrics* metrics_;
 };

@@ -119,39 +119,27 @@ Result<HttpRequest> KubeClient::buildRequest(const Call& call, std::chrono::mill
 }
 
 Result<HttpResponse> KubeClient::execute(const Call& call) {
-  const ErrorContext ctx{call.method + " " + call.path, call.jsonPatchWithTest};
-  for (int attempt = 0;; ++attempt) {
-    auto req = buildRequest(call, options_.requestTimeout);
-    if (!req)
-      return scrub(req.error());
-    auto resp = transport_->send(*req);
-    if (!resp)
-      return scrub(resp.error());
-    spdlog::debug("k8sclient: {} {} -> {}", call.method, call.path, resp->status);
-    if (resp->status >= 200 && resp->status < 300)
-      return resp;
-    if (resp->status == 401 && attempt == 0 && tokens_.invalidate()) {
-      spdlog::info("k8sclient: {} {} got 401; re-reading the token and retrying once", call.method,
-                   call.path);
-      continue;
-    }
-    return scrub(classifyHttpError(resp->status, resp->headers, resp->body, ctx));
-  }
+  return executeVia(call, [&](const HttpRequest& req) { return transport_->send(req); });
 }
 
 Result<HttpResponse> KubeClient::executeChunked(const Call& call, const ChunkCallback& onChunk) {
+  // Nothing is handed to onChunk for a non-2xx answer, so the 401 retry is clean.
+  return executeVia(call,
+                    [&](const HttpRequest& req) { return transport_->sendChunked(req, onChunk); });
+}
+
+Result<HttpResponse> KubeClient::executeVia(const Call& call, const SendFn& send) {
   const ErrorContext ctx{call.method + " " + call.path, call.jsonPatchWithTest};
   for (int attempt = 0;; ++attempt) {
     auto req = buildRequest(call, options_.requestTimeout);
     if (!req)
       return scrub(req.error());
-    auto resp = transport_->sendChunked(*req, onChunk);
+    auto resp = send(*req);
     if (!resp)
       return scrub(resp.error());
     spdlog::debug("k8sclient: {} {} -> {}", call.method, call.path, resp->status);
     if (resp->status >= 200 && resp->status < 300)
       return resp;
-    // Nothing was handed to onChunk for a non-2xx answer: a retry is clean.
     if (resp->status == 401 && attempt == 0 && tokens_.invalidate()) {
       spdlog::info("k8sclient: {} {} got 401; re-reading the token and retrying once", call.method,
                    call.path);

@@ -145,6 +145,10 @@ class KubeClient {
   Result<HttpResponse> execute(const Call& call);
   // execute() with the 2xx body handed to onChunk as it arrives.
   Result<HttpResponse> executeChunked(const Call& call, const ChunkCallback& onChunk);
+  // Both: build the request, send it with `send`, retry once on a 401 with a
+  // re-read token, classify errors.
+  using SendFn = std::function<Result<HttpResponse>(const HttpRequest&)>;
+  Result<HttpResponse> executeVia(const Call& call, const SendFn& send);
   Result<nlohmann::json> executeJson(const Call& call);
   Result<HttpRequest> buildRequest(const Call& call, std::chrono::milliseconds timeout);
   Error scrub(Error e);

@@ -42,30 +42,16 @@ class CpprestTransport final : public HttpTransport {
 
   explicit CpprestTransport(TlsOptions tls) : tls_(std::move(tls)) {}
 
+  // One request path for both: the 2xx body is read in blocks either way.
   Result<HttpResponse> send(const HttpRequest& request) override {
-    std::string base, rest;
-    if (!splitUrl(request.url, base, rest)) {
-      return Error(ErrorCode::kInvalidInput, "not an absolute URL: " + request.url);
-    }
-    auto client = sharedClient(base, request.timeout);
-    const bool idempotent = request.method == "GET";
-    for (int attempt = 0;; ++attempt) {
-      try {
-        auto msg = buildMessage(request, rest);
-        http::http_response resp = client->request(msg).get();
-        return toResponse(resp);
-      } catch (const std::exception& e) {
-        const std::string what = e.what();
-        // cpprestsdk#660/#195: a pooled connection closed by the server.
-        if (idempotent && attempt == 0 &&
-            what.find("Failed to read HTTP status line") != std::string::npos) {
-          spdlog::debug("k8sclient: retrying {} {} after stale pooled connection", request.method,
-                        base + pathOnly(rest));
-          continue;
-        }
-        return connectionError(request, base, rest, what);
-      }
-    }
+    std::string body;
+    auto r = sendChunked(request, [&](std::string_view piece) {
+      body.append(piece);
+      return true;
+    });
+    if (r && r->status >= 200 && r->status < 300)
+      r->body = std::move(body);
+    return r;
   }
 
   Result<HttpResponse> sendChunked(const HttpRequest& request,
@@ -81,15 +67,12 @@ class CpprestTransport final : public HttpTransport {
       try {
         auto msg = buildMessage(request, rest);
         http::http_response resp = client->request(msg).get();
+        if (resp.status_code() < 200 || resp.status_code() >= 300)
+          return toResponse(resp);
         HttpResponse out;
         out.status = resp.status_code();
         for (const auto& [name, value] : resp.headers())
           out.headers.set(name, value);
-        if (out.status < 200 || out.status >= 300) {
-          auto bytes = resp.extract_vector().get();
-          out.body.assign(bytes.begin(), bytes.end());
-          return out;
-        }
         readBlocks(resp, [&](std::string_view piece) {
           delivered = true;
           return onChunk(piece);
@@ -97,6 +80,7 @@ class CpprestTransport final : public HttpTransport {
         return out;
       } catch (const std::exception& e) {
         const std::string what = e.what();
+        // cpprestsdk#660/#195: a pooled connection closed by the server.
         if (idempotent && attempt == 0 && !delivered &&
             what.find("Failed to read HTTP status line") != std::string::npos) {
           spdlog::debug("k8sclient: retrying {} {} after stale pooled connection", request.method,

@@ -1,7 +1,8 @@
 #pragma once
 // Test PKI for the simulator: a fresh self-signed CA and a serving certificate
 // signed by it, valid for the given IP addresses and DNS names (SANs), with
-// serverAuth extended key usage. EC P-256 keys, valid for 10 days.
+// serverAuth extended key usage. EC P-256 keys, valid for 10 days. A thin
+// wrapper over common/certificates.h.
 
 #include <string>
 #include <vector>
@@ -16,7 +17,7 @@ struct SimPki {
   std::string serverKeyPem;
 };
 
-// kTransient if OpenSSL fails (should not happen); kInvalidInput for a bad IP.
+// The errors of generateCa / generateServingCertificate (common/certificates.h).
 Result<SimPki> generateSimPki(const std::vector<std::string>& ipSans,
                               const std::vector<std::string>& dnsSans);
 

@@ -5,7 +5,7 @@
 
 #include "common/http_server.h"
 #include "metrics/metrics.h"
-#include "webhook/certificates.h"
+#include "common/certificates.h"
 
 namespace exitrec {
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "k8sclient/kube_client.h"
-#include "webhook/certificates.h"
+#include "common/certificates.h"
 
 namespace exitrec {
 

@@ -42,7 +42,7 @@
 #include "test/webhook/sim_env.h"
 #include "test/webhook/tls_client.h"
 #include "webhook/admission_webhook.h"
-#include "webhook/certificates.h"
+#include "common/certificates.h"
 #include "webhook/exit_task.h"
 
 using namespace exitrec;

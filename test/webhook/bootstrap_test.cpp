@@ -10,7 +10,7 @@
 #include "k8sclient/fake_http_transport.h"
 #include "k8sclient/kube_client.h"
 #include "test/webhook/kfp_pods.h"
-#include "webhook/certificates.h"
+#include "common/certificates.h"
 #include "webhook/self_signed_bootstrap.h"
 
 namespace exitrec::testing {

@@ -15,7 +15,7 @@
 #include "engine/workflow.h"
 #include "test/fixtures/runtime_builder.h"
 #include "test/webhook/kfp_pods.h"
-#include "webhook/certificates.h"
+#include "common/certificates.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec::testing {

@@ -1,6 +1,7 @@
 #pragma once
-// Certificates for the webhook (OpenSSL): a self-signed CA and a serving
-// certificate signed by it, as PEM text; reading a certificate's expiry.
+// Certificates (OpenSSL): a self-signed CA and a serving certificate signed by
+// it, as PEM text; reading a certificate's expiry. Used by the webhook's
+// self-signed bootstrap and by the simulators' test PKI.
 //
 // Keys are ECDSA P-256; certificates are X.509 v3 with SANs
 // (DNS names and IP addresses), serverAuth EKU for serving certificates.

@@ -1,4 +1,4 @@
-#include "webhook/certificates.h"
+#include "common/certificates.h"
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>

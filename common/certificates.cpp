@@ -116,6 +116,19 @@ Result<Ptr<X509>> newCert(EVP_PKEY* key, const std::string& cn, std::chrono::hou
   return cert;
 }
 
+// Signs `cert` with `signer` and returns it with its own key, as PEM.
+Result<PemPair> signedPair(X509* cert, EVP_PKEY* key, EVP_PKEY* signer) {
+  if (X509_sign(cert, signer, EVP_sha256()) <= 0)
+    return sslError("X509_sign");
+  auto cp = certPem(cert);
+  if (!cp.ok())
+    return cp.error();
+  auto kp = keyPem(key);
+  if (!kp.ok())
+    return kp.error();
+  return PemPair{cp.value(), kp.value()};
+}
+
 }  // namespace
 
 Result<PemPair> generateCa(const std::string& commonName, std::chrono::hours validity) {
@@ -132,15 +145,7 @@ Result<PemPair> generateCa(const std::string& commonName, std::chrono::hours val
       !addExt(c, c, NID_subject_key_identifier, "hash")) {
     return sslError("CA extensions");
   }
-  if (X509_sign(c, key.get(), EVP_sha256()) <= 0)
-    return sslError("X509_sign");
-  auto cp = certPem(c);
-  if (!cp.ok())
-    return cp.error();
-  auto kp = keyPem(key.get());
-  if (!kp.ok())
-    return kp.error();
-  return PemPair{cp.value(), kp.value()};
+  return signedPair(c, key.get(), key.get());
 }
 
 Result<PemPair> generateServingCertificate(const PemPair& ca, const CertificateRequest& req) {
@@ -169,15 +174,7 @@ Result<PemPair> generateServingCertificate(const PemPair& ca, const CertificateR
       !addExt(c, caCert.get(), NID_subject_alt_name, san)) {
     return sslError("serving certificate extensions");
   }
-  if (X509_sign(c, caKey.get(), EVP_sha256()) <= 0)
-    return sslError("X509_sign");
-  auto cp = certPem(c);
-  if (!cp.ok())
-    return cp.error();
-  auto kp = keyPem(key.get());
-  if (!kp.ok())
-    return kp.error();
-  return PemPair{cp.value(), kp.value()};
+  return signedPair(c, key.get(), caKey.get());
 }
 
 Result<double> certificateNotAfterPem(const std::string& pem) {

@@ -4,7 +4,8 @@
 //
 //   engine_bench [--sizes 100,1000,10000,50000] [--min-seconds S]
 //   engine_bench --write FILE --nodes N      (writes one synthetic workflow)
-//   engine_bench --profile N [--min-seconds S]  (only the engine, in a loop, for perf)
+//   engine_bench --profile N [--min-seconds S | --iterations K]  (only the engine, in a
+//                                  loop, for perf or callgrind)
 //
 // The synthetic workflow is a KFP 2.0–2.3 run (sibling exit task) whose exit
 // handler body is a ParallelFor; one executor in the first iteration failed,
@@ -327,6 +328,7 @@ int main(int argc, char** argv) {
   std::string writePath;
   int writeNodes = 50000;
   int profileNodes = 0;
+  int iterations = 0;  // --profile: a fixed count instead of a duration (for callgrind)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -341,12 +343,14 @@ int main(int argc, char** argv) {
       writePath = next();
     } else if (a == "--profile") {
       profileNodes = std::stoi(next());
+    } else if (a == "--iterations") {
+      iterations = std::stoi(next());
     } else if (a == "--nodes") {
       writeNodes = std::stoi(next());
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench [--sizes N,N,...] [--min-seconds S] | --write FILE "
-                   "[--nodes N] | --profile N\n");
+                   "[--nodes N] | --profile N [--iterations K]\n");
       return 2;
     }
   }
@@ -357,7 +361,10 @@ int main(int argc, char** argv) {
     auto owned = std::make_shared<const simdjson::padded_string>(makeWorkflow(profileNodes));
     std::size_t hits = 0;
     auto start = Clock::now();
-    while (std::chrono::duration<double>(Clock::now() - start).count() < minSeconds * 10) {
+    for (int i = 0; iterations > 0 ? i < iterations
+                                   : std::chrono::duration<double>(Clock::now() - start).count() <
+                                         minSeconds * 10;
+         ++i) {
       hits += engineEvaluate(owned) ? 1 : 0;
     }
     std::printf("%zu evaluations\n", hits);

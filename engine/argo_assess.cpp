@@ -15,10 +15,6 @@ namespace {
 // recursing without bound on hostile input.
 constexpr int kMaxDepth = 200;
 
-bool endsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 }  // namespace
 
 ArgoAssessor::ArgoAssessor(const Workflow& workflow)
@@ -26,8 +22,7 @@ ArgoAssessor::ArgoAssessor(const Workflow& workflow)
 
 bool ArgoAssessor::isHookNode(const Node& node) {
   // nodeFlag.hooked exists from Argo 3.5.14; older data is matched by name.
-  return node.hooked || endsWith(node.name, ".onExit") ||
-         node.name.find(".hooks.") != std::string::npos;
+  return node.hooked || node.hookName;
 }
 
 std::uint32_t ArgoAssessor::indexOf(const Node& node) const {

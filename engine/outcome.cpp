@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "engine/argo_assess.h"
+#include "engine/bytes.h"
 #include "engine/dag_depends.h"
 
 namespace exitrec {
@@ -18,7 +19,7 @@ constexpr std::string_view kPodNameFormatAnnotation = "workflows.argoproj.io/pod
 constexpr std::string_view kV1SdkAnnotation = "pipelines.kubeflow.org/kfp_sdk_version";
 
 bool startsWith(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
+  return s.size() >= prefix.size() && bytes::same(s.substr(0, prefix.size()), prefix);
 }
 
 bool endsWith(std::string_view s, std::string_view suffix) {

@@ -7,6 +7,13 @@
 #include <cstring>
 #include <memory>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "engine/bytes.h"
+#include "engine/key_hash.h"
+
 namespace exitrec {
 
 namespace {
@@ -24,21 +31,28 @@ std::string_view phaseName(Phase phase) {
   return kPhaseNames[static_cast<std::size_t>(phase)];
 }
 
-namespace {
-// Size and first letter tell the names apart almost always, so the memcmp
-// call runs once per lookup (these run once or twice per node).
-bool sameName(std::string_view name, std::string_view text) {
-  return name.size() == text.size() && (name.empty() || name[0] == text[0]) && name == text;
-}
-}  // namespace
-
+// By length, then one exact comparison (these run once or twice per node).
 Phase parsePhase(std::string_view text) {
-  // kUnknown's own name is not a real phase: "Unknown" text stays kUnknown too.
-  for (std::size_t i = 0; i + 1 < kPhaseNames.size(); ++i) {
-    if (sameName(kPhaseNames[i], text))
-      return static_cast<Phase>(i);
+  using bytes::is;
+  switch (text.size()) {
+    case 0:
+      return Phase::kNone;
+    case 5:
+      return is(text, "Error") ? Phase::kError : Phase::kUnknown;
+    case 6:
+      return is(text, "Failed") ? Phase::kFailed : Phase::kUnknown;
+    case 7:
+      // "Unknown" is not a real phase: that text stays kUnknown too.
+      return is(text, "Pending")   ? Phase::kPending
+             : is(text, "Running") ? Phase::kRunning
+             : is(text, "Skipped") ? Phase::kSkipped
+             : is(text, "Omitted") ? Phase::kOmitted
+                                   : Phase::kUnknown;
+    case 9:
+      return is(text, "Succeeded") ? Phase::kSucceeded : Phase::kUnknown;
+    default:
+      return Phase::kUnknown;
   }
-  return Phase::kUnknown;
 }
 
 std::string_view nodeTypeName(NodeType type) {
@@ -46,11 +60,32 @@ std::string_view nodeTypeName(NodeType type) {
 }
 
 NodeType parseNodeType(std::string_view text) {
-  for (std::size_t i = 1; i < kNodeTypeNames.size(); ++i) {
-    if (sameName(kNodeTypeNames[i], text))
-      return static_cast<NodeType>(i);
+  using bytes::is;
+  switch (text.size()) {
+    case 3:
+      return is(text, "Pod")   ? NodeType::kPod
+             : is(text, "DAG") ? NodeType::kDAG
+                               : NodeType::kUnknown;
+    case 4:
+      return is(text, "HTTP") ? NodeType::kHTTP : NodeType::kUnknown;
+    case 5:
+      return is(text, "Steps")   ? NodeType::kSteps
+             : is(text, "Retry") ? NodeType::kRetry
+                                 : NodeType::kUnknown;
+    case 6:
+      return is(text, "Plugin") ? NodeType::kPlugin : NodeType::kUnknown;
+    case 7:
+      return is(text, "Skipped")   ? NodeType::kSkipped
+             : is(text, "Suspend") ? NodeType::kSuspend
+                                   : NodeType::kUnknown;
+    case 9:
+      return is(text, "Container")   ? NodeType::kContainer
+             : is(text, "TaskGroup") ? NodeType::kTaskGroup
+             : is(text, "StepGroup") ? NodeType::kStepGroup
+                                     : NodeType::kUnknown;
+    default:
+      return NodeType::kUnknown;
   }
-  return NodeType::kUnknown;
 }
 
 StringArena::StringArena(StringArena&& other) noexcept
@@ -176,29 +211,24 @@ Workflow& Workflow::operator=(const Workflow& other) {
 
 namespace {
 
-// Hash for the node id/name slots (nodeKeyHash below). Keys share long
-// prefixes ("<wf>-", "<wf>.root...") and differ anywhere, so every byte
-// counts; this takes 8 bytes per step with one multiply, cheaper than
-// std::hash<string_view> (MurmurHash via _Hash_bytes), which profiled at ~14%
-// of a 10k-node read. The final fold brings the well-mixed high bits down to
-// the low bits the slot mask keeps. engine/json_reader.cpp computes the same
-// hash fused with its backslash check (a test keeps the two equal).
+// nodeKeyHash: see engine/key_hash.h. Reads only the key's own bytes (no
+// padding is guaranteed here), in the same 16-byte steps as the JSON reader.
 std::uint32_t keyHash(std::string_view key) {
-  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
   const char* p = key.data();
   std::size_t n = key.size();
-  std::uint64_t h = n;
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, 8);
-    h = (std::rotl(h, 5) ^ w) * kMul;
+  KeyHasher hasher(n);
+  while (n > 0) {
+    const std::size_t step = n < 16 ? n : 16;
+    std::uint64_t lo = 0;
+    std::uint64_t hi = 0;
+    std::memcpy(&lo, p, step < 8 ? step : 8);
+    if (step > 8)
+      std::memcpy(&hi, p + 8, step - 8);
+    hasher.add(lo, hi);
+    p += step;
+    n -= step;
   }
-  if (n > 0) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = (std::rotl(h, 5) ^ w) * kMul;
-  }
-  return static_cast<std::uint32_t>(h ^ (h >> 32));
+  return hasher.finish();
 }
 
 std::size_t slotCount(std::size_t n) {
@@ -230,7 +260,7 @@ void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes
         break;
       }
       if (static_cast<std::uint32_t>(v >> 32) == h &&
-          keyOf(nodes[static_cast<std::uint32_t>(v) - 1]) == keyOf(nodes[i]))
+          bytes::same(keyOf(nodes[static_cast<std::uint32_t>(v) - 1]), keyOf(nodes[i])))
         break;  // duplicate: the first wins
       s = (s + 1) & mask;
     }
@@ -250,7 +280,7 @@ const Node* findSlot(const std::vector<std::uint64_t>& slots, const std::vector<
       return nullptr;
     const std::uint32_t index = static_cast<std::uint32_t>(v) - 1;
     if (static_cast<std::uint32_t>(v >> 32) == h && index < nodes.size() &&
-        keyOf(nodes[index]) == key)
+        bytes::same(keyOf(nodes[index]), key))
       return &nodes[index];
     s = (s + 1) & mask;
   }
@@ -264,6 +294,49 @@ std::string_view nameOf(const Node& n) {
 }
 
 }  // namespace
+
+bool isHookNodeName(std::string_view name) {
+  constexpr std::string_view kOnExit = ".onExit";
+  constexpr std::string_view kHooks = ".hooks.";
+  const std::size_t n = name.size();
+  if (n >= kOnExit.size() && name.substr(n - kOnExit.size()) == kOnExit)
+    return true;
+  if (n < kHooks.size())
+    return false;
+  // Runs once per node while the JSON reader has the name in cache. A name is
+  // a dotted path with ~10 dots, so string_view::find (a memchr call per dot)
+  // costs more than the test itself: look for ".h" pairs 16 bytes at a time
+  // (SSE2, baseline on x86-64), then check the few candidates.
+  const char* p = name.data();
+  const auto isHooksAt = [&](std::size_t i) { return name.substr(i, kHooks.size()) == kHooks; };
+#if defined(__SSE2__)
+  if (n >= 17) {
+    const __m128i dot = _mm_set1_epi8('.');
+    const __m128i h = _mm_set1_epi8('h');
+    // Windows of 16 starting at 0, 16, ..., and a last one ending at n - 1:
+    // every pair (i, i + 1) with i + 1 < n lies in one of them.
+    for (std::size_t i = 0;; i += 16) {
+      if (i + 17 > n)
+        i = n - 17;
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+      auto pairs = static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, dot), _mm_cmpeq_epi8(b, h))));
+      for (; pairs != 0; pairs &= pairs - 1) {
+        if (isHooksAt(i + static_cast<std::size_t>(std::countr_zero(pairs))))
+          return true;
+      }
+      if (i + 17 >= n)
+        return false;
+    }
+  }
+#endif
+  for (std::size_t i = 0; i + kHooks.size() <= n; ++i) {
+    if (p[i] == '.' && p[i + 1] == 'h' && isHooksAt(i))
+      return true;
+  }
+  return false;
+}
 
 std::uint32_t nodeKeyHash(std::string_view key) {
   return keyHash(key);
@@ -283,6 +356,8 @@ void Workflow::buildIndex(const NodeKeyHashes& hashes) {
     fillSlots(idSlots_, nodes, idOf, [&](std::uint32_t i) { return hashes.ids[i]; });
     fillSlots(nameSlots_, nodes, nameOf, [&](std::uint32_t i) { return hashes.names[i]; });
   } else {
+    for (Node& n : nodes)
+      n.hookName = isHookNodeName(n.name);
     fillSlots(idSlots_, nodes, idOf, [&](std::uint32_t i) { return keyHash(nodes[i].id); });
     fillSlots(nameSlots_, nodes, nameOf, [&](std::uint32_t i) { return keyHash(nodes[i].name); });
   }
@@ -303,13 +378,6 @@ void Workflow::buildIndex(const NodeKeyHashes& hashes) {
   for (std::uint32_t i = 0; i < templates.size(); ++i) {
     templatesByName_.emplace(templates[i].name, i);
   }
-}
-
-std::span<const Node* const> Workflow::childNodes(const Node& node) const {
-  const auto index = static_cast<std::size_t>(&node - nodes.data());
-  if (index >= nodes.size() || childOffsets_.size() != nodes.size() + 1)
-    std::abort();  // not a node of this workflow, or buildIndex() not called since nodes changed
-  return {childNodes_.data() + childOffsets_[index], childNodes_.data() + childOffsets_[index + 1]};
 }
 
 const Node* Workflow::nodeById(std::string_view id) const {

@@ -18,6 +18,7 @@
 // controller, webhook, fixtures, benchmarks). Change it deliberately.
 
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -95,6 +96,9 @@ struct Node {
   bool hooked = false;   // nodeFlag.hooked
   bool retried = false;  // nodeFlag.retried
   bool daemoned = false;
+  // isHookNodeName(name). Derived, not read: the JSON reader sets it while the
+  // name is in cache, buildIndex() for every other source (see NodeKeyHashes).
+  bool hookName = false;
   std::span<const std::string_view> children;  // child node IDs
 };
 
@@ -122,6 +126,11 @@ class StringArena {
   std::size_t left_ = 0;
   std::size_t used_ = 0;
 };
+
+// Argo names a lifecycle-hook node "<owner>.onExit" or "<owner>.hooks.<event>",
+// so the nodes below a hook carry ".hooks." too. Before nodeFlag.hooked
+// (Argo 3.5.14) the name is all there is to tell them by.
+bool isHookNodeName(std::string_view name);
 
 // Argo's NodeStatus.Fulfilled(): completed, skipped or omitted, or a daemon
 // that is past Pending.
@@ -168,7 +177,8 @@ struct Template {
 // Hashes of node keys as the node index uses them. A reader that touches
 // every byte of a key anyway (the JSON fast path) computes them on the way and
 // hands them to Workflow::buildIndex, which then need not read the keys
-// again: on a large workflow they are out of cache by then.
+// again: on a large workflow they are out of cache by then. A reader that
+// hands them over has also set every Node::hookName.
 std::uint32_t nodeKeyHash(std::string_view key);
 struct NodeKeyHashes {
   std::vector<std::uint32_t> ids;       // nodeKeyHash(nodes[i].id)
@@ -216,7 +226,13 @@ struct Workflow {
   const Template* templateByName(std::string_view name) const;
   // The nodes of node.children, in order; nullptr where an id names no node.
   // `node` must be one of `nodes` (aborts otherwise: a broken invariant).
-  std::span<const Node* const> childNodes(const Node& node) const;
+  std::span<const Node* const> childNodes(const Node& node) const {
+    const auto index = static_cast<std::size_t>(&node - nodes.data());
+    if (index >= nodes.size() || childOffsets_.size() != nodes.size() + 1)
+      std::abort();  // not a node of this workflow, or buildIndex() not called since nodes changed
+    return {childNodes_.data() + childOffsets_[index],
+            childNodes_.data() + childOffsets_[index + 1]};
+  }
   void buildIndex();
   // Same, with the keys' hashes given: used when their counts match `nodes`
   // and their children (else ignored). Each must be nodeKeyHash() of the key;

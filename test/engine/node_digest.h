@@ -22,6 +22,7 @@ inline std::string nodeDigest(const Workflow& wf) {
     out.push_back(n.hooked ? 'H' : '-');
     out.push_back(n.retried ? 'R' : '-');
     out.push_back(n.daemoned ? 'D' : '-');
+    out.push_back(n.hookName ? 'K' : '-');
     out.push_back('[');
     for (std::string_view c : n.children) {
       out.append(std::to_string(c.size())).push_back(':');

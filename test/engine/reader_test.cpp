@@ -415,6 +415,83 @@ TEST(Workflow, HandBuiltNodesViaAddNode) {
   EXPECT_EQ(wf.nodeById("w-1")->name, "w.a");
 }
 
+TEST(Workflow, PhaseAndNodeTypeNamesRoundTrip) {
+  for (int i = 0; i <= static_cast<int>(Phase::kUnknown); ++i) {
+    const auto phase = static_cast<Phase>(i);
+    EXPECT_EQ(parsePhase(phaseName(phase)), phase) << phaseName(phase);
+  }
+  for (int i = 0; i <= static_cast<int>(NodeType::kPlugin); ++i) {
+    const auto type = static_cast<NodeType>(i);
+    EXPECT_EQ(parseNodeType(nodeTypeName(type)), type) << nodeTypeName(type);
+  }
+  // Same length or same first letter as a real name is not enough.
+  for (std::string_view text : {"Errors", "Erro", "error", "Failes", "Pendinh", "Omitter",
+                                "Succeedes", "Skipper", "Runnin ", "Unknown"}) {
+    EXPECT_EQ(parsePhase(text), Phase::kUnknown) << text;
+  }
+  for (std::string_view text : {"Poe", "DAF", "HTTQ", "Stepz", "Retrx", "Plugim", "Skippee",
+                                "Suspenf", "Containes", "TaskGroux", "StepGroux", ""}) {
+    EXPECT_EQ(parseNodeType(text), NodeType::kUnknown) << text;
+  }
+}
+
+// isHookNodeName scans 16 bytes at a time: check every placement and length
+// against the plain definition.
+TEST(Workflow, HookNodeNamesAtEveryOffsetAndLength) {
+  auto reference = [](std::string_view name) {
+    return name.ends_with(".onExit") || name.find(".hooks.") != std::string_view::npos;
+  };
+  int hooks = 0;
+  for (std::string_view part : {".hooks.", ".hooks", "hooks.", ".hook.", ".Hooks.", ".onExit",
+                                ".onExi", "..hooks..", ".h.hooks.x"}) {
+    for (std::size_t before = 0; before < 40; ++before) {
+      for (std::size_t after = 0; after < 20; ++after) {
+        std::string name = std::string(before, 'a') + std::string(part) + std::string(after, 'b');
+        // Dots elsewhere, so the candidate check runs often.
+        for (std::size_t i = 3; i < before; i += 4)
+          name[i] = '.';
+        const bool expected = reference(name);
+        hooks += expected ? 1 : 0;
+        ASSERT_EQ(isHookNodeName(name), expected) << name;
+      }
+    }
+  }
+  EXPECT_GT(hooks, 1000);  // both outcomes were exercised
+  EXPECT_FALSE(isHookNodeName(""));
+  EXPECT_TRUE(isHookNodeName(".hooks."));
+  EXPECT_TRUE(isHookNodeName("wf.onExit"));
+}
+
+// The readers derive Node::hookName; hand-built nodes get it from buildIndex.
+TEST(Workflow, HookNameIsSetByEveryReader) {
+  WfBuilder b("wf");
+  b.node("wf", "DAG", "Succeeded", "entrypoint");
+  b.node("wf.a", "Pod", "Succeeded", "t", "wf", "wf");
+  b.node("wf.a.hooks.exit", "Pod", "Failed", "t", "wf", "wf");
+  b.node("wf.onExit", "Pod", "Succeeded", "t");
+  const std::string json = b.json();
+  auto fromJson = parseWorkflowJson(json);
+  ASSERT_TRUE(fromJson.ok()) << fromJson.error().message;
+  setNodeScanFastPath(false);
+  auto validating = parseWorkflowJson(json);
+  setNodeScanFastPath(true);
+  ASSERT_TRUE(validating.ok());
+  Workflow handBuilt;
+  handBuilt.name = "wf";
+  for (const Node& n : fromJson->nodes) {
+    Node copy = n;
+    copy.hookName = false;
+    handBuilt.addNode(copy);
+  }
+  handBuilt.buildIndex();
+  for (const Workflow* wf : {&*fromJson, &*validating, &handBuilt}) {
+    EXPECT_FALSE(wf->nodeByName("wf")->hookName);
+    EXPECT_FALSE(wf->nodeByName("wf.a")->hookName);
+    EXPECT_TRUE(wf->nodeByName("wf.a.hooks.exit")->hookName);
+    EXPECT_TRUE(wf->nodeByName("wf.onExit")->hookName);
+  }
+}
+
 TEST(ReadWorkflows, ListWithABadItem) {
   WfBuilder good("good");
   Json list;

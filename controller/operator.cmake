@@ -28,8 +28,6 @@ target_link_libraries(exitrec_operator
          exitrec_webhook
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
-target_link_libraries(exit-reconciler PRIVATE exitrec_operator)
-
 # exitrec_sandbox: `exit-reconciler sandbox` (both simulators in-process).
 add_library(exitrec_sandbox STATIC sandbox_command.cpp)
 target_link_libraries(exitrec_sandbox
@@ -38,4 +36,11 @@ target_link_libraries(exitrec_sandbox
           spdlog::spdlog)
 set_source_files_properties(sandbox_command.cpp PROPERTIES COMPILE_DEFINITIONS
   "EXITREC_SAMPLES_DIR=\"${CMAKE_SOURCE_DIR}/samples\"")
-target_link_libraries(exit-reconciler PRIVATE exitrec_sandbox)
+
+# exit-reconciler-operator: `run`, `sandbox` (and `audit`). Built next to the
+# launcher, which exec()s it; the dependency makes every consumer of
+# exit-reconciler (tests, scripts, the image) get the operator too.
+add_executable(exit-reconciler-operator operator_main.cpp)
+target_link_libraries(exit-reconciler-operator
+  PRIVATE exitrec_audit exitrec_sandbox exitrec_operator exitrec_cli exitrec_options)
+add_dependencies(exit-reconciler exit-reconciler-operator)

@@ -1,0 +1,37 @@
+// exit-reconciler-operator: the long-running half of exit-reconciler, with
+// the Kubernetes client, HTTP/TLS servers and metrics. Normally started by
+// `exit-reconciler run|sandbox` (controller/main.cpp exec()s it with argv
+// unchanged); `audit` is served here too, by the same code, so this binary
+// alone still does every job.
+#include <malloc.h>
+
+#include <array>
+#include <iostream>
+
+#include "controller/audit.h"
+#include "controller/cli.h"
+#include "controller/run_command.h"
+#include "controller/sandbox_command.h"
+#include "controller/subcommands.h"
+
+namespace {
+
+namespace sub = exitrec::subcommands;
+
+constexpr std::array kCommands = {
+    exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &exitrec::runAudit},
+    exitrec::cli::Subcommand{sub::kRun, sub::kRunSummary, &exitrec::runRun},
+    exitrec::cli::Subcommand{sub::kSandbox, sub::kSandboxSummary, &exitrec::runSandbox},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Large list/watch bodies are read on cpprest's pool threads; with glibc's
+  // default of one arena per thread their buffers stay resident after use.
+  // Two arenas keep steady-state memory per watched workflow under 4 KiB
+  // (bench/k8sclient/informer_bench, docs/k8sclient.md#benchmark).
+  mallopt(M_ARENA_MAX, 2);
+  return exitrec::cli::dispatch(sub::kOperator, sub::kDescription, kCommands, argc, argv, std::cout,
+                                std::cerr);
+}

@@ -6,9 +6,12 @@
 #
 # Stage 1 builds and tests with the same scripts CI runs (scripts/build.sh:
 # install-deps.sh + CMake/Ninja with -Werror; then ctest). Stage 2 is
-# debian:bookworm-slim with only the shared libraries the binary links against.
+# debian:bookworm-slim with only the shared libraries the binaries link against.
+# Two binaries, in one directory: exit-reconciler (the entrypoint; serves
+# `audit` and links only audit's libraries, for a fast start) exec()s its
+# sibling exit-reconciler-operator for `run` and `sandbox`.
 # test/manifests/check_image_packages.py keeps RUNTIME_PACKAGES equal to what
-# `ldd exit-reconciler` resolves to (dpkg -S), since no Docker daemon runs in CI.
+# `ldd` of both binaries resolves to (dpkg -S), since no Docker daemon runs in CI.
 
 FROM debian:bookworm AS build
 ARG REVISION=unknown
@@ -19,12 +22,14 @@ COPY . .
 RUN BUILD_DIR=/src/build EXITREC_WERROR=ON scripts/build.sh \
       -DEXITREC_BUILD_BENCH=OFF -DEXITREC_REVISION="${REVISION}" \
  && ctest --test-dir /src/build --output-on-failure -j "$(nproc)" --timeout 600 \
- && install -D -m 0755 /src/build/controller/exit-reconciler /out/exit-reconciler \
- && strip --strip-unneeded /out/exit-reconciler
+ && install -D -m 0755 -t /out /src/build/controller/exit-reconciler \
+      /src/build/controller/exit-reconciler-operator \
+ && strip --strip-unneeded /out/exit-reconciler /out/exit-reconciler-operator
 
 FROM debian:bookworm-slim
 # RUNTIME_PACKAGES: the Debian packages that own every library in
-# `ldd exit-reconciler`, plus ca-certificates (HTTPS to the KFP API).
+# `ldd exit-reconciler exit-reconciler-operator`, plus ca-certificates (HTTPS
+# to the KFP API).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates \
@@ -44,7 +49,8 @@ RUN apt-get update \
       libzstd1 \
       zlib1g \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/exit-reconciler /usr/local/bin/exit-reconciler
+# The launcher finds the operator next to itself: keep them in one directory.
+COPY --from=build /out/exit-reconciler /out/exit-reconciler-operator /usr/local/bin/
 # Numeric user: the kubelet refuses a named user under runAsNonRoot.
 USER 65532:65532
 EXPOSE 8080 8081 9443

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""The container image's runtime package list must be exactly what the binary
-needs: `ldd exit-reconciler` → the Debian package owning each library
-(`dpkg -S`) must equal the runtime stage's `apt-get install` list in the
-Dockerfile, apart from ca-certificates. No Docker daemon is needed.
+"""The container image's runtime package list must be exactly what the
+binaries need: `ldd` of every --binary (exit-reconciler and
+exit-reconciler-operator) → the Debian package owning each library
+(`dpkg -S`); their union must equal the runtime stage's `apt-get install` list
+in the Dockerfile, apart from ca-certificates. No Docker daemon is needed.
 
 Also checks the Dockerfile's shape: a debian:bookworm build stage that runs
-scripts/build.sh and ctest, a debian:bookworm-slim runtime stage, a numeric
-USER 65532:65532 and the exit-reconciler entrypoint.
+scripts/build.sh and ctest and strips every binary, a debian:bookworm-slim
+runtime stage that copies every binary into the entrypoint's directory (the
+launcher exec()s the operator from there), a numeric USER 65532:65532 and the
+exit-reconciler entrypoint.
 
 Exit codes: 0 pass, 1 failure, 77 skipped (the build produced no binary).
 """
@@ -72,10 +75,32 @@ def dockerfile_stages(text):
     return stages
 
 
+def copy_destinations(instructions):
+    """{file name: destination directory} for every source of a COPY."""
+    dests = {}
+    for instr, rest in instructions:
+        if instr != "COPY":
+            continue
+        words = [w for w in rest.split() if not w.startswith("--")]
+        if len(words) < 2:
+            continue
+        *sources, dest = words
+        for src in sources:
+            name = os.path.basename(src)
+            if dest.endswith("/") or len(sources) > 1:
+                dests[name] = os.path.normpath(dest)
+            elif os.path.basename(dest) == name:
+                dests[name] = os.path.dirname(os.path.normpath(dest))
+            else:
+                dests[name] = os.path.normpath(dest)  # a directory without the slash
+    return dests
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
-    ap.add_argument("--binary", required=True)
+    ap.add_argument("--binary", required=True, action="append",
+                    help="a binary the image ships; repeat for each")
     a = ap.parse_args()
     errors = []
     with open(os.path.join(a.root, "Dockerfile")) as f:
@@ -96,8 +121,19 @@ def main():
     if users != ["65532:65532"]:
         errors.append(f"runtime USER must be the numeric 65532:65532, is {users}")
     entry = [r for i, r in runtime["instr"] if i == "ENTRYPOINT"]
-    if len(entry) != 1 or not re.search(r'"[^"]*/?exit-reconciler"', entry[0]):
+    m = re.search(r'"([^"]*/)?exit-reconciler"', entry[0]) if len(entry) == 1 else None
+    if not m:
         errors.append(f"ENTRYPOINT must be exit-reconciler, is {entry}")
+    entry_dir = os.path.normpath(m.group(1)) if m and m.group(1) else None
+    copied = copy_destinations(runtime["instr"])
+    for name in sorted({os.path.basename(b) for b in a.binary}):
+        if not re.search(rf"strip --strip-unneeded[^&]*/{re.escape(name)}(\s|$)", build_runs):
+            errors.append(f"build stage does not strip {name}")
+        if name not in copied:
+            errors.append(f"runtime stage does not COPY {name}")
+        elif entry_dir and copied[name] != entry_dir:
+            errors.append(f"{name} is copied to {copied[name]}, not next to the entrypoint in "
+                          f"{entry_dir}")
     installs = [r for i, r in runtime["instr"] if i == "RUN" and "apt-get install" in r]
     if len(installs) != 1:
         errors.append("runtime stage needs exactly one apt-get install")
@@ -106,25 +142,35 @@ def main():
         after = installs[0].split("apt-get install", 1)[1].split("&&", 1)[0]
         listed = {w for w in after.split() if not w.startswith("-")}
 
-    if not os.path.exists(a.binary):
+    missing = [b for b in a.binary if not os.path.exists(b)]
+    if missing:
         for e in errors:
             print("FAIL:", e)
-        print(f"SKIPPED: no controller binary at {a.binary}: the runtime package list was not "
+        print(f"SKIPPED: no binary at {', '.join(missing)}: the runtime package list was not "
               "compared with ldd (the Dockerfile shape was checked)")
         return 1 if errors else 77
-    pkgs, unresolved = linked_packages(a.binary)
+    pkgs, unresolved = {}, []
+    for b in a.binary:
+        p, u = linked_packages(b)
+        for pkg, libs in p.items():
+            have = pkgs.setdefault(pkg, [])
+            for lib in libs:
+                if lib not in have:
+                    have.append(lib)
+        unresolved += u
+        print(f"ldd {b}: {len(p)} packages")
     for u in unresolved:
         errors.append(f"ldd: library without a Debian package: {u}")
     need = set(pkgs)
     for p in sorted(need - listed):
-        errors.append(f"binary links {', '.join(pkgs[p])} from {p}, missing in the Dockerfile's runtime list")
+        errors.append(f"binaries link {', '.join(pkgs[p])} from {p}, missing in the Dockerfile's runtime list")
     for p in sorted(listed - need - NON_LIBRARY):
-        errors.append(f"Dockerfile installs {p}, which the binary does not link against")
+        errors.append(f"Dockerfile installs {p}, which no binary links against")
     for p in sorted(NON_LIBRARY - listed):
         errors.append(f"Dockerfile runtime list lacks {p}")
     for e in errors:
         print("FAIL:", e)
-    print(f"ldd {a.binary}: {len(need)} packages ({' '.join(sorted(need))})")
+    print(f"ldd, all binaries: {len(need)} packages ({' '.join(sorted(need))})")
     print(f"{0 if errors else 1} passed, {1 if errors else 0} failed")
     return 1 if errors else 0
 

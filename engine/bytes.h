@@ -10,9 +10,23 @@
 
 namespace exitrec::bytes {
 
-// Key comparison against a literal: a size check, then one or two 8-byte
-// loads per side (std::memcmp of a constant length still became a libc call
-// on this, the hottest comparison).
+// Key comparison against a literal: a size check, then two loads per side of
+// the widest power-of-two size that fits, the second one overlapping the
+// first (std::memcmp of a constant length still became a libc call, and
+// copying n < 8 bytes into a zeroed word stalled store forwarding).
+template <typename Word, std::size_t n>
+[[gnu::always_inline]] inline bool sameEnds(const char* key, const char* literal) {
+  Word a = 0;
+  Word b = 0;
+  Word c = 0;
+  Word d = 0;
+  std::memcpy(&a, key, sizeof(Word));
+  std::memcpy(&b, key + n - sizeof(Word), sizeof(Word));
+  std::memcpy(&c, literal, sizeof(Word));
+  std::memcpy(&d, literal + n - sizeof(Word), sizeof(Word));
+  return a == c && b == d;
+}
+
 template <std::size_t N>
 [[gnu::always_inline]] inline bool is(std::string_view key, const char (&literal)[N]) {
   constexpr std::size_t n = N - 1;
@@ -20,20 +34,14 @@ template <std::size_t N>
     return false;
   if constexpr (n == 0) {
     return true;
-  } else if constexpr (n <= 8) {
-    std::uint64_t a = 0;
-    std::uint64_t b = 0;
-    std::memcpy(&a, key.data(), n);
-    std::memcpy(&b, literal, n);
-    return a == b;
+  } else if constexpr (n == 1) {
+    return key[0] == literal[0];
+  } else if constexpr (n < 4) {
+    return sameEnds<std::uint16_t, n>(key.data(), literal);
+  } else if constexpr (n < 8) {
+    return sameEnds<std::uint32_t, n>(key.data(), literal);
   } else if constexpr (n <= 16) {
-    std::uint64_t a[2];
-    std::uint64_t b[2];
-    std::memcpy(&a[0], key.data(), 8);
-    std::memcpy(&a[1], key.data() + n - 8, 8);
-    std::memcpy(&b[0], literal, 8);
-    std::memcpy(&b[1], literal + n - 8, 8);
-    return a[0] == b[0] && a[1] == b[1];
+    return sameEnds<std::uint64_t, n>(key.data(), literal);
   } else {
     return std::memcmp(key.data(), literal, n) == 0;
   }

@@ -180,14 +180,11 @@ struct Backing {
 #endif
 }
 
-// noBackslash() and then nodeKeyHash() of [p, p + n), with the same padding
-// requirement: the JSON fast path hashes node ids and names while it has them
-// in cache (see NodeKeyHashes). Must equal nodeKeyHash (tested), so
-// it follows the same 16-byte steps (see KeyHasher in workflow.h).
-[[gnu::always_inline]] inline bool noBackslashHashed(const char* p, std::size_t n,
-                                                     std::uint32_t& hash) {
-  if (!noBackslash(p, n))
-    return false;
+// nodeKeyHash() of [p, p + n), reading whole 16-byte steps: the padding
+// requirement of noBackslash(). The JSON fast path hashes node ids and names
+// while it has them in cache (see NodeKeyHashes). Must equal nodeKeyHash
+// (tested), so it takes the same steps (see engine/key_hash.h).
+[[gnu::always_inline]] inline std::uint32_t paddedKeyHash(const char* p, std::size_t n) {
   KeyHasher hasher(n);
   for (; n > 16; p += 16, n -= 16) {
     std::uint64_t lo = 0;
@@ -210,8 +207,42 @@ struct Backing {
     }
     hasher.add(lo, hi);
   }
-  hash = hasher.finish();
+  return hasher.finish();
+}
+
+// noBackslash() and isHookNodeName() in one pass over a node name, with the
+// same padding requirement (plus one byte): names are ~100 bytes, and a second
+// pass for the hook test cost as much as the first.
+[[gnu::always_inline]] inline bool noBackslashHookName(const char* p, std::size_t n,
+                                                       bool& hookName) {
+#if defined(__SSE2__)
+  const __m128i backslashes = _mm_set1_epi8('\\');
+  const __m128i dots = _mm_set1_epi8('.');
+  const __m128i hs = _mm_set1_epi8('h');
+  bool hooks = false;
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+    const unsigned inside = n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1;
+    if ((static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(a, backslashes))) & inside) != 0)
+      return false;
+    // ".h" pairs: candidates for ".hooks.", checked in full (rare).
+    auto pairs = static_cast<unsigned>(_mm_movemask_epi8(
+                     _mm_and_si128(_mm_cmpeq_epi8(a, dots), _mm_cmpeq_epi8(b, hs)))) &
+                 inside;
+    for (; pairs != 0 && !hooks; pairs &= pairs - 1) {
+      const std::size_t at = i + static_cast<std::size_t>(std::countr_zero(pairs));
+      hooks = at + 7 <= n && is(std::string_view(p + at, 7), ".hooks.");
+    }
+  }
+  hookName = hooks || (n >= 7 && is(std::string_view(p + n - 7, 7), ".onExit"));
   return true;
+#else
+  if (!noBackslash(p, n))
+    return false;
+  hookName = isHookNodeName(std::string_view(p, n));
+  return true;
+#endif
 }
 
 // True when the document has been read to its end (nothing trails it).
@@ -595,10 +626,6 @@ bool decodeNode(Decoder& d, Workflow& wf, od::value& v, std::string_view id, boo
             if (is(key, "message"))
               return text(val, node.message, p);
             return true;
-          case 's':
-            if (is(key, "startedAt"))
-              return text(val, node.startedAt, p);
-            return true;
           case 'f':
             if (is(key, "finishedAt"))
               return text(val, node.finishedAt, p);
@@ -659,89 +686,29 @@ struct JsonIterAccess : od::json_iterator {
 
 std::atomic<bool> gNodeScanFastPath{true};
 
-class NodeMapScanner {
- public:
+// A position in simdjson's structural index and the bytes it indexes. The
+// scanner's hot loops keep a copy in locals (registers): as members they were
+// stored and reloaded around every write into a Node, which may alias them.
+struct ScanCursor {
   using Pos = const std::uint32_t*;
-  NodeMapScanner(od::json_iterator& it, Workflow& wf, NodeKeyHashes& hashes)
-      : it_(it), wf_(wf), hashes_(hashes), pos_(it.position()), end_(JsonIterAccess::endOf(it)) {
-    base_ = reinterpret_cast<const char*>(it.peek(pos_)) - *pos_;
-  }
+  Pos pos;
+  Pos end;
+  const char* base;
 
-  // Reads the nodes map at the iterator into wf.nodes. On success moves the
-  // iterator past the map (as skipping it would) and returns true; otherwise
-  // leaves the iterator, its string buffer and wf.nodes as they were.
-  bool run() {
-    const std::size_t before = wf_.nodes.size();
-    const std::size_t childHashesBefore = hashes_.children.size();
-    std::uint8_t* const stringBuf = it_.string_buf_loc();
-    if (map()) {
-      // Leave the iterator where skip_child() would: after the closing brace,
-      // at the depth of the object holding the map. Each call's precondition
-      // (a SIMDJSON_ASSUME: breaking it is undefined behaviour) holds: one
-      // level up at a time, then re-enter one level down at the new position.
-      const od::depth_t valueDepth = it_.depth();
-      it_.ascend_to(valueDepth - 1);
-      it_.ascend_to(valueDepth - 2);
-      it_.reenter_child(pos_, valueDepth - 1);
-      return true;
-    }
-    wf_.nodes.resize(before);
-    hashes_.ids.resize(before);
-    hashes_.names.resize(before);
-    hashes_.children.resize(childHashesBefore);
-    it_.string_buf_loc() = stringBuf;
-    return false;
-  }
-
- private:
-  bool more() const { return pos_ < end_; }
-  char peek() const { return base_[*pos_]; }
+  bool more() const { return pos < end; }
+  char peek() const { return base[*pos]; }
   // The current token, trailing whitespace excluded.
   [[gnu::always_inline]] std::string_view token() const {
-    const char* start = base_ + *pos_;
-    return {start, static_cast<std::size_t>(trimJsonSpace(start, base_ + pos_[1]) - start)};
+    const char* start = base + *pos;
+    return {start, static_cast<std::size_t>(trimJsonSpace(start, base + pos[1]) - start)};
   }
-  bool expect(char c) {
+  [[gnu::always_inline]] bool expect(char c) {
     if (!more() || peek() != c)
       return false;
-    ++pos_;
+    ++pos;
     return true;
   }
   bool isNull() const { return more() && token() == "null"; }
-
-  // A string token into `out` (a view into the input, or unescaped and
-  // interned); `null` gives "" when nullOk. With `hash`, also its
-  // nodeKeyHash.
-  [[gnu::always_inline]] bool string(std::string_view& out, bool nullOk,
-                                     std::uint32_t* hash = nullptr) {
-    if (!more())
-      return false;
-    if (peek() != '"') {
-      if (!nullOk || !isNull())
-        return false;
-      out = {};
-      ++pos_;
-      return true;
-    }
-    std::string_view tok = token();
-    if (tok.size() < 2 || tok.back() != '"')
-      return false;
-    const char* start = tok.data() + 1;
-    const std::size_t n = tok.size() - 2;
-    if (hash != nullptr ? noBackslashHashed(start, n, *hash) : noBackslash(start, n)) {
-      out = std::string_view(start, n);
-    } else {
-      std::string_view unescaped;
-      if (it_.unescape(od::raw_json_string(reinterpret_cast<const std::uint8_t*>(start)))
-              .get(unescaped))
-        return false;
-      out = wf_.intern(unescaped);
-      if (hash != nullptr)
-        *hash = nodeKeyHash(out);
-    }
-    ++pos_;
-    return true;
-  }
   bool boolean(bool& out) {
     if (!more())
       return false;
@@ -751,7 +718,7 @@ class NodeMapScanner {
     } else if (tok != "null") {
       return false;
     }
-    ++pos_;
+    ++pos;
     return true;
   }
   // Skips one value as On-Demand's skip_child does (nested structure by
@@ -759,17 +726,17 @@ class NodeMapScanner {
   bool skipValue() {
     if (!more())
       return false;
-    char c = peek();
-    ++pos_;
+    const char c = peek();
+    ++pos;
     if (c != '{' && c != '[')
       return c != '}' && c != ']' && c != ',' && c != ':';
     // '[' | 0x20 is '{' and ']' | 0x20 is '}'; no other JSON token start maps
     // to either, so one OR folds the two kinds of bracket, without branches.
-    for (int depth = 1; more(); ++pos_) {
+    for (int depth = 1; more(); ++pos) {
       const auto folded = static_cast<unsigned char>(peek() | 0x20);
       depth += static_cast<int>(folded == '{') - static_cast<int>(folded == '}');
       if (depth == 0) {
-        ++pos_;
+        ++pos;
         return true;
       }
     }
@@ -781,67 +748,7 @@ class NodeMapScanner {
   bool skipUnknown(std::string_view key) {
     return noBackslash(key.data(), key.size()) && skipValue();
   }
-  // Object fields: calls field(key) with pos_ at the value (the key as
-  // written, escapes not undone); field must consume it.
-  template <typename Fn>
-  bool object(Fn&& field) {
-    if (!expect('{'))
-      return false;
-    if (more() && peek() == '}') {
-      ++pos_;
-      return true;
-    }
-    for (bool closed = false; !closed;) {
-      std::string_view key;
-      if (!fieldKey(key) || !field(key) || !nextField(closed))
-        return false;
-    }
-    return true;
-  }
-  // An object or null.
-  template <typename Fn>
-  bool optionalObject(Fn&& field) {
-    if (isNull()) {
-      ++pos_;
-      return true;
-    }
-    return object(field);
-  }
-
-  bool children(Node& node) {
-    if (isNull()) {
-      ++pos_;
-      return true;
-    }
-    if (!expect('['))
-      return false;
-    scratch_.clear();
-    hashes_.children.resize(nodeChildHashes_);  // a repeated key: the last one wins
-    if (more() && peek() == ']') {
-      ++pos_;
-    } else {
-      for (;;) {
-        std::string_view id;
-        std::uint32_t hash = 0;
-        if (!string(id, false, &hash))
-          return false;
-        scratch_.push_back(id);
-        hashes_.children.push_back(hash);
-        if (!more())
-          return false;
-        char c = peek();
-        ++pos_;
-        if (c == ']')
-          break;
-        if (c != ',')
-          return false;
-      }
-    }
-    node.children = wf_.internViews(scratch_);
-    return true;
-  }
-
-  // A key and its ':'; leaves pos_ at the value. The key as written (escapes
+  // A key and its ':'; leaves pos at the value. The key as written (escapes
   // not undone).
   [[gnu::always_inline]] bool fieldKey(std::string_view& key) {
     if (!more() || peek() != '"')
@@ -850,7 +757,7 @@ class NodeMapScanner {
     if (tok.size() < 2 || tok.back() != '"')
       return false;
     key = tok.substr(1, tok.size() - 2);
-    ++pos_;
+    ++pos;
     return expect(':') && more();
   }
   // After a value: ',' (true, more fields) or the closing brace (true, and
@@ -859,38 +766,174 @@ class NodeMapScanner {
     if (!more())
       return false;
     const char c = peek();
-    ++pos_;
+    ++pos;
     closed = c == '}';
     return closed || c == ',';
+  }
+};
+
+class NodeMapScanner {
+ public:
+  NodeMapScanner(od::json_iterator& it, Workflow& wf, NodeKeyHashes& hashes)
+      : it_(it), wf_(wf), hashes_(hashes) {
+    at_.pos = it.position();
+    at_.end = JsonIterAccess::endOf(it);
+    at_.base = reinterpret_cast<const char*>(it.peek(at_.pos)) - *at_.pos;
+  }
+
+  // Reads the nodes map at the iterator into wf.nodes. On success moves the
+  // iterator past the map (as skipping it would) and returns true; otherwise
+  // leaves the iterator, its string buffer and wf.nodes as they were.
+  bool run() {
+    const std::size_t before = wf_.nodes.size();
+    const std::size_t childHashesBefore = hashes_.children.size();
+    std::uint8_t* const stringBuf = it_.string_buf_loc();
+    ScanCursor c = at_;
+    if (map(c)) {
+      // Leave the iterator where skip_child() would: after the closing brace,
+      // at the depth of the object holding the map. Each call's precondition
+      // (a SIMDJSON_ASSUME: breaking it is undefined behaviour) holds: one
+      // level up at a time, then re-enter one level down at the new position.
+      const od::depth_t valueDepth = it_.depth();
+      it_.ascend_to(valueDepth - 1);
+      it_.ascend_to(valueDepth - 2);
+      it_.reenter_child(c.pos, valueDepth - 1);
+      return true;
+    }
+    wf_.nodes.resize(before);
+    hashes_.ids.resize(before);
+    hashes_.names.resize(before);
+    hashes_.children.resize(childHashesBefore);
+    it_.string_buf_loc() = stringBuf;
+    return false;
+  }
+
+ private:
+  // A string token into `out` (a view into the input, or unescaped and
+  // interned); `null` gives "" when nullOk. With `hash`, also its
+  // nodeKeyHash.
+  // With `hookName`, also isHookNodeName(out).
+  [[gnu::always_inline]] bool string(ScanCursor& c, std::string_view& out, bool nullOk,
+                                     std::uint32_t* hash = nullptr, bool* hookName = nullptr) {
+    if (!c.more())
+      return false;
+    if (c.peek() != '"') {
+      if (!nullOk || !c.isNull())
+        return false;
+      out = {};
+      ++c.pos;
+      return true;
+    }
+    std::string_view tok = c.token();
+    if (tok.size() < 2 || tok.back() != '"')
+      return false;
+    const char* start = tok.data() + 1;
+    const std::size_t n = tok.size() - 2;
+    if (hookName != nullptr ? noBackslashHookName(start, n, *hookName) : noBackslash(start, n)) {
+      out = std::string_view(start, n);
+      if (hash != nullptr)
+        *hash = paddedKeyHash(start, n);
+    } else {
+      std::string_view unescaped;
+      if (it_.unescape(od::raw_json_string(reinterpret_cast<const std::uint8_t*>(start)))
+              .get(unescaped))
+        return false;
+      out = wf_.intern(unescaped);
+      if (hash != nullptr)
+        *hash = nodeKeyHash(out);
+      if (hookName != nullptr)
+        *hookName = isHookNodeName(out);
+    }
+    ++c.pos;
+    return true;
+  }
+  // Object fields: calls field(key) with c.pos at the value (the key as
+  // written, escapes not undone); field must consume it.
+  template <typename Fn>
+  bool object(ScanCursor& c, Fn&& field) {
+    if (!c.expect('{'))
+      return false;
+    if (c.more() && c.peek() == '}') {
+      ++c.pos;
+      return true;
+    }
+    for (bool closed = false; !closed;) {
+      std::string_view key;
+      if (!c.fieldKey(key) || !field(key) || !c.nextField(closed))
+        return false;
+    }
+    return true;
+  }
+  // An object or null.
+  template <typename Fn>
+  bool optionalObject(ScanCursor& c, Fn&& field) {
+    if (c.isNull()) {
+      ++c.pos;
+      return true;
+    }
+    return object(c, field);
+  }
+
+  bool children(ScanCursor& c, Node& node) {
+    if (c.isNull()) {
+      ++c.pos;
+      return true;
+    }
+    if (!c.expect('['))
+      return false;
+    scratch_.clear();
+    hashes_.children.resize(nodeChildHashes_);  // a repeated key: the last one wins
+    if (c.more() && c.peek() == ']') {
+      ++c.pos;
+    } else {
+      for (;;) {
+        std::string_view id;
+        std::uint32_t hash = 0;
+        if (!string(c, id, false, &hash))
+          return false;
+        scratch_.push_back(id);
+        hashes_.children.push_back(hash);
+        if (!c.more())
+          return false;
+        const char next = c.peek();
+        ++c.pos;
+        if (next == ']')
+          break;
+        if (next != ',')
+          return false;
+      }
+    }
+    node.children = wf_.internViews(scratch_);
+    return true;
   }
 
   // Mirrors decodeNode's field rules exactly. The field loop is spelled out
   // rather than going through object(): this runs ~15 times per node, and a
   // lambda call per field cost more than the field.
-  bool node(Node& node) {
+  bool node(ScanCursor& at, Node& node) {
+    ScanCursor c = at;  // in registers for the loop; written back on success
     bool haveName = false;
     bool haveType = false;
     bool haveTemplateRef = false;
-    if (!expect('{'))
+    if (!c.expect('{'))
       return false;
-    if (more() && peek() == '}') {
-      ++pos_;
+    if (c.more() && c.peek() == '}') {
+      ++c.pos;
       return false;  // no name, no type
     }
     for (bool closed = false; !closed;) {
       std::string_view key;
-      if (!fieldKey(key))
+      if (!c.fieldKey(key))
         return false;
       bool ok = true;
       bool known = true;
       switch (key.size()) {
         case 4:
           if (is(key, "name")) {
-            ok = haveName = string(node.name, false, &hashes_.names.back());
-            node.hookName = haveName && isHookNodeName(node.name);  // while it is in cache
+            ok = haveName = string(c, node.name, false, &hashes_.names.back(), &node.hookName);
           } else if (is(key, "type")) {
             std::string_view s;
-            ok = haveType = string(s, false);
+            ok = haveType = string(c, s, false);
             node.type = parseNodeType(s);
           } else {
             known = false;
@@ -899,7 +942,7 @@ class NodeMapScanner {
         case 5:
           if (is(key, "phase")) {
             std::string_view s;
-            ok = string(s, true);
+            ok = string(c, s, true);
             node.phase = parsePhase(s);
           } else {
             known = false;
@@ -907,53 +950,46 @@ class NodeMapScanner {
           break;
         case 7:
           if (is(key, "message")) {
-            ok = string(node.message, true);
+            ok = string(c, node.message, true);
           } else {
             known = false;
           }
           break;
         case 8:
           if (is(key, "children")) {
-            ok = children(node);
+            ok = children(c, node);
           } else if (is(key, "nodeFlag")) {
-            ok = optionalObject([&](std::string_view k) {
+            ok = optionalObject(c, [&](std::string_view k) {
               if (is(k, "hooked"))
-                return boolean(node.hooked);
+                return c.boolean(node.hooked);
               if (is(k, "retried"))
-                return boolean(node.retried);
-              return skipUnknown(k);
+                return c.boolean(node.retried);
+              return c.skipUnknown(k);
             });
           } else if (is(key, "daemoned")) {
-            ok = boolean(node.daemoned);
-          } else {
-            known = false;
-          }
-          break;
-        case 9:
-          if (is(key, "startedAt")) {
-            ok = string(node.startedAt, true);
+            ok = c.boolean(node.daemoned);
           } else {
             known = false;
           }
           break;
         case 10:
           if (is(key, "finishedAt")) {
-            ok = string(node.finishedAt, true);
+            ok = string(c, node.finishedAt, true);
           } else if (is(key, "boundaryID")) {
-            ok = string(node.boundaryId, true);
+            ok = string(c, node.boundaryId, true);
           } else {
             known = false;
           }
           break;
         case 11:
           if (is(key, "displayName")) {
-            ok = string(node.displayName, true);
+            ok = string(c, node.displayName, true);
           } else if (is(key, "templateRef")) {
-            ok = optionalObject([&](std::string_view k) {
+            ok = optionalObject(c, [&](std::string_view k) {
               if (!is(k, "template"))
-                return skipUnknown(k);
+                return c.skipUnknown(k);
               std::string_view s;
-              if (!string(s, true))
+              if (!string(c, s, true))
                 return false;
               if (!s.empty()) {
                 node.templateName = s;
@@ -968,7 +1004,7 @@ class NodeMapScanner {
         case 12:
           if (is(key, "templateName")) {
             std::string_view s;
-            ok = string(s, true);
+            ok = string(c, s, true);
             if (!haveTemplateRef)
               node.templateName = s;
           } else {
@@ -980,24 +1016,26 @@ class NodeMapScanner {
           break;
       }
       if (!known)
-        ok = skipUnknown(key);
-      if (!ok || !nextField(closed))
+        ok = c.skipUnknown(key);
+      if (!ok || !c.nextField(closed))
         return false;
     }
+    at = c;
     return haveName && haveType;
   }
 
-  bool map() {
-    return object([&](std::string_view id) {
+  bool map(ScanCursor& c) {
+    return object(c, [&](std::string_view id) {
       wf_.nodes.emplace_back();
       Node& n = wf_.nodes.back();
       n.id = id;
       hashes_.ids.emplace_back();
       hashes_.names.emplace_back();
       nodeChildHashes_ = hashes_.children.size();
-      if (!noBackslashHashed(id.data(), id.size(), hashes_.ids.back()))
+      if (!noBackslash(id.data(), id.size()))
         return false;
-      return more() && peek() == '{' && node(n);
+      hashes_.ids.back() = paddedKeyHash(id.data(), id.size());
+      return c.more() && c.peek() == '{' && node(c, n);
     });
   }
 
@@ -1005,9 +1043,7 @@ class NodeMapScanner {
   Workflow& wf_;
   NodeKeyHashes& hashes_;
   std::size_t nodeChildHashes_ = 0;  // hashes_.children.size() where this node's start
-  Pos pos_;
-  Pos end_;
-  const char* base_ = nullptr;
+  ScanCursor at_;                    // where the map starts
   std::vector<std::string_view> scratch_;
 };
 

@@ -176,28 +176,38 @@ Generation Evaluator::classify(const SpecFacts& spec) const {
 }
 
 // Marks `root` and every node below it in the node path, following children
-// links (linear: each node is entered once per mark vector).
+// links (linear: each link is queued at most once per node marked). Each
+// candidate's name must be read, and on a large workflow it is out of cache:
+// the queue is first-in first-out, so the candidate's node (prefetched when
+// it was queued) and name (prefetched a few places ahead) have arrived by the
+// time it is checked.
 void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value,
                             const std::vector<Role>* skipRoles) {
   if (marks[root] != 0)
     return;
-  std::string_view rootName = wf_.nodes[root].name;
-  std::vector<Index> stack{root};
+  constexpr std::size_t kNameAhead = 8;
+  const std::string_view rootName = wf_.nodes[root].name;
   marks[root] = value;
-  while (!stack.empty()) {
-    Index i = stack.back();
-    stack.pop_back();
+  std::vector<Index> queue;
+  auto queueChildren = [&](Index i) {
     for (const Node* c : wf_.childNodes(wf_.nodes[i])) {
-      if (c == nullptr)
-        continue;
-      Index ci = indexOf(c);
-      if (marks[ci] != 0 || !underPath(c->name, rootName))
-        continue;
-      if (skipRoles != nullptr && (*skipRoles)[ci] != Role::kWork)
-        continue;
-      marks[ci] = value;
-      stack.push_back(ci);
+      if (c != nullptr && marks[indexOf(c)] == 0) {
+        __builtin_prefetch(c);
+        queue.push_back(indexOf(c));
+      }
     }
+  };
+  queueChildren(root);
+  for (std::size_t head = 0; head < queue.size(); ++head) {
+    if (head + kNameAhead < queue.size())
+      __builtin_prefetch(wf_.nodes[queue[head + kNameAhead]].name.data());
+    const Index ci = queue[head];
+    if (marks[ci] != 0 || !underPath(wf_.nodes[ci].name, rootName))
+      continue;
+    if (skipRoles != nullptr && (*skipRoles)[ci] != Role::kWork)
+      continue;
+    marks[ci] = value;
+    queueChildren(ci);
   }
 }
 
@@ -307,8 +317,10 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
     for (const auto& s : spec.siblings)
       instances.emplace(s.dag->name, std::vector<Index>{});
     for (Index i = 0; i < n; ++i) {
+      if (wf_.nodes[i].type != NodeType::kDAG)
+        continue;  // before hashing the template name: most nodes are pods
       auto it = instances.find(wf_.nodes[i].templateName);
-      if (it != instances.end() && wf_.nodes[i].type == NodeType::kDAG)
+      if (it != instances.end())
         it->second.push_back(i);
     }
     std::string buf;

@@ -111,7 +111,11 @@ StringArena& StringArena::operator=(StringArena&& other) noexcept {
 }
 
 void* StringArena::allocate(std::size_t bytes, std::size_t align) {
-  std::size_t pad = (align - reinterpret_cast<std::uintptr_t>(cur_) % align) % align;
+  // align is a power of two (alignof): a mask, not two divisions per call.
+  const auto padFor = [align](const char* at) {
+    return static_cast<std::size_t>(-reinterpret_cast<std::uintptr_t>(at)) & (align - 1);
+  };
+  std::size_t pad = padFor(cur_);
   if (cur_ == nullptr || pad + bytes > left_) {
     // Blocks grow with the arena (64 KiB .. 4 MiB); huge strings get their own.
     std::size_t blockSize = std::size_t{64} << 10;
@@ -125,7 +129,7 @@ void* StringArena::allocate(std::size_t bytes, std::size_t align) {
     blocks_.emplace_back(new char[blockSize]);
     cur_ = blocks_.back().get();
     left_ = blockSize;
-    pad = (align - reinterpret_cast<std::uintptr_t>(cur_) % align) % align;
+    pad = padFor(cur_);
   }
   char* p = cur_ + pad;
   cur_ = p + bytes;
@@ -169,7 +173,6 @@ Node& Workflow::addNode(const Node& node) {
   n.templateName = intern(node.templateName);
   n.boundaryId = intern(node.boundaryId);
   n.message = intern(node.message);
-  n.startedAt = intern(node.startedAt);
   n.finishedAt = intern(node.finishedAt);
   n.children = internChildren(node.children);
   nodes.push_back(n);
@@ -245,13 +248,19 @@ constexpr std::uint64_t slotOf(std::uint32_t hash, std::uint32_t index) {
   return (static_cast<std::uint64_t>(hash) << 32) | (index + 1u);
 }
 
-template <typename KeyOf, typename HashOf>
+constexpr std::size_t kPrefetchAhead = 64;  // links ahead: covers L3 latency at ~20 cycles a link
+
+// Inserts every node by its key; on duplicate keys the first node wins.
+// `hashes[i]` is the hash of node i's key.
+template <typename KeyOf>
 void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes, KeyOf keyOf,
-               HashOf hashOf) {
+               const std::vector<std::uint32_t>& hashes) {
   slots.assign(slotCount(nodes.size()), 0);
   const std::size_t mask = slots.size() - 1;
   for (std::uint32_t i = 0; i < nodes.size(); ++i) {
-    const std::uint32_t h = hashOf(i);
+    if (i + kPrefetchAhead < nodes.size())
+      __builtin_prefetch(&slots[hashes[i + kPrefetchAhead] & mask], 1);
+    const std::uint32_t h = hashes[i];
     std::size_t s = h & mask;
     for (;;) {
       const std::uint64_t v = slots[s];
@@ -261,7 +270,7 @@ void fillSlots(std::vector<std::uint64_t>& slots, const std::vector<Node>& nodes
       }
       if (static_cast<std::uint32_t>(v >> 32) == h &&
           bytes::same(keyOf(nodes[static_cast<std::uint32_t>(v) - 1]), keyOf(nodes[i])))
-        break;  // duplicate: the first wins
+        break;
       s = (s + 1) & mask;
     }
   }
@@ -347,32 +356,69 @@ void Workflow::buildIndex() {
 }
 
 void Workflow::buildIndex(const NodeKeyHashes& hashes) {
-  std::size_t childCount = 0;
-  for (const Node& n : nodes)
-    childCount += n.children.size();
-  const bool given = hashes.ids.size() == nodes.size() && hashes.names.size() == nodes.size() &&
-                     hashes.children.size() == childCount;
-  if (given) {
-    fillSlots(idSlots_, nodes, idOf, [&](std::uint32_t i) { return hashes.ids[i]; });
-    fillSlots(nameSlots_, nodes, nameOf, [&](std::uint32_t i) { return hashes.names[i]; });
-  } else {
-    for (Node& n : nodes)
-      n.hookName = isHookNodeName(n.name);
-    fillSlots(idSlots_, nodes, idOf, [&](std::uint32_t i) { return keyHash(nodes[i].id); });
-    fillSlots(nameSlots_, nodes, nameOf, [&](std::uint32_t i) { return keyHash(nodes[i].name); });
-  }
-  // Children resolved once here: the evaluation walks them several times.
   childOffsets_.assign(nodes.size() + 1, 0);
-  childNodes_.clear();
-  childNodes_.reserve(childCount);
+  std::size_t linkCount = 0;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
-    childOffsets_[i] = static_cast<std::uint32_t>(childNodes_.size());
-    for (std::string_view id : nodes[i].children) {
-      const std::uint32_t h = given ? hashes.children[childNodes_.size()] : keyHash(id);
-      childNodes_.push_back(findSlot(idSlots_, nodes, id, h, idOf));
+    childOffsets_[i] = static_cast<std::uint32_t>(linkCount);
+    linkCount += nodes[i].children.size();
+  }
+  childOffsets_[nodes.size()] = static_cast<std::uint32_t>(linkCount);
+  const bool given = hashes.ids.size() == nodes.size() && hashes.names.size() == nodes.size() &&
+                     hashes.children.size() == linkCount;
+  NodeKeyHashes computed;
+  if (!given) {
+    for (Node& n : nodes) {
+      n.hookName = isHookNodeName(n.name);
+      computed.ids.push_back(keyHash(n.id));
+      computed.names.push_back(keyHash(n.name));
+      for (std::string_view id : n.children)
+        computed.children.push_back(keyHash(id));
     }
   }
-  childOffsets_[nodes.size()] = static_cast<std::uint32_t>(childNodes_.size());
+  const NodeKeyHashes& keys = given ? hashes : computed;
+  fillSlots(idSlots_, nodes, idOf, keys.ids);
+  fillSlots(nameSlots_, nodes, nameOf, keys.names);
+
+  // Children resolved once here: the evaluation walks them several times. On a
+  // large workflow each link costs three cache misses (its slots, the target
+  // node, the target's id text), so the links go through in two passes that
+  // prefetch ahead: hash-tag probes, then key comparisons.
+  const std::vector<std::uint32_t>& linkHashes = keys.children;
+  const std::size_t mask = idSlots_.size() - 1;
+  // tagged[j]: node index + 1 of the first slot on link j's probe path whose
+  // hash tag matches, 0 if none.
+  std::vector<std::uint32_t> tagged(linkCount);
+  for (std::size_t j = 0; j < linkCount; ++j) {
+    if (j + kPrefetchAhead < linkCount)
+      __builtin_prefetch(&idSlots_[linkHashes[j + kPrefetchAhead] & mask]);
+    for (std::size_t s = linkHashes[j] & mask;; s = (s + 1) & mask) {
+      const std::uint64_t v = idSlots_[s];
+      if (v == 0 || static_cast<std::uint32_t>(v >> 32) == linkHashes[j]) {
+        tagged[j] = static_cast<std::uint32_t>(v);
+        break;
+      }
+    }
+  }
+  childNodes_.resize(linkCount);
+  constexpr std::size_t kHalf = kPrefetchAhead / 2;
+  std::size_t j = 0;
+  for (const Node& parent : nodes) {
+    for (std::string_view id : parent.children) {
+      if (j + kPrefetchAhead < linkCount && tagged[j + kPrefetchAhead] != 0)
+        __builtin_prefetch(&nodes[tagged[j + kPrefetchAhead] - 1]);
+      if (j + kHalf < linkCount && tagged[j + kHalf] != 0)
+        __builtin_prefetch(nodes[tagged[j + kHalf] - 1].id.data());
+      const std::uint32_t t = tagged[j];
+      if (t == 0) {
+        childNodes_[j] = nullptr;  // no slot on the path has this hash: not a node
+      } else if (bytes::same(nodes[t - 1].id, id)) {
+        childNodes_[j] = &nodes[t - 1];
+      } else {
+        childNodes_[j] = findSlot(idSlots_, nodes, id, linkHashes[j], idOf);  // tag collision
+      }
+      ++j;
+    }
+  }
   templatesByName_.clear();
   templatesByName_.reserve(templates.size());
   for (std::uint32_t i = 0; i < templates.size(); ++i) {

@@ -89,7 +89,6 @@ struct Node {
   std::string_view templateName;  // templateRef.template when templateRef is set
   std::string_view boundaryId;
   std::string_view message;
-  std::string_view startedAt;   // RFC 3339, or empty when null/absent
   std::string_view finishedAt;  // RFC 3339, or empty when null/absent
   NodeType type = NodeType::kUnknown;
   Phase phase = Phase::kNone;

@@ -12,8 +12,8 @@ namespace exitrec::testing {
 inline std::string nodeDigest(const Workflow& wf) {
   std::string out;
   for (const Node& n : wf.nodes) {
-    for (std::string_view s : {n.id, n.name, n.displayName, n.templateName, n.boundaryId, n.message,
-                               n.startedAt, n.finishedAt}) {
+    for (std::string_view s :
+         {n.id, n.name, n.displayName, n.templateName, n.boundaryId, n.message, n.finishedAt}) {
       out.append(std::to_string(s.size())).push_back(':');
       out.append(s).push_back('|');
     }

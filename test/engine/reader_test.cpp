@@ -105,7 +105,7 @@ TEST(JsonReader, ReadsFieldsAndIgnoresUnknownOnes) {
   const Node* root = wf->nodeById("wf");
   ASSERT_NE(root, nullptr);
   EXPECT_TRUE(root->hooked);
-  EXPECT_TRUE(root->startedAt.empty());
+  EXPECT_TRUE(root->finishedAt.empty());
   ASSERT_EQ(root->children.size(), 1u);
   EXPECT_EQ(root->children[0], "wf-1");
   const Node* a = wf->nodeByName("wf.a");
@@ -595,7 +595,7 @@ status:
       type: DAG
       phase: Succeeded
       children: [y1-2]
-      startedAt: 2019-06-26T09:11:58Z
+      finishedAt: 2019-06-26T09:11:58Z
     y1-2:
       id: y1-2
       name: y1.a
@@ -613,7 +613,7 @@ TEST(YamlReader, SingleDocument) {
   EXPECT_EQ(wf->templateByName("t")->retryLimit, 2);
   ASSERT_NE(wf->nodeByName("y1.a"), nullptr);
   EXPECT_EQ(wf->nodeByName("y1.a")->message, "it said: \"no\"");
-  EXPECT_EQ(wf->nodeById("y1")->startedAt, "2019-06-26T09:11:58Z");
+  EXPECT_EQ(wf->nodeById("y1")->finishedAt, "2019-06-26T09:11:58Z");
 }
 
 TEST(YamlReader, MultiDocumentStreamAndList) {

@@ -722,14 +722,19 @@ struct ScanCursor {
     return true;
   }
   // Skips one value as On-Demand's skip_child does (nested structure by
-  // depth only; scalars are not validated there either).
-  bool skipValue() {
+  // depth only; scalars are not validated there either). Scalars, most of
+  // what is skipped, inline; containers out of line.
+  [[gnu::always_inline]] bool skipValue() {
     if (!more())
       return false;
     const char c = peek();
     ++pos;
     if (c != '{' && c != '[')
       return c != '}' && c != ']' && c != ',' && c != ':';
+    return skipContainerRest();
+  }
+  // After a container's opening bracket: to just past its closing one.
+  [[gnu::noinline]] bool skipContainerRest() {
     // '[' | 0x20 is '{' and ']' | 0x20 is '}'; no other JSON token start maps
     // to either, so one OR folds the two kinds of bracket, without branches.
     for (int depth = 1; more(); ++pos) {
@@ -745,7 +750,7 @@ struct ScanCursor {
   // A field this scanner does not read. Its key may still be an escaped
   // spelling of one it does ("na\\u006de"): keys are compared as written, so
   // such input goes to the validating path, which unescapes keys.
-  bool skipUnknown(std::string_view key) {
+  [[gnu::always_inline]] bool skipUnknown(std::string_view key) {
     return noBackslash(key.data(), key.size()) && skipValue();
   }
   // A key and its ':'; leaves pos at the value. The key as written (escapes

@@ -149,6 +149,7 @@ class Evaluator {
   std::vector<std::uint8_t> superseded_;  // inside an attempt of a Retry that succeeded
   std::vector<Index> retryParent_;        // attempt → its Retry node
   std::vector<std::uint8_t> propagates_;  // 0 unknown, 1 yes, 2 no (per boundary node)
+  std::vector<Index> queue_;              // markSubtree's work list
   bool podNameV1_ = false;
   Phase argoPhase_ = Phase::kNone;
   Phase argoMain_ = Phase::kNone;
@@ -188,7 +189,8 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
   constexpr std::size_t kNameAhead = 8;
   const std::string_view rootName = wf_.nodes[root].name;
   marks[root] = value;
-  std::vector<Index> queue;
+  std::vector<Index>& queue = queue_;  // reused: its capacity outlives the call
+  queue.clear();
   auto queueChildren = [&](Index i) {
     for (const Node* c : wf_.childNodes(wf_.nodes[i])) {
       if (c != nullptr && marks[indexOf(c)] == 0) {

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -169,11 +170,12 @@ int main(int argc, char** argv) {
   double peakAt = 0;
   long peakSeen = 0;
   while (kfp.acceptedReports() < static_cast<std::size_t>(misreported) && since(t0) < 900) {
-    // Until exec the child is a copy of this process: not the controller yet.
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name != "exit-reconciler") {
+    // Until its exec the child is a copy of this process, and then for a few
+    // ms the launcher: not the controller (exit-reconciler-operator) yet. The
+    // comm name is cut to 15 characters and fits both, so read the exe link.
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+    if (ec || exe.filename() != "exit-reconciler-operator") {
       std::this_thread::sleep_for(1ms);
       continue;
     }

@@ -104,15 +104,20 @@ ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
 
   // A recent copy settles the state when the body is final in it (final node
   // phases never change); otherwise read the Workflow live, then the pods.
+  // Identifies the exit task in a read of the Workflow; false when that
+  // settles the decision (no state, or not an exit task after all).
+  auto identifyIn = [&](const auto& read) {
+    if (!read.ok()) {
+      d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
+      d.error = read.error();
+      return false;
+    }
+    d.target = identifyExitTask(*read.value(), id);
+    return d.target.has_value();
+  };
   const std::string ownerUid = workflowOwnerUid(pod);
   auto wf = provider_.recentWorkflow(id.namespace_, id.workflowName, ownerUid);
-  if (!wf.ok()) {
-    d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
-    d.error = wf.error();
-    return d;
-  }
-  d.target = identifyExitTask(*wf.value(), id);
-  if (!d.target)
+  if (!identifyIn(wf))
     return d;
   if (!d.target->userCode) {
     d.outcome = ExitTaskDecision::Outcome::kNoUserCode;
@@ -120,13 +125,7 @@ ExitTaskDecision ExitTaskResolver::decide(const nlohmann::json& pod,
   }
   if (bodyNeedsPods(*wf.value(), *d.target)) {
     wf = provider_.workflow(id.namespace_, id.workflowName);
-    if (!wf.ok()) {
-      d.outcome = ExitTaskDecision::Outcome::kStateUnavailable;
-      d.error = wf.error();
-      return d;
-    }
-    d.target = identifyExitTask(*wf.value(), id);
-    if (!d.target)
+    if (!identifyIn(wf))
       return d;
   }
 

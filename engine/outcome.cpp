@@ -18,7 +18,7 @@ constexpr std::string_view kCompletedLabel = "workflows.argoproj.io/completed";
 constexpr std::string_view kPodNameFormatAnnotation = "workflows.argoproj.io/pod-name-format";
 constexpr std::string_view kV1SdkAnnotation = "pipelines.kubeflow.org/kfp_sdk_version";
 
-bool startsWith(std::string_view s, std::string_view prefix) {
+[[gnu::always_inline]] inline bool startsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && bytes::same(s.substr(0, prefix.size()), prefix);
 }
 
@@ -56,7 +56,7 @@ bool isSep(char c) {
 }
 
 // True when `name` is `root` or lies below it in the node path.
-bool underPath(std::string_view name, std::string_view root) {
+[[gnu::always_inline]] inline bool underPath(std::string_view name, std::string_view root) {
   return startsWith(name, root) && (name.size() == root.size() || isSep(name[root.size()]));
 }
 
@@ -187,29 +187,33 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
   if (marks[root] != 0)
     return;
   constexpr std::size_t kNameAhead = 8;
-  const std::string_view rootName = wf_.nodes[root].name;
-  marks[root] = value;
+  const Node* const nodes = wf_.nodes.data();
+  const std::string_view rootName = nodes[root].name;
   std::vector<Index>& queue = queue_;  // reused: its capacity outlives the call
   queue.clear();
-  auto queueChildren = [&](Index i) {
-    for (const Node* c : wf_.childNodes(wf_.nodes[i])) {
+  marks[root] = value;
+  std::size_t head = 0;
+  for (Index marked = root;;) {
+    for (const Node* c : wf_.childNodes(nodes[marked])) {
       if (c != nullptr && marks[indexOf(c)] == 0) {
         __builtin_prefetch(c);
         queue.push_back(indexOf(c));
       }
     }
-  };
-  queueChildren(root);
-  for (std::size_t head = 0; head < queue.size(); ++head) {
-    if (head + kNameAhead < queue.size())
-      __builtin_prefetch(wf_.nodes[queue[head + kNameAhead]].name.data());
-    const Index ci = queue[head];
-    if (marks[ci] != 0 || !underPath(wf_.nodes[ci].name, rootName))
-      continue;
-    if (skipRoles != nullptr && (*skipRoles)[ci] != Role::kWork)
-      continue;
-    marks[ci] = value;
-    queueChildren(ci);
+    // The next candidate that is below the root (and not skipped) gets marked.
+    for (;;) {
+      if (head == queue.size())
+        return;
+      if (head + kNameAhead < queue.size())
+        __builtin_prefetch(nodes[queue[head + kNameAhead]].name.data());
+      const Index ci = queue[head++];
+      if (marks[ci] == 0 && underPath(nodes[ci].name, rootName) &&
+          (skipRoles == nullptr || (*skipRoles)[ci] == Role::kWork)) {
+        marks[ci] = value;
+        marked = ci;
+        break;
+      }
+    }
   }
 }
 

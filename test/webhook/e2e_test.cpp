@@ -38,6 +38,19 @@ class WebhookE2eTest : public ::testing::Test {
     env_.reset();
     std::filesystem::remove_all(dir_);
   }
+  // A run of the compiled pipeline `file` (under kCompiled) in scenario `sc`,
+  // seeded into the simulated API server. Callers wrap it in
+  // ASSERT_NO_FATAL_FAILURE.
+  void seedRun(const std::string& file, const Scenario& sc, KfpRun& run) {
+    run = makeRunFromFile(kCompiled + "/" + file, sc);
+    ASSERT_TRUE(env_->seed(run.json).ok());
+  }
+  // The scenario most tests start from: the exit handler's body task failed.
+  static Scenario failOpFailed() {
+    Scenario sc;
+    sc.pods["fail-op"].phase = "Failed";
+    return sc;
+  }
   void startWebhook() {
     AdmissionWebhookOptions o;
     o.address = "127.0.0.1";
@@ -77,10 +90,8 @@ class WebhookE2eTest : public ::testing::Test {
 
 TEST_F(WebhookE2eTest, ExitTaskPodIsPatchedFromTheLiveWorkflow) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  Scenario sc;
-  sc.pods["fail-op"].phase = "Failed";
-  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_task_final_status.yaml", sc);
-  ASSERT_TRUE(env_->seed(run.json).ok());
+  KfpRun run;
+  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_task_final_status.yaml", failOpFailed(), run));
   startWebhook();
   json stored = admitAndCreate(
       buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.exit-op.executor")));
@@ -101,8 +112,8 @@ TEST_F(WebhookE2eTest, LaggingWorkflowIsCompletedFromTheRunsPods) {
   // The stored Workflow still shows fail-op running; its pod has failed.
   Scenario sc;
   sc.running.insert("fail-op");
-  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
-  ASSERT_TRUE(env_->seed(run.json).ok());
+  KfpRun run;
+  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", sc, run));
   json failedPod = buildArgoPod(run.json, run.node("root.exit-handler-1.fail-op.executor"));
   failedPod["status"] = {
       {"phase", "Failed"},
@@ -124,8 +135,8 @@ TEST_F(WebhookE2eTest, LaggingWorkflowIsCompletedFromTheRunsPods) {
 
 TEST_F(WebhookE2eTest, ApiErrorsAdmitThePodUnchanged) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", Scenario{});
-  ASSERT_TRUE(env_->seed(run.json).ok());
+  KfpRun run;
+  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", Scenario{}, run));
   env_->failNext("get", "workflows", 1, 503);
   startWebhook();
   json stored = admitAndCreate(
@@ -136,10 +147,8 @@ TEST_F(WebhookE2eTest, ApiErrorsAdmitThePodUnchanged) {
 
 TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  Scenario sc;
-  sc.pods["fail-op"].phase = "Failed";
-  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
-  ASSERT_TRUE(env_->seed(run.json).ok());
+  KfpRun run;
+  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", failOpFailed(), run));
   json pod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
   ASSERT_TRUE(env_->seed(pod).ok());  // created without the webhook
 
@@ -197,10 +206,8 @@ TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
 
 TEST_F(WebhookE2eTest, LauncherPodsOfAKnownRunAreRuledOutFromTheCachedSpec) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  Scenario sc;
-  sc.pods["fail-op"].phase = "Failed";
-  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
-  ASSERT_TRUE(env_->seed(run.json).ok());
+  KfpRun run;
+  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", failOpFailed(), run));
   startWebhook();
   // A launcher pod without the on-exit label could be a 2.0-2.3 sibling exit
   // task: the first one of a run needs the Workflow's spec (read and cached).
@@ -238,10 +245,8 @@ bool eventually(const std::function<bool()>& cond) {
 
 TEST_F(WebhookE2eTest, PodWatchAnnotatesPendingExitTaskPodsItSees) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  Scenario sc;
-  sc.pods["fail-op"].phase = "Failed";
-  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
-  ASSERT_TRUE(env_->seed(run.json).ok());
+  KfpRun run;
+  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", failOpFailed(), run));
   PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
                                &metrics_);
   PodWatchOptions po;

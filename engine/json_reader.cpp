@@ -686,9 +686,14 @@ struct JsonIterAccess : od::json_iterator {
 
 std::atomic<bool> gNodeScanFastPath{true};
 
+constexpr Node kBlankNode{};
+
 // A position in simdjson's structural index and the bytes it indexes. The
 // scanner's hot loops keep a copy in locals (registers): as members they were
 // stored and reloaded around every write into a Node, which may alias them.
+// For the same reason every method is inlined and nothing out of line takes a
+// cursor's address: one such call keeps the cursor in memory, and each step
+// of the scan then waits on a store and its reload.
 struct ScanCursor {
   using Pos = const std::uint32_t*;
   Pos pos;
@@ -708,8 +713,8 @@ struct ScanCursor {
     ++pos;
     return true;
   }
-  bool isNull() const { return more() && token() == "null"; }
-  bool boolean(bool& out) {
+  [[gnu::always_inline]] bool isNull() const { return more() && token() == "null"; }
+  [[gnu::always_inline]] bool boolean(bool& out) {
     if (!more())
       return false;
     std::string_view tok = token();
@@ -731,21 +736,22 @@ struct ScanCursor {
     ++pos;
     if (c != '{' && c != '[')
       return c != '}' && c != ']' && c != ',' && c != ':';
-    return skipContainerRest();
+    pos = skipContainerRest(pos, end, base);
+    return pos != nullptr;
   }
-  // After a container's opening bracket: to just past its closing one.
-  [[gnu::noinline]] bool skipContainerRest() {
+  // After a container's opening bracket at p - 1: just past its closing one,
+  // or nullptr. Takes and returns positions rather than the cursor so that no
+  // call takes the cursor's address, which would keep it in memory.
+  [[gnu::noinline]] static Pos skipContainerRest(Pos p, Pos end, const char* base) {
     // '[' | 0x20 is '{' and ']' | 0x20 is '}'; no other JSON token start maps
     // to either, so one OR folds the two kinds of bracket, without branches.
-    for (int depth = 1; more(); ++pos) {
-      const auto folded = static_cast<unsigned char>(peek() | 0x20);
+    for (int depth = 1; p < end; ++p) {
+      const auto folded = static_cast<unsigned char>(base[*p] | 0x20);
       depth += static_cast<int>(folded == '{') - static_cast<int>(folded == '}');
-      if (depth == 0) {
-        ++pos;
-        return true;
-      }
+      if (depth == 0)
+        return p + 1;
     }
-    return false;
+    return nullptr;
   }
   // A field this scanner does not read. Its key may still be an escaped
   // spelling of one it does ("na\\u006de"): keys are compared as written, so
@@ -761,7 +767,8 @@ struct ScanCursor {
     std::string_view tok = token();
     if (tok.size() < 2 || tok.back() != '"')
       return false;
-    key = tok.substr(1, tok.size() - 2);
+    // Not substr(): its bounds check (a throw) kept it out of line.
+    key = std::string_view(tok.data() + 1, tok.size() - 2);
     ++pos;
     return expect(':') && more();
   }
@@ -852,10 +859,12 @@ class NodeMapScanner {
     ++c.pos;
     return true;
   }
-  // Object fields: calls field(key) with c.pos at the value (the key as
-  // written, escapes not undone); field must consume it.
+  // Object fields: calls field(c, key) with c.pos at the value (the key as
+  // written, escapes not undone); field must consume it. The cursor is an
+  // argument, not a capture: a closure holding its address keeps it in memory
+  // (see ScanCursor).
   template <typename Fn>
-  bool object(ScanCursor& c, Fn&& field) {
+  [[gnu::always_inline]] bool object(ScanCursor& c, Fn&& field) {
     if (!c.expect('{'))
       return false;
     if (c.more() && c.peek() == '}') {
@@ -864,14 +873,14 @@ class NodeMapScanner {
     }
     for (bool closed = false; !closed;) {
       std::string_view key;
-      if (!c.fieldKey(key) || !field(key) || !c.nextField(closed))
+      if (!c.fieldKey(key) || !field(c, key) || !c.nextField(closed))
         return false;
     }
     return true;
   }
   // An object or null.
   template <typename Fn>
-  bool optionalObject(ScanCursor& c, Fn&& field) {
+  [[gnu::always_inline]] bool optionalObject(ScanCursor& c, Fn&& field) {
     if (c.isNull()) {
       ++c.pos;
       return true;
@@ -879,7 +888,7 @@ class NodeMapScanner {
     return object(c, field);
   }
 
-  bool children(ScanCursor& c, Node& node) {
+  [[gnu::always_inline]] bool children(ScanCursor& c, Node& node) {
     if (c.isNull()) {
       ++c.pos;
       return true;
@@ -964,12 +973,12 @@ class NodeMapScanner {
           if (is(key, "children")) {
             ok = children(c, node);
           } else if (is(key, "nodeFlag")) {
-            ok = optionalObject(c, [&](std::string_view k) {
+            ok = optionalObject(c, [&node](ScanCursor& flags, std::string_view k) {
               if (is(k, "hooked"))
-                return c.boolean(node.hooked);
+                return flags.boolean(node.hooked);
               if (is(k, "retried"))
-                return c.boolean(node.retried);
-              return c.skipUnknown(k);
+                return flags.boolean(node.retried);
+              return flags.skipUnknown(k);
             });
           } else if (is(key, "daemoned")) {
             ok = c.boolean(node.daemoned);
@@ -990,11 +999,11 @@ class NodeMapScanner {
           if (is(key, "displayName")) {
             ok = string(c, node.displayName, true);
           } else if (is(key, "templateRef")) {
-            ok = optionalObject(c, [&](std::string_view k) {
+            ok = optionalObject(c, [&](ScanCursor& ref, std::string_view k) {
               if (!is(k, "template"))
-                return c.skipUnknown(k);
+                return ref.skipUnknown(k);
               std::string_view s;
-              if (!string(c, s, true))
+              if (!string(ref, s, true))
                 return false;
               if (!s.empty()) {
                 node.templateName = s;
@@ -1030,9 +1039,10 @@ class NodeMapScanner {
   }
 
   bool map(ScanCursor& c) {
-    return object(c, [&](std::string_view id) {
-      wf_.nodes.emplace_back();
-      Node& n = wf_.nodes.back();
+    return object(c, [&](ScanCursor& at, std::string_view id) {
+      // A copy of a zero constant: GCC zeroes a value-initialized Node with
+      // `rep stos`, whose start-up cost was ~3% of the scan.
+      Node& n = wf_.nodes.emplace_back(kBlankNode);
       n.id = id;
       hashes_.ids.emplace_back();
       hashes_.names.emplace_back();
@@ -1040,7 +1050,7 @@ class NodeMapScanner {
       if (!noBackslash(id.data(), id.size()))
         return false;
       hashes_.ids.back() = paddedKeyHash(id.data(), id.size());
-      return c.more() && c.peek() == '{' && node(c, n);
+      return at.more() && at.peek() == '{' && node(at, n);
     });
   }
 

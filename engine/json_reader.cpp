@@ -707,6 +707,21 @@ struct ScanCursor {
     const char* start = base + *pos;
     return {start, static_cast<std::size_t>(trimJsonSpace(start, base + pos[1]) - start)};
   }
+  // The current token is a string (peek() == '"'): its text between the
+  // quotes, as written. False if it is not closed before the next token.
+  // JSON writers put no space between a string and the ',', ':', ']' or '}'
+  // after it, so the trim is almost never needed: it is skipped when the byte
+  // before the next token is the closing quote.
+  [[gnu::always_inline]] bool quoted(std::string_view& out) const {
+    const char* start = base + *pos;
+    const char* stop = base + pos[1];
+    if (stop[-1] != '"')
+      stop = trimJsonSpace(start, stop);
+    if (stop - start < 2 || stop[-1] != '"')
+      return false;
+    out = std::string_view(start + 1, static_cast<std::size_t>(stop - start - 2));
+    return true;
+  }
   [[gnu::always_inline]] bool expect(char c) {
     if (!more() || peek() != c)
       return false;
@@ -762,13 +777,8 @@ struct ScanCursor {
   // A key and its ':'; leaves pos at the value. The key as written (escapes
   // not undone).
   [[gnu::always_inline]] bool fieldKey(std::string_view& key) {
-    if (!more() || peek() != '"')
+    if (!more() || peek() != '"' || !quoted(key))
       return false;
-    std::string_view tok = token();
-    if (tok.size() < 2 || tok.back() != '"')
-      return false;
-    // Not substr(): its bounds check (a throw) kept it out of line.
-    key = std::string_view(tok.data() + 1, tok.size() - 2);
     ++pos;
     return expect(':') && more();
   }
@@ -801,7 +811,17 @@ class NodeMapScanner {
     const std::size_t childHashesBefore = hashes_.children.size();
     std::uint8_t* const stringBuf = it_.string_buf_loc();
     ScanCursor c = at_;
+    const std::size_t expected = wf_.nodes.capacity() - before;  // the decoder's size hint
+    childStarts_.reserve(expected);
+    childIds_.reserve(expected);
     if (map(c)) {
+      // Every node's children into the arena at once: one copy instead of an
+      // allocation and a copy per node.
+      const std::span<const std::string_view> all = wf_.internViews(childIds_);
+      for (std::size_t k = 0; k < childStarts_.size(); ++k) {
+        const std::size_t to = k + 1 < childStarts_.size() ? childStarts_[k + 1] : all.size();
+        wf_.nodes[before + k].children = all.subspan(childStarts_[k], to - childStarts_[k]);
+      }
       // Leave the iterator where skip_child() would: after the closing brace,
       // at the depth of the object holding the map. Each call's precondition
       // (a SIMDJSON_ASSUME: breaking it is undefined behaviour) holds: one
@@ -836,11 +856,11 @@ class NodeMapScanner {
       ++c.pos;
       return true;
     }
-    std::string_view tok = c.token();
-    if (tok.size() < 2 || tok.back() != '"')
+    std::string_view text;
+    if (!c.quoted(text))
       return false;
-    const char* start = tok.data() + 1;
-    const std::size_t n = tok.size() - 2;
+    const char* start = text.data();
+    const std::size_t n = text.size();
     if (hookName != nullptr ? noBackslashHookName(start, n, *hookName) : noBackslash(start, n)) {
       out = std::string_view(start, n);
       if (hash != nullptr)
@@ -888,15 +908,17 @@ class NodeMapScanner {
     return object(c, field);
   }
 
-  [[gnu::always_inline]] bool children(ScanCursor& c, Node& node) {
+  // The node's child ids go to childIds_; run() points node.children at them.
+  [[gnu::always_inline]] bool children(ScanCursor& c) {
+    // A repeated key: the last one wins, null included (as decodeNode does).
+    childIds_.resize(childStarts_.back());
+    hashes_.children.resize(nodeChildHashes_);
     if (c.isNull()) {
       ++c.pos;
       return true;
     }
     if (!c.expect('['))
       return false;
-    scratch_.clear();
-    hashes_.children.resize(nodeChildHashes_);  // a repeated key: the last one wins
     if (c.more() && c.peek() == ']') {
       ++c.pos;
     } else {
@@ -905,7 +927,7 @@ class NodeMapScanner {
         std::uint32_t hash = 0;
         if (!string(c, id, false, &hash))
           return false;
-        scratch_.push_back(id);
+        childIds_.push_back(id);
         hashes_.children.push_back(hash);
         if (!c.more())
           return false;
@@ -917,14 +939,14 @@ class NodeMapScanner {
           return false;
       }
     }
-    node.children = wf_.internViews(scratch_);
     return true;
   }
 
   // Mirrors decodeNode's field rules exactly. The field loop is spelled out
   // rather than going through object(): this runs ~15 times per node, and a
-  // lambda call per field cost more than the field.
-  bool node(ScanCursor& at, Node& node) {
+  // lambda call per field cost more than the field. Out of line: inlined
+  // into the map loop it ran ~10% more instructions (register pressure).
+  [[gnu::noinline]] bool node(ScanCursor& at, Node& node) {
     ScanCursor c = at;  // in registers for the loop; written back on success
     bool haveName = false;
     bool haveType = false;
@@ -971,7 +993,7 @@ class NodeMapScanner {
           break;
         case 8:
           if (is(key, "children")) {
-            ok = children(c, node);
+            ok = children(c);
           } else if (is(key, "nodeFlag")) {
             ok = optionalObject(c, [&node](ScanCursor& flags, std::string_view k) {
               if (is(k, "hooked"))
@@ -1047,6 +1069,7 @@ class NodeMapScanner {
       hashes_.ids.emplace_back();
       hashes_.names.emplace_back();
       nodeChildHashes_ = hashes_.children.size();
+      childStarts_.push_back(static_cast<std::uint32_t>(childIds_.size()));
       if (!noBackslash(id.data(), id.size()))
         return false;
       hashes_.ids.back() = paddedKeyHash(id.data(), id.size());
@@ -1057,9 +1080,10 @@ class NodeMapScanner {
   od::json_iterator& it_;
   Workflow& wf_;
   NodeKeyHashes& hashes_;
-  std::size_t nodeChildHashes_ = 0;  // hashes_.children.size() where this node's start
-  ScanCursor at_;                    // where the map starts
-  std::vector<std::string_view> scratch_;
+  std::size_t nodeChildHashes_ = 0;         // hashes_.children.size() where this node's start
+  ScanCursor at_;                           // where the map starts
+  std::vector<std::string_view> childIds_;  // every node's child ids, in order
+  std::vector<std::uint32_t> childStarts_;  // per node: where its ids start in childIds_
 };
 
 bool decodeNodes(Decoder& d, od::value& v, const Path& path, Workflow& wf) {

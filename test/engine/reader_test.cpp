@@ -279,6 +279,13 @@ TEST(NodeScan, SameNodesAsTheValidatingDecoderOnEdgeCases) {
       R"({"a":{"name":"wf.a","type":"Pod","hooked":tru}})",
       R"({"a":{"name":"wf.a","type":"Pod","nodeFlag":{"hooked":"yes"}}})",
       R"({"a":{"name":"wf.a","type":"Pod","children":["b",null]}})",
+      // Children of several nodes, a repeated key (the last wins), null after an array.
+      R"({"a":{"name":"wf.a","type":"Pod","children":["x"],"children":["y","z"]},)"
+      R"("b":{"name":"wf.b","type":"Pod"},"c":{"name":"wf.c","children":["a","b"],"type":"DAG"}})",
+      R"({"a":{"name":"wf.a","type":"Pod","children":["x"],"children":null}})",
+      R"({"a":{"name":"wf.a","type":"Pod","children":[]},"b":{"name":"wf.b","type":"Pod","children":["a"]}})",
+      // Space between a string and the token after it.
+      R"({"a":{"name":"wf.a"  ,"type" :"Pod","children":["b" ,"c"  ]} })",
       R"({"a":{"name":"wf.a","type":"Pod","children":"b"}})",
       R"({"a":{"name":"wf.a","type":"Pod"},"b":7})",
       R"({"a":{"name":"wf.a","type":"Pod"} "b":{"name":"wf.b","type":"Pod"}})",

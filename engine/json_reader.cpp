@@ -686,8 +686,6 @@ struct JsonIterAccess : od::json_iterator {
 
 std::atomic<bool> gNodeScanFastPath{true};
 
-constexpr Node kBlankNode{};
-
 // A position in simdjson's structural index and the bytes it indexes. The
 // scanner's hot loops keep a copy in locals (registers): as members they were
 // stored and reloaded around every write into a Node, which may alias them.
@@ -1062,9 +1060,7 @@ class NodeMapScanner {
 
   bool map(ScanCursor& c) {
     return object(c, [&](ScanCursor& at, std::string_view id) {
-      // A copy of a zero constant: GCC zeroes a value-initialized Node with
-      // `rep stos`, whose start-up cost was ~3% of the scan.
-      Node& n = wf_.nodes.emplace_back(kBlankNode);
+      Node& n = wf_.nodes.emplace_back();
       n.id = id;
       hashes_.ids.emplace_back();
       hashes_.names.emplace_back();

@@ -847,13 +847,8 @@ class NodeMapScanner {
                                      std::uint32_t* hash = nullptr, bool* hookName = nullptr) {
     if (!c.more())
       return false;
-    if (c.peek() != '"') {
-      if (!nullOk || !c.isNull())
-        return false;
-      out = {};
-      ++c.pos;
-      return true;
-    }
+    if (c.peek() != '"')
+      return nullOk && nullString(c, out);
     std::string_view text;
     if (!c.quoted(text))
       return false;
@@ -863,18 +858,33 @@ class NodeMapScanner {
       out = std::string_view(start, n);
       if (hash != nullptr)
         *hash = paddedKeyHash(start, n);
-    } else {
-      std::string_view unescaped;
-      if (it_.unescape(od::raw_json_string(reinterpret_cast<const std::uint8_t*>(start)))
-              .get(unescaped))
-        return false;
-      out = wf_.intern(unescaped);
-      if (hash != nullptr)
-        *hash = nodeKeyHash(out);
-      if (hookName != nullptr)
-        *hookName = isHookNodeName(out);
+    } else if (!escapedString(start, out, hash, hookName)) {
+      return false;
     }
     ++c.pos;
+    return true;
+  }
+  // string()'s rare paths (null, escapes), out of line and marked cold: they
+  // were inlined at each of its ~10 call sites, around the hot path. Moving
+  // them out was 4% faster at 1k nodes (side by side, pinned to one CPU).
+  [[gnu::noinline, gnu::cold]] bool nullString(ScanCursor& c, std::string_view& out) {
+    if (!c.isNull())
+      return false;
+    out = {};
+    ++c.pos;
+    return true;
+  }
+  [[gnu::noinline, gnu::cold]] bool escapedString(const char* start, std::string_view& out,
+                                                  std::uint32_t* hash, bool* hookName) {
+    std::string_view unescaped;
+    if (it_.unescape(od::raw_json_string(reinterpret_cast<const std::uint8_t*>(start)))
+            .get(unescaped))
+      return false;
+    out = wf_.intern(unescaped);
+    if (hash != nullptr)
+      *hash = nodeKeyHash(out);
+    if (hookName != nullptr)
+      *hookName = isHookNodeName(out);
     return true;
   }
   // Object fields: calls field(c, key) with c.pos at the value (the key as

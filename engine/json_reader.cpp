@@ -1087,7 +1087,7 @@ class NodeMapScanner {
   Workflow& wf_;
   NodeKeyHashes& hashes_;
   std::size_t nodeChildHashes_ = 0;         // hashes_.children.size() where this node's start
-  ScanCursor at_;                           // where the map starts
+  ScanCursor at_{};                         // where the map starts
   std::vector<std::string_view> childIds_;  // every node's child ids, in order
   std::vector<std::uint32_t> childStarts_;  // per node: where its ids start in childIds_
 };
@@ -1706,7 +1706,8 @@ Status readJsonStream(std::shared_ptr<const void> owner, std::string_view text,
     // then see whether anything follows it (NDJSON / concatenated JSON).
     std::string_view first = text.substr(pos);
     // With an owner the caller's padded buffer is read in place (see Backing).
-    Backing padded = owner ? Backing{owner, first.data(), first.size()} : Backing::copyOf(first);
+    Backing padded =
+        owner ? Backing{std::move(owner), first.data(), first.size()} : Backing::copyOf(first);
     od::document doc;
     // Unbalanced as a whole: skip straight to reading document by document,
     // so the good ones are still read and the broken one is named.

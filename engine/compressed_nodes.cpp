@@ -18,7 +18,7 @@ namespace {
 
 constexpr std::string_view kPrefix = "status.compressedNodes: ";
 
-Error fail(std::string message) {
+Error fail(const std::string& message) {
   return makeError(ErrorCode::kInvalidInput, std::string(kPrefix) + message);
 }
 

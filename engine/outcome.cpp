@@ -521,9 +521,11 @@ Verdict Evaluator::run() {
   }
 
   const bool countExit = options_.exitTaskFailure == ExitTaskFailurePolicy::kFail;
-  if (isFailedOrError(base)) {
-    v.truePhase = base;  // never turn a failed run into a success
-  } else if (base == Phase::kSucceeded) {
+  // A failed run stays failed (never turned into a success), and one that has
+  // not finished is not decided yet (never mis-reported): only a Succeeded run
+  // can turn out worse.
+  v.truePhase = base;
+  if (base == Phase::kSucceeded) {
     bool anyFailed = false;
     bool anyError = false;
     auto scan = [&](const std::vector<Failure>& list) {
@@ -535,8 +537,6 @@ Verdict Evaluator::run() {
     if (countExit)
       scan(v.exitTaskFailures);
     v.truePhase = anyFailed ? Phase::kFailed : anyError ? Phase::kError : base;
-  } else {
-    v.truePhase = base;  // not decided yet: a running run is never mis-reported
   }
   v.misreported =
       v.completed && v.reportedPhase == Phase::kSucceeded && isFailedOrError(v.truePhase);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <sstream>
 
@@ -77,9 +78,9 @@ Result<std::chrono::milliseconds> ParsedArgs::getDuration(std::string_view name)
   } else if (unit.empty() || unit == "s") {
     factor = 1000;
   } else if (unit == "m") {
-    factor = 60 * 1000;
+    factor = std::int64_t{60} * 1000;
   } else if (unit == "h") {
-    factor = 3600 * 1000;
+    factor = std::int64_t{3600} * 1000;
   } else {
     return bad();
   }
@@ -168,7 +169,10 @@ Result<ParsedArgs> FlagParser::parse(std::span<char* const> args, const EnvLooku
         set = true;
         source = "environment variable " + spec.envVar;
         if (spec.isSwitch && value != "true" && value != "false") {
-          return invalid(source + ": expected true or false, got \"" + value + "\"");
+          return invalid(std::string(source)
+                             .append(": expected true or false, got \"")
+                             .append(value)
+                             .append("\""));
         }
       }
     }
@@ -177,7 +181,11 @@ Result<ParsedArgs> FlagParser::parse(std::span<char* const> args, const EnvLooku
       for (const auto& c : spec.choices)
         known = known || c == value;
       if (!known) {
-        return invalid(source + ": \"" + value + "\" is not one of " + joinChoices(spec.choices));
+        return invalid(std::string(source)
+                           .append(": \"")
+                           .append(value)
+                           .append("\" is not one of ")
+                           .append(joinChoices(spec.choices)));
       }
     }
     parsed.values_[spec.name] = value;

@@ -10,7 +10,7 @@ namespace {
 using nlohmann::json;
 
 std::string annotationOr(const std::map<std::string, std::string>& annotations,
-                         std::string_view key, std::string fallback = {}) {
+                         std::string_view key, const std::string& fallback = {}) {
   auto it = annotations.find(std::string(key));
   return it == annotations.end() ? fallback : it->second;
 }

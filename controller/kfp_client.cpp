@@ -72,11 +72,9 @@ Error classifyKfpError(std::string_view operation, int status, const HttpHeaders
   return e;
 }
 
-KfpClient::KfpClient(HttpTransport& transport, TokenSource token, Options options, RequestHook hook)
-    : transport_(transport),
-      token_(std::move(token)),
-      options_(std::move(options)),
-      hook_(std::move(hook)) {
+KfpClient::KfpClient(HttpTransport& transport, const TokenSource& token, Options options,
+                     RequestHook hook)
+    : transport_(transport), token_(token), options_(std::move(options)), hook_(std::move(hook)) {
   options_.baseUrl = trimSlash(options_.baseUrl);
 }
 

@@ -41,7 +41,7 @@ class KfpClient final : public KfpReporter {
   // status (0 when no response arrived) and duration.
   using RequestHook = std::function<void(std::string_view operation, int status, double seconds)>;
 
-  KfpClient(HttpTransport& transport, TokenSource token, Options options,
+  KfpClient(HttpTransport& transport, const TokenSource& token, Options options,
             RequestHook hook = nullptr);
 
   Status reportWorkflow(std::string_view workflowJson) override;

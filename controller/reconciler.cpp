@@ -96,7 +96,7 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
   for (int pass = 0; pass < 8 + kMaxConflicts; ++pass) {
     Result<Workflow> parsed = parseWorkflowJson(*current);
     if (!parsed) {
-      return drop("parse " + ns + "/" + name, parsed.error());
+      return drop(std::string("parse ").append(ns).append("/").append(name), parsed.error());
     }
     const Workflow& wf = *parsed;
     const Verdict verdict = evaluate(wf, EvaluateOptions{config_.exitTaskFailure});

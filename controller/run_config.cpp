@@ -138,7 +138,7 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
                    "\"");
   }
   c.kfpReportExplicit = a.isSet("kfp-report");
-  const std::string mode = a.get("kfp-report");
+  const std::string& mode = a.get("kfp-report");
   if (mode == "direct" || (mode.empty() && !c.kfpApiUrl.empty())) {
     c.correction.kfpReport = KfpReportMode::kDirect;
   } else {

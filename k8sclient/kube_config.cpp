@@ -22,7 +22,7 @@ Result<std::string> readFile(const std::string& path, const char* what) {
   return ss.str();
 }
 
-std::string trim(std::string s) {
+std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos)
     return "";

@@ -21,9 +21,9 @@
 
 #include "common/clock.h"
 #include "common/http_server.h"
+#include "common/yaml_json.h"
 #include "sim/label_selector.h"
 #include "sim/sim_tls.h"
-#include "common/yaml_json.h"
 
 namespace exitrec {
 namespace {
@@ -455,7 +455,7 @@ struct KubeApiSimulator::Impl {
   // new resourceVersion) for the next write. The replaced object's DOM is
   // handed to `retired` so that the caller frees it outside the lock.
   void commitDomLocked(const ResourceType& t, const std::string& ns, const std::string& name,
-                       std::shared_ptr<json> dom, std::optional<Labels> oldLabels,
+                       const std::shared_ptr<json>& dom, std::optional<Labels> oldLabels,
                        std::shared_ptr<const std::string>* dataOut,
                        std::shared_ptr<const json>& retired) {
     commitStoreLocked(t, ns, name, *dom, dom, "MODIFIED", std::move(oldLabels), dataOut, retired);

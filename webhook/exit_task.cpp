@@ -318,9 +318,9 @@ std::optional<ExitTaskTarget> identifyExitTask(const Workflow& wf, const PodIden
       continue;
     std::string scope = prefixName(wf.name, segs, i);
     target.kind = ExitTaskKind::kSibling;
-    target.bodyNodeName = scope + "." + upstream;
+    target.bodyNodeName = std::string(scope).append(".").append(upstream);
     target.bodyTaskName = upstream;
-    target.exitTaskNodeName = scope + "." + base;
+    target.exitTaskNodeName = std::string(scope).append(".").append(base);
     target.statusPlaceholders = statusPlaceholdersOf(parameterValue(*driver, "task"));
     return target;
   }
@@ -502,9 +502,8 @@ ExitTaskState computeExitTaskState(const Workflow& wf, const ExitTaskTarget& tar
   }
   if (wf.hasShutdown) {
     s.errorCode = kRpcCancelled;
-  } else if (first != nullptr && first->phase == Phase::kError) {
-    s.errorCode = kRpcInternal;
-  } else if (first == nullptr && s.exitHandlerStatus == Phase::kError) {
+  } else if (first != nullptr ? first->phase == Phase::kError
+                              : s.exitHandlerStatus == Phase::kError) {
     s.errorCode = kRpcInternal;
   } else {
     s.errorCode = kRpcUnknown;

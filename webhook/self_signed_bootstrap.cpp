@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "k8sclient/kube_client.h"
 #include "common/certificates.h"
+#include "k8sclient/kube_client.h"
 
 namespace exitrec {
 
@@ -57,7 +57,7 @@ Result<BootstrapResult> bootstrapSelfSignedTls(KubeClient& client, Clock& clock,
                                                const SelfSignedOptions& o) {
   BootstrapResult result;
   const auto names = serviceDnsNames(o.serviceName, o.namespace_);
-  const std::string host = names[2];  // what the API server dials: <svc>.<ns>.svc
+  const std::string& host = names[2];  // what the API server dials: <svc>.<ns>.svc
   PemPair ca;
   PemPair serving;
 

@@ -225,6 +225,8 @@ std::string_view stepKindName(StepKind kind) {
       return "kfp-report";
     case StepKind::kEmitEvent:
       return "event";
+    case StepKind::kConfirmAgentReport:
+      return "kfp-agent-confirm";
   }
   return "none";
 }
@@ -296,6 +298,18 @@ NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const Correc
   }
   if (!progress.eventEmitted)
     return eventStep(progress, wf.annotations, config, now);
+  if (progress.action == ann::kActionCorrected &&
+      config.kfpReport == KfpReportMode::kPersistenceAgent && !progress.kfpReported) {
+    // Our record patch dropped the final-state label; the KFP API server puts
+    // it back after the agent's final report. Until then there is nothing to
+    // do: the label's return is an update the watch delivers.
+    if (wf.labels.count(str(lbl::kPersistedFinalState)) == 0)
+      return none("awaiting-persistence-agent");
+    NextStep step;
+    step.kind = StepKind::kConfirmAgentReport;
+    step.why = "confirm the persistence agent's report";
+    return step;
+  }
   return none("done");
 }
 

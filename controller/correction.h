@@ -7,6 +7,12 @@
 //
 //   record  → report to KFP (direct mode, corrected runs only) → event → done
 //
+// With --kfp-report=persistence-agent the record patch drops the label
+// pipeline/persistedFinalState, and a corrected run waits after its event
+// until KFP puts that label back: the KFP API server adds it once the agent
+// has re-reported the run in a final state. Then the run state is verified
+// (when a KFP client is configured) and kfp-reported-at is written.
+//
 // Each step leaves a marker annotation (see controller/annotations.h), so the
 // decision is a function of the object alone: restart-safe, idempotent, and a
 // crash between two steps resumes at the step that did not finish.
@@ -64,12 +70,18 @@ enum class StepKind : std::uint8_t {
   kReportToKfp,  // POST the current object to KFP, verify the run state, then
                  // send kfpReportedPatch() or kfpReportFailedPatch()
   kEmitEvent,    // emit the event described in NextStep, then send NextStep::patch (marker)
+  // Persistence-agent mode: the agent has re-reported the corrected run (the
+  // final-state label is back). Verify the KFP run state if a KFP client is
+  // configured, then send kfpReportedPatch().
+  kConfirmAgentReport,
 };
-std::string_view stepKindName(StepKind kind);  // "none", "record", "kfp-report", "event"
+// "none", "record", "kfp-report", "event", "kfp-agent-confirm"
+std::string_view stepKindName(StepKind kind);
 
 struct NextStep {
   StepKind kind = StepKind::kNone;
-  // kNone: "not-completed", "not-kfp-run", "not-evaluable", "healthy", "done".
+  // kNone: "not-completed", "not-kfp-run", "not-evaluable", "healthy", "done",
+  // "awaiting-persistence-agent".
   // Otherwise a short description for logs, e.g. "record corrected".
   std::string why;
   std::string patch;   // merge patch JSON for kRecord and kEmitEvent

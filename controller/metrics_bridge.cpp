@@ -30,7 +30,8 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
     CorrectionStep step = CorrectionStep::kWorkflowPatch;
     if (kind == StepKind::kReportToKfp && action == "report")
       step = CorrectionStep::kKfpReport;
-    if (kind == StepKind::kReportToKfp && action == "verify")
+    if ((kind == StepKind::kReportToKfp || kind == StepKind::kConfirmAgentReport) &&
+        action == "verify")
       step = CorrectionStep::kKfpVerify;
     if (kind == StepKind::kEmitEvent)
       step = CorrectionStep::kEvent;
@@ -147,7 +148,9 @@ struct MetricsEndpoint::Impl {
 MetricsEndpoint::MetricsEndpoint() : impl_(std::make_unique<Impl>()) {}
 MetricsEndpoint::~MetricsEndpoint() = default;
 
-Metrics& MetricsEndpoint::registry() { return *impl_->metrics; }
+Metrics& MetricsEndpoint::registry() {
+  return *impl_->metrics;
+}
 
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const Options& options) {
   std::unique_ptr<MetricsEndpoint> ep(new MetricsEndpoint());

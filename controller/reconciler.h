@@ -108,6 +108,11 @@ class Reconciler {
   Result<std::string> patch(const std::string& ns, const std::string& name,
                             const std::string& body);
   ReconcileObserver& observer() { return observer_ ? *observer_ : noop_; }
+  // GETs the run of `wf` from KFP and checks it is kExpectedKfpState: nullopt
+  // when it is (observer told), else the outcome to return (retry). Needs kfp_.
+  std::optional<ReconcileOutcome> verifyRunState(const Workflow& wf, StepKind kind);
+  // Now minus the run's status.finishedAt, when known and not negative.
+  std::optional<std::chrono::duration<double>> sinceFinished(const Workflow& wf) const;
 
   WorkflowApi& api_;
   KfpReporter* kfp_;  // null when reporting is not configured

@@ -112,10 +112,11 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
         std::make_unique<PodAnnotationService>(kube, clock, &(*metricsEndpoint)->registry(), po);
   }
 
-  // KFP client (direct reporting only).
+  // KFP client: direct reporting, or (persistence-agent mode with
+  // --kfp-api-url) checking the run state after the agent's re-report.
   std::unique_ptr<HttpTransport> kfpTransport;
   std::unique_ptr<KfpClient> kfp;
-  if (config.correction.kfpReport == KfpReportMode::kDirect) {
+  if (!config.kfpApiUrl.empty()) {
     auto t = makeCpprestTransport(TlsOptions{});
     if (!t) {
       spdlog::error("KFP transport: {}", t.error().describe());

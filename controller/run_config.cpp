@@ -66,7 +66,8 @@ cli::FlagParser runFlagParser() {
              "KFP's agent re-reports; the default otherwise)",
              "", {"direct", "persistence-agent"}));
   p.add(flag("kfp-api-url", "URL",
-             "KFP API server, e.g. http://ml-pipeline.kubeflow.svc:8888 (required for direct)"));
+             "KFP API server, e.g. http://ml-pipeline.kubeflow.svc:8888 (required for direct; with "
+             "persistence-agent, used to verify the run state after the agent's re-report)"));
   p.add(flag("kfp-token-file", "PATH",
              "bearer token for KFP (projected SA token, audience pipelines.kubeflow.org); re-read "
              "when it changes"));

@@ -220,6 +220,40 @@ TEST_F(CorrectionTest, PersistenceAgentModeSkipsTheDirectReport) {
   EXPECT_NE(step.eventMessage.find("persistence agent"), std::string::npos);
 }
 
+TEST_F(CorrectionTest, PersistenceAgentModeWaitsForTheAgentThenConfirmsItsReport) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  Workflow wf = recorded(ann::kActionCorrected);
+  wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
+  NextStep step = decideNextStep(wf, healthy(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  EXPECT_EQ(step.why, "awaiting-persistence-agent");
+
+  // The KFP API server labels the Workflow after the agent's final report.
+  wf.labels[std::string(lbl::kPersistedFinalState)] = "true";
+  step = decideNextStep(wf, healthy(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kConfirmAgentReport);
+  EXPECT_EQ(stepKindName(step.kind), "kfp-agent-confirm");
+
+  wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:07:00Z";
+  step = decideNextStep(wf, healthy(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  EXPECT_EQ(step.why, "done");
+}
+
+TEST_F(CorrectionTest, OnlyCorrectedRunsWaitForThePersistenceAgent) {
+  // Observed and exit-task-ignored runs keep their phase and their label:
+  // the agent has nothing to re-report.
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  for (std::string_view action : {ann::kActionObserved, ann::kActionExitTaskIgnored}) {
+    Workflow wf = recorded(action, Phase::kSucceeded);
+    wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
+    config_.correct = action != ann::kActionObserved;
+    NextStep step = decideNextStep(wf, healthy(), config_, now());
+    EXPECT_EQ(step.kind, StepKind::kNone) << action;
+    EXPECT_EQ(step.why, "done") << action;
+  }
+}
+
 TEST_F(CorrectionTest, ObservedRunsGetAMisreportedEventAndNoReport) {
   config_.correct = false;
   Workflow wf = recorded(ann::kActionObserved, Phase::kSucceeded);

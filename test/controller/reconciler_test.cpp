@@ -259,6 +259,47 @@ TEST_F(ReconcilerTest, PersistenceAgentModeDropsTheFinalStateLabelAndDoesNotRepo
   EXPECT_EQ(events_.events.size(), 1u);
 }
 
+// After the correction the agent re-reports and the KFP API server puts the
+// final-state label back; the next reconcile verifies the run state and marks
+// the report.
+TEST_F(ReconcilerTest, PersistenceAgentModeVerifiesTheRunOnceTheAgentHasReported) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  rebuild();
+  KfpRunSpec spec = masked("agent-verified");
+  spec.runId = "run-agent-verified";
+  add(spec);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportedAt), "");
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);  // still waiting: nothing to do
+  EXPECT_EQ(observer_.verified, 0);
+
+  api_.mutate(kNs, spec.name,
+              [](json& wf) { wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+  kfp_.states[spec.runId] = "SUCCEEDED";  // the agent reported something else: retried
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kRetry);
+  EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportedAt), "");
+
+  kfp_.states[spec.runId] = "FAILED";
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportedAt), formatRfc3339(clock_.wallNow()));
+  EXPECT_EQ(kfp_.attempts, 0);  // never POSTed: the agent reports in this mode
+  EXPECT_EQ(observer_.verified, 1);
+  EXPECT_EQ(observer_.steps.back(), "kfp-agent-confirm:success");
+  EXPECT_EQ(events_.events.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, PersistenceAgentModeWithoutAKfpClientTakesTheLabelAsConfirmation) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  reconciler_ = std::make_unique<Reconciler>(api_, nullptr, events_, clock_, config_, &observer_);
+  const std::string name = add(masked("agent-label"));
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  api_.mutate(kNs, name,
+              [](json& wf) { wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
+  EXPECT_EQ(observer_.verified, 1);
+}
+
 TEST_F(ReconcilerTest, ExitTaskFailureOnHookRunsFollowsThePolicy) {
   KfpRunSpec spec;
   spec.shape = RunShape::kV2Hook;

@@ -125,6 +125,46 @@ TEST_F(E2eEnv, SurvivesConflictsWatchDropsGoneAndKfpOutagesWithoutLosingACorrect
   EXPECT_EQ(ctl.wait(15s), 0) << ctl.log();
 }
 
+// --kfp-report persistence-agent: the test plays KFP's persistence agent and
+// API server (report the Workflow, then label it pipeline/persistedFinalState).
+TEST_F(E2eEnv, PersistenceAgentModeLeavesTheReportToTheAgentAndVerifiesIt) {
+  const std::string name = "agent-mode";
+  const std::string runId = "run-" + name;
+  auto agentReports = [&] {
+    json wf = get(name);
+    ASSERT_EQ(
+        kfp_->handle("POST", "/apis/v1beta1/workflows", "Bearer kfp-token", json(wf.dump()).dump())
+            .status,
+        200);
+    wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true";
+    ASSERT_TRUE(client_->update(resources::kWorkflows, "kubeflow", name, wf).ok());
+  };
+  create(masked(name));
+  agentReports();  // the run finished: the agent reported it (Succeeded, wrongly)
+  ASSERT_EQ(kfp_->run(runId)->state, "SUCCEEDED");
+
+  ControllerProcess& ctl =
+      startController({"--leader-elect=false", "--kfp-report", "persistence-agent"});
+  ASSERT_TRUE(waitFor([&] { return corrected(name); }, 20s)) << ctl.log();
+  json wf = get(name);
+  EXPECT_EQ(wf["status"]["phase"], "Failed");
+  EXPECT_FALSE(wf["metadata"]["labels"].contains("pipeline/persistedFinalState"));
+  EXPECT_EQ(reportsFor(name), 1);  // only the agent's: the controller never POSTs here
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(annotation(name, "exit-reconciler.io/kfp-reported-at").empty())
+      << "confirmed before the agent re-reported";
+
+  agentReports();  // the agent sees the label gone and re-reports the corrected run
+  EXPECT_EQ(kfp_->run(runId)->state, "FAILED");
+  ASSERT_TRUE(
+      waitFor([&] { return !annotation(name, "exit-reconciler.io/kfp-reported-at").empty(); }, 20s))
+      << ctl.log();
+  EXPECT_EQ(reportsFor(name), 2);
+  EXPECT_EQ(events(name, "RunPhaseCorrected"), std::make_pair(1, 1));
+  ctl.signal(SIGTERM);
+  EXPECT_EQ(ctl.wait(15s), 0) << ctl.log();
+}
+
 TEST_F(E2eEnv, TwoReplicasUnderLeaderElectionOnlyOneActsAndFailoverIsQuick) {
   const std::vector<std::string> lease = {"--leader-elect",
                                           "--leader-election-namespace",

@@ -44,7 +44,9 @@ met = True
 for nodes in sorted(pairs):
     v = pairs[nodes]
     m = statistics.median(v)
-    if nodes >= 1000 and m > 2:
+    # The 1k-node target yields 994 nodes (see makeWorkflow), so the rows of
+    # the targets of 1k and more are those past 500 nodes.
+    if nodes > 500 and m > 2:
         met = False
     print(f"  {nodes:>6} nodes: {m:.2f} [{min(v):.2f}..{max(v):.2f}]")
 print(f"target c <= 2 x a for >= 1k nodes (medians over runs): {'met' if met else 'MISSED'}")

@@ -186,22 +186,36 @@ void Controller::startInformer() {
     return projectWorkflow(raw, correction, clock->wallNow());
   };
   Informer<WorkflowRecord>::Handlers handlers;
-  handlers.onAdd = [this](const std::string& key, const Informer<WorkflowRecord>::Ptr& rec) {
+  // Runs waiting for KFP's persistence agent: counted from the records as
+  // they come and go, so the gauge needs no walk over the store.
+  auto countAwaiting = [this](const WorkflowRecord* before, const WorkflowRecord* after) {
+    const int delta = static_cast<int>(after != nullptr && after->awaitingPersistenceAgent()) -
+                      static_cast<int>(before != nullptr && before->awaitingPersistenceAgent());
+    if (delta != 0)
+      metrics_->runsAwaitingPersistenceAgent(awaitingAgent_ += delta);
+  };
+  handlers.onAdd = [this, countAwaiting](const std::string& key,
+                                         const Informer<WorkflowRecord>::Ptr& rec) {
     metrics_->watchEvent("ADDED");
     metrics_->runSeen(*rec);
     metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
+    countAwaiting(nullptr, rec.get());
     if (rec->needsWork())
       enqueue(key);
   };
-  handlers.onUpdate = [this](const std::string& key, const Informer<WorkflowRecord>::Ptr&,
-                             const Informer<WorkflowRecord>::Ptr& rec) {
+  handlers.onUpdate = [this, countAwaiting](const std::string& key,
+                                            const Informer<WorkflowRecord>::Ptr& old,
+                                            const Informer<WorkflowRecord>::Ptr& rec) {
     metrics_->watchEvent("MODIFIED");
+    countAwaiting(old.get(), rec.get());
     if (rec->needsWork())
       enqueue(key);
   };
-  handlers.onDelete = [this](const std::string& key, const Informer<WorkflowRecord>::Ptr&, bool) {
+  handlers.onDelete = [this, countAwaiting](const std::string& key,
+                                            const Informer<WorkflowRecord>::Ptr& last, bool) {
     metrics_->watchEvent("DELETED");
     metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
+    countAwaiting(last.get(), nullptr);
     std::lock_guard<std::mutex> g(mu_);
     if (queue_)
       queue_->forget(key);

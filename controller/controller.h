@@ -138,6 +138,8 @@ class Controller {
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
+  // Records with WorkflowRecord::awaitingPersistenceAgent() (a gauge).
+  std::atomic<std::int64_t> awaitingAgent_{0};
 };
 
 }  // namespace exitrec

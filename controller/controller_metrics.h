@@ -24,6 +24,8 @@ class ControllerMetrics : public ReconcileObserver {
   // A completed run seen for the first time in this process.
   virtual void runSeen(const WorkflowRecord& /*record*/) {}
   virtual void trackedWorkflows(std::size_t /*count*/) {}
+  // Corrected runs waiting for KFP's persistence agent to re-report them.
+  virtual void runsAwaitingPersistenceAgent(std::int64_t /*count*/) {}
   // Watch machinery: reason as in ReflectorObserver; type "ADDED" etc.
   virtual void watchRestart(std::string_view /*reason*/) {}
   virtual void watchEvent(std::string_view /*type*/) {}

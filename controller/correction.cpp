@@ -304,7 +304,7 @@ NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const Correc
     // it back after the agent's final report. Until then there is nothing to
     // do: the label's return is an update the watch delivers.
     if (wf.labels.count(str(lbl::kPersistedFinalState)) == 0)
-      return none("awaiting-persistence-agent");
+      return none(std::string(kAwaitingPersistenceAgent));
     NextStep step;
     step.kind = StepKind::kConfirmAgentReport;
     step.why = "confirm the persistence agent's report";

@@ -109,6 +109,10 @@ std::string correctedMessage(const Workflow& wf, const Verdict& verdict);
 // "fail-op: Error (exit code 1); print-op: ..." for at most `limit` failures.
 std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t limit = 3);
 
+// NextStep::why of a corrected run waiting for KFP's persistence agent to
+// re-report it (persistence-agent mode).
+inline constexpr std::string_view kAwaitingPersistenceAgent = "awaiting-persistence-agent";
+
 // Most failures the failures annotation holds (annotations are size-limited).
 inline constexpr std::size_t kMaxRecordedFailures = 20;
 

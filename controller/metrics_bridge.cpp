@@ -71,6 +71,10 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
     m_.setTrackedWorkflows(static_cast<std::int64_t>(count));
   }
 
+  void runsAwaitingPersistenceAgent(std::int64_t count) override {
+    m_.setRunsAwaitingPersistenceAgent(count);
+  }
+
   void watchRestart(std::string_view reason) override {
     WatchRestartReason r = WatchRestartReason::kError;
     if (reason == "closed" || reason == "idle_timeout")

@@ -45,6 +45,8 @@ struct WorkflowRecord {
 
   // True when a worker has something to do for this run.
   bool needsWork() const { return nextStep != StepKind::kNone; }
+  // A corrected run whose re-report by KFP's persistence agent is not seen yet.
+  bool awaitingPersistenceAgent() const { return why == kAwaitingPersistenceAgent; }
 };
 
 // Parses, evaluates and decides. Errors: the engine's parse errors.

@@ -286,6 +286,7 @@ struct Metrics::Impl {
   Family<Counter>* watchEvents;
   Family<Gauge>* watchActivity;
   Family<Gauge>* trackedWorkflows;
+  Family<Gauge>* awaitingAgent;
   Family<Counter>* wqAdds;
   Family<Gauge>* wqDepth;
   Family<Histogram>* wqQueueDuration;
@@ -308,6 +309,7 @@ struct Metrics::Impl {
   std::array<std::array<Counter*, 5>, 2> watchEventC{};
   std::array<Gauge*, 2> watchActivityG{};
   Gauge* trackedG = nullptr;
+  Gauge* awaitingAgentG = nullptr;
   Gauge* leaderG = nullptr;
   std::array<Counter*, 2> certReloadC{};  // [0] error, [1] success
   Gauge* certExpiryG = nullptr;
@@ -381,6 +383,10 @@ struct Metrics::Impl {
                "(0 = not watched).");
     trackedWorkflows = &build(BuildGauge(), "exit_reconciler_tracked_workflows",
                               "Workflows held as compact records in memory.");
+    awaitingAgent =
+        &build(BuildGauge(), "exit_reconciler_runs_awaiting_persistence_agent",
+               "Corrected runs whose re-report by KFP's persistence agent has not been seen yet "
+               "(--kfp-report=persistence-agent).");
     wqAdds = &build(BuildCounter(), "workqueue_adds_total", "Items added to the work queue.");
     wqDepth = &build(BuildGauge(), "workqueue_depth", "Items currently waiting in the work queue.");
     wqQueueDuration = &build(BuildHistogram(), "workqueue_queue_duration_seconds",
@@ -414,6 +420,7 @@ struct Metrics::Impl {
     leaderG = &leader->Add({{"name", options.leaseName}});
     leaderG->Set(0);
     trackedG = &trackedWorkflows->Add({});
+    awaitingAgentG = &awaitingAgent->Add({});
     correctionLatencyH = &correctionLatency->Add({}, kCorrectionBuckets);
     webhookH[0] = &webhookDuration->Add({{"scope", "out_of_scope"}}, kWebhookBuckets);
     webhookH[1] = &webhookDuration->Add({{"scope", "in_scope"}}, kWebhookBuckets);
@@ -584,6 +591,10 @@ void Metrics::watchActive(WatchedResource resource) {
 
 void Metrics::setTrackedWorkflows(std::int64_t count) {
   impl_->trackedG->Set(static_cast<double>(count));
+}
+
+void Metrics::setRunsAwaitingPersistenceAgent(std::int64_t count) {
+  impl_->awaitingAgentG->Set(static_cast<double>(count));
 }
 
 QueueMetrics& Metrics::queue(std::string_view name) {

@@ -282,6 +282,9 @@ class Metrics {
   void watchActive(WatchedResource resource);
   // exit_reconciler_tracked_workflows: compact records held in memory.
   void setTrackedWorkflows(std::int64_t count);
+  // exit_reconciler_runs_awaiting_persistence_agent: corrected runs whose
+  // re-report by KFP's persistence agent has not been seen yet.
+  void setRunsAwaitingPersistenceAgent(std::int64_t count);
 
   // --- Process ---------------------------------------------------------------
   // The handle of work queue `name` (created on first use; use a constant

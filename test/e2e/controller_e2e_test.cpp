@@ -143,8 +143,11 @@ TEST_F(E2eEnv, PersistenceAgentModeLeavesTheReportToTheAgentAndVerifiesIt) {
   agentReports();  // the run finished: the agent reported it (Succeeded, wrongly)
   ASSERT_EQ(kfp_->run(runId)->state, "SUCCEEDED");
 
+  const int metricsPort = freePort();
+  ASSERT_GT(metricsPort, 0);
   ControllerProcess& ctl =
-      startController({"--leader-elect=false", "--kfp-report", "persistence-agent"});
+      startController({"--leader-elect=false", "--kfp-report", "persistence-agent",
+                       "--metrics-addr", "127.0.0.1:" + std::to_string(metricsPort)});
   ASSERT_TRUE(waitFor([&] { return corrected(name); }, 20s)) << ctl.log();
   json wf = get(name);
   EXPECT_EQ(wf["status"]["phase"], "Failed");
@@ -153,6 +156,9 @@ TEST_F(E2eEnv, PersistenceAgentModeLeavesTheReportToTheAgentAndVerifiesIt) {
   std::this_thread::sleep_for(1s);
   EXPECT_TRUE(annotation(name, "exit-reconciler.io/kfp-reported-at").empty())
       << "confirmed before the agent re-reported";
+  const std::string awaiting = "exit_reconciler_runs_awaiting_persistence_agent";
+  EXPECT_TRUE(waitFor([&] { return scrape(metricsPort, awaiting) == 1; }, 10s))
+      << scrape(metricsPort, awaiting);
 
   agentReports();  // the agent sees the label gone and re-reports the corrected run
   EXPECT_EQ(kfp_->run(runId)->state, "FAILED");
@@ -161,6 +167,8 @@ TEST_F(E2eEnv, PersistenceAgentModeLeavesTheReportToTheAgentAndVerifiesIt) {
       << ctl.log();
   EXPECT_EQ(reportsFor(name), 2);
   EXPECT_EQ(events(name, "RunPhaseCorrected"), std::make_pair(1, 1));
+  EXPECT_TRUE(waitFor([&] { return scrape(metricsPort, awaiting) == 0; }, 10s))
+      << scrape(metricsPort, awaiting);
   ctl.signal(SIGTERM);
   EXPECT_EQ(ctl.wait(15s), 0) << ctl.log();
 }

@@ -3,8 +3,11 @@
 // simulator in-process, the controller (`exit-reconciler run`) as a child
 // process, and a KubeClient for the test's own reads and writes.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,6 +219,43 @@ class E2eEnv : public ::testing::Test {
         });
     EXPECT_TRUE(r.ok());
     return {objects, total};
+  }
+
+  // A port that was free a moment ago (for a child process's listener).
+  static int freePort() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    if (fd >= 0)
+      ::close(fd);
+    return port;
+  }
+
+  // The value of an unlabelled metric on http://127.0.0.1:<port>/metrics, or
+  // -1 when it cannot be read.
+  double scrape(int port, const std::string& metric) {
+    auto t = makeCpprestTransport(TlsOptions{});
+    if (!t)
+      return -1;
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+    req.timeout = 2s;
+    auto r = (*t)->send(req);
+    if (!r || r->status != 200)
+      return -1;
+    std::istringstream lines(r->body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(metric + " ", 0) == 0)
+        return std::stod(line.substr(metric.size() + 1));
+    }
+    return -1;
   }
 
   bool corrected(const std::string& name) {

@@ -39,6 +39,7 @@ const std::map<std::string, std::string> kFamilies = {
     {"exit_reconciler_watch_events_total", "counter"},
     {"exit_reconciler_watch_last_activity_timestamp_seconds", "gauge"},
     {"exit_reconciler_tracked_workflows", "gauge"},
+    {"exit_reconciler_runs_awaiting_persistence_agent", "gauge"},
     {"exit_reconciler_build_info", "gauge"},
     {"workqueue_adds_total", "counter"},
     {"workqueue_depth", "gauge"},
@@ -238,6 +239,7 @@ TEST(Metrics, WatchEventsStampActivityWithTheInjectedClock) {
   m.watchEvent(WatchedResource::kWorkflows, WatchEventLabel::kBookmark);
   m.watchRestart(WatchedResource::kWorkflows, WatchRestartReason::kExpired);
   m.setTrackedWorkflows(1234);
+  m.setRunsAwaitingPersistenceAgent(3);
   Exposition e = scrape(m);
   double expected = std::chrono::duration<double>(clock.wallNow().time_since_epoch()).count();
   EXPECT_EQ(
@@ -253,6 +255,7 @@ TEST(Metrics, WatchEventsStampActivityWithTheInjectedClock) {
                     {{"resource", "workflows"}, {"reason", "expired"}}),
             1.0);
   EXPECT_EQ(e.value("exit_reconciler_tracked_workflows"), 1234.0);
+  EXPECT_EQ(e.value("exit_reconciler_runs_awaiting_persistence_agent"), 3.0);
 }
 
 TEST(Metrics, QueueHandleUsesControllerRuntimeNames) {

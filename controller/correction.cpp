@@ -299,7 +299,8 @@ NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const Correc
   if (!progress.eventEmitted)
     return eventStep(progress, wf.annotations, config, now);
   if (progress.action == ann::kActionCorrected &&
-      config.kfpReport == KfpReportMode::kPersistenceAgent && !progress.kfpReported) {
+      config.kfpReport == KfpReportMode::kPersistenceAgent && !progress.kfpReported &&
+      !progress.kfpReportFailed) {
     // Our record patch dropped the final-state label; the KFP API server puts
     // it back after the agent's final report. Until then there is nothing to
     // do: the label's return is an update the watch delivers.

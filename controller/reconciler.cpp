@@ -92,9 +92,18 @@ std::optional<std::chrono::duration<double>> Reconciler::sinceFinished(const Wor
   return std::nullopt;
 }
 
-std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, StepKind kind) {
+std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, StepKind kind,
+                                                           std::string& markPatch) {
   const std::string& runId = wf.labels.at(std::string(lbl::kRunId));  // decideNextStep checked
   Result<std::string> state = kfp_->runState(runId);
+  if (!state && permanentKfpError(state.error())) {
+    // Retrying cannot help (e.g. the run was deleted from KFP): record it.
+    observer().onStep(kind, "verify", "permanent");
+    spdlog::error("{}/{}: KFP run {} cannot be verified (not retried): {}", wf.namespace_, wf.name,
+                  runId, state.error().describe());
+    markPatch = kfpReportFailedPatch("verify KFP run " + runId + ": " + state.error().message);
+    return std::nullopt;
+  }
   if (!state) {
     observer().onStep(kind, "verify", "error");
     return retry("verify KFP run " + runId, state.error());
@@ -108,6 +117,7 @@ std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, S
   observer().onStep(kind, "verify", "success");
   observer().onReportVerified(sinceFinished(wf));
   spdlog::info("{}/{}: KFP run {} is {}", wf.namespace_, wf.name, runId, *state);
+  markPatch = kfpReportedPatch(clock_.wallNow());
   return std::nullopt;
 }
 
@@ -186,9 +196,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
         std::string markPatch;
         if (reported) {
           observer().onStep(step.kind, "report", "success");
-          if (auto r = verifyRunState(wf, step.kind))
+          if (auto r = verifyRunState(wf, step.kind, markPatch))
             return *r;
-          markPatch = kfpReportedPatch(clock_.wallNow());
         } else if (permanentKfpError(reported.error())) {
           observer().onStep(step.kind, "report", "permanent");
           spdlog::error("{}/{}: KFP rejected the report (not retried): {}", ns, name,
@@ -208,15 +217,17 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
         // Without a KFP client the label is the evidence: the API server adds
         // it only after storing a final state reported from the corrected
         // object (our patch removed it in the same write as the phase).
+        std::string markPatch;
         if (kfp_ != nullptr) {
-          if (auto r = verifyRunState(wf, step.kind))
+          if (auto r = verifyRunState(wf, step.kind, markPatch))
             return *r;
         } else {
           observer().onStep(step.kind, "verify", "success");
           observer().onReportVerified(sinceFinished(wf));
           spdlog::info("{}/{}: KFP's persistence agent re-reported the corrected run", ns, name);
+          markPatch = kfpReportedPatch(clock_.wallNow());
         }
-        if (auto r = applyPatch(kfpReportedPatch(clock_.wallNow()), step.kind, "mark"))
+        if (auto r = applyPatch(markPatch, step.kind, "mark"))
           return *r;
         break;
       }

@@ -108,9 +108,13 @@ class Reconciler {
   Result<std::string> patch(const std::string& ns, const std::string& name,
                             const std::string& body);
   ReconcileObserver& observer() { return observer_ ? *observer_ : noop_; }
-  // GETs the run of `wf` from KFP and checks it is kExpectedKfpState: nullopt
-  // when it is (observer told), else the outcome to return (retry). Needs kfp_.
-  std::optional<ReconcileOutcome> verifyRunState(const Workflow& wf, StepKind kind);
+  // GETs the run of `wf` from KFP and checks it is kExpectedKfpState. Returns
+  // the outcome to return when the check must be retried; otherwise nullopt,
+  // with `markPatch` set to kfpReportedPatch() (verified, observer told) or to
+  // kfpReportFailedPatch() (KFP gave a permanent error, e.g. the run is gone).
+  // Needs kfp_.
+  std::optional<ReconcileOutcome> verifyRunState(const Workflow& wf, StepKind kind,
+                                                 std::string& markPatch);
   // Now minus the run's status.finishedAt, when known and not negative.
   std::optional<std::chrono::duration<double>> sinceFinished(const Workflow& wf) const;
 

@@ -238,6 +238,13 @@ TEST_F(CorrectionTest, PersistenceAgentModeWaitsForTheAgentThenConfirmsItsReport
   step = decideNextStep(wf, healthy(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "done");
+
+  // A permanent verify error (the run is gone from KFP) also ends it.
+  wf.annotations.erase(std::string(ann::kKfpReportedAt));
+  wf.annotations[std::string(ann::kKfpReportError)] = "verify KFP run r: run not found";
+  step = decideNextStep(wf, healthy(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  EXPECT_EQ(step.why, "done");
 }
 
 TEST_F(CorrectionTest, OnlyCorrectedRunsWaitForThePersistenceAgent) {

@@ -288,6 +288,38 @@ TEST_F(ReconcilerTest, PersistenceAgentModeVerifiesTheRunOnceTheAgentHasReported
   EXPECT_EQ(events_.events.size(), 1u);
 }
 
+TEST_F(ReconcilerTest, DirectModeRecordsAVerifyThatCanNeverSucceedInsteadOfRetryingIt) {
+  const std::string name = add(masked("verify-gone"));
+  kfp_.stateErrors.push_back(Error(ErrorCode::kNotFound, "run not found"));
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  json wf = object(name);
+  EXPECT_NE(annotation(wf, ann::kKfpReportError).find("run not found"), std::string::npos);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportedAt), "");
+  EXPECT_EQ(kfp_.attempts, 1);  // reported once, not again
+  ASSERT_EQ(events_.events.size(), 1u);
+  EXPECT_NE(events_.events[0].message.find("run not found"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, PersistenceAgentModeRecordsARunKfpNoLongerHasAndStops) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  rebuild();
+  const std::string name = add(masked("agent-run-deleted"));
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  api_.mutate(kNs, name,
+              [](json& wf) { wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+  // No state in the fake: the GET answers NotFound, as KFP does for a deleted run.
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  json wf = object(name);
+  EXPECT_NE(annotation(wf, ann::kKfpReportError).find("not found"), std::string::npos);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportedAt), "");
+  EXPECT_EQ(observer_.steps.back(), "kfp-agent-confirm:success");  // the marker patch
+  EXPECT_EQ(observer_.steps[observer_.steps.size() - 2], "kfp-agent-confirm:permanent");
+  const std::size_t steps = observer_.steps.size();
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);  // not retried
+  EXPECT_EQ(observer_.steps.size(), steps);
+  EXPECT_EQ(observer_.verified, 0);
+}
+
 TEST_F(ReconcilerTest, PersistenceAgentModeWithoutAKfpClientTakesTheLabelAsConfirmation) {
   config_.kfpReport = KfpReportMode::kPersistenceAgent;
   reconciler_ = std::make_unique<Reconciler>(api_, nullptr, events_, clock_, config_, &observer_);

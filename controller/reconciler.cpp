@@ -114,11 +114,15 @@ std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, S
                  Error(ErrorCode::kTransient, "KFP run state is " + *state + " after the report, " +
                                                   "expected " + std::string(kExpectedKfpState)));
   }
+  spdlog::info("{}/{}: KFP run {} is {}", wf.namespace_, wf.name, runId, *state);
+  markPatch = verified(wf, kind);
+  return std::nullopt;
+}
+
+std::string Reconciler::verified(const Workflow& wf, StepKind kind) {
   observer().onStep(kind, "verify", "success");
   observer().onReportVerified(sinceFinished(wf));
-  spdlog::info("{}/{}: KFP run {} is {}", wf.namespace_, wf.name, runId, *state);
-  markPatch = kfpReportedPatch(clock_.wallNow());
-  return std::nullopt;
+  return kfpReportedPatch(clock_.wallNow());
 }
 
 ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string& name) {
@@ -222,10 +226,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
           if (auto r = verifyRunState(wf, step.kind, markPatch))
             return *r;
         } else {
-          observer().onStep(step.kind, "verify", "success");
-          observer().onReportVerified(sinceFinished(wf));
           spdlog::info("{}/{}: KFP's persistence agent re-reported the corrected run", ns, name);
-          markPatch = kfpReportedPatch(clock_.wallNow());
+          markPatch = verified(wf, step.kind);
         }
         if (auto r = applyPatch(markPatch, step.kind, "mark"))
           return *r;

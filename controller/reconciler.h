@@ -115,6 +115,9 @@ class Reconciler {
   // Needs kfp_.
   std::optional<ReconcileOutcome> verifyRunState(const Workflow& wf, StepKind kind,
                                                  std::string& markPatch);
+  // Tells the observer the KFP report of `wf` is verified; returns the marker
+  // patch that records it.
+  std::string verified(const Workflow& wf, StepKind kind);
   // Now minus the run's status.finishedAt, when known and not negative.
   std::optional<std::chrono::duration<double>> sinceFinished(const Workflow& wf) const;
 

@@ -27,6 +27,7 @@
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_run_factory.h"
 #include "sim/kube_api_simulator.h"
+#include "test/metrics/exposition.h"
 
 namespace exitrec::e2e {
 
@@ -240,22 +241,11 @@ class E2eEnv : public ::testing::Test {
 
   // The value of an unlabelled metric on http://127.0.0.1:<port>/metrics, or
   // -1 when it cannot be read.
-  double scrape(int port, const std::string& metric) {
-    auto t = makeCpprestTransport(TlsOptions{});
-    if (!t)
+  static double scrape(int port, const std::string& metric) {
+    const testing::HttpResponse r = testing::httpGet(port, "/metrics");
+    if (r.status != 200)
       return -1;
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
-    req.timeout = 2s;
-    auto r = (*t)->send(req);
-    if (!r || r->status != 200)
-      return -1;
-    std::istringstream lines(r->body);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(metric + " ", 0) == 0)
-        return std::stod(line.substr(metric.size() + 1));
-    }
-    return -1;
+    return testing::parseExposition(r.body).value(metric).value_or(-1);
   }
 
   bool corrected(const std::string& name) {

@@ -62,8 +62,8 @@ inline Error makeError(ErrorCode code, std::string message) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-  Result(Error error) : data_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
+  Result(T value) : data_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : data_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return data_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -82,12 +82,14 @@ class [[nodiscard]] Result {
  private:
   template <std::size_t I>
   auto& checked() {
-    if (data_.index() != I) std::abort();
+    if (data_.index() != I)
+      std::abort();
     return std::get<I>(data_);
   }
   template <std::size_t I>
   const auto& checkedConst() const {
-    if (data_.index() != I) std::abort();
+    if (data_.index() != I)
+      std::abort();
     return std::get<I>(data_);
   }
   template <std::size_t I>
@@ -107,7 +109,8 @@ class [[nodiscard]] Status {
   bool ok() const { return !error_.has_value(); }
   explicit operator bool() const { return ok(); }
   const Error& error() const {
-    if (!error_) std::abort();
+    if (!error_)
+      std::abort();
     return *error_;
   }
 

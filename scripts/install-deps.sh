@@ -11,8 +11,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libsimdjson-dev zlib1g-dev libzstd-dev libbrotli-dev
   # tests
   libgtest-dev libgmock-dev python3 python3-yaml python3-kubernetes
-  # fuzzing (clang + its sanitizer runtimes)
-  clang libclang-rt-14-dev
+  # fuzzing (clang + its sanitizer runtimes), and the format check
+  clang libclang-rt-14-dev clang-format
   # benchmarks
   hyperfine
 )

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds with warnings as errors,
-# runs the CTest suites (unit, fixture, integration, fidelity), then the
-# fuzzer for a bounded time. Exits non-zero on any failure.
+# checks the C++ formatting (.clang-format), runs the CTest suites (unit,
+# fixture, integration, fidelity), then the fuzzer for a bounded time. Exits
+# non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 export BUILD_DIR
 
 EXITREC_WERROR=ON "$ROOT/scripts/build.sh"
+
+echo "== format"
+"$ROOT/scripts/format-check.sh"
 
 echo "== ctest"
 ctest_log="$BUILD_DIR/ctest-summary.log"

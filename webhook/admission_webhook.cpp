@@ -3,9 +3,9 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include "common/certificates.h"
 #include "common/http_server.h"
 #include "metrics/metrics.h"
-#include "common/certificates.h"
 
 namespace exitrec {
 

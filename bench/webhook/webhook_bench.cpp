@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/certificates.h"
 #include "common/clock.h"
 #include "metrics/metrics.h"
 #include "test/fixtures/runtime_builder.h"
@@ -42,7 +43,6 @@
 #include "test/webhook/sim_env.h"
 #include "test/webhook/tls_client.h"
 #include "webhook/admission_webhook.h"
-#include "common/certificates.h"
 #include "webhook/exit_task.h"
 
 using namespace exitrec;

@@ -1,5 +1,6 @@
 #include "sim/kfp/kfp_run_factory.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -49,7 +50,7 @@ class NodeBuilder {
         nodes_[boundary].children.push_back(name);
       } else {
         for (const std::string& dep : deps) {
-          for (const std::string& out : outboundOf(boundary + "." + dep)) {
+          for (const std::string& out : outboundOf(std::string(boundary).append(".").append(dep))) {
             nodes_[out].children.push_back(name);
           }
         }
@@ -212,6 +213,7 @@ std::string makeKfpRunJson(const KfpRunSpec& spec) {
   NodeBuilder b(w);
   json templates = json::array();
   std::vector<std::string> bodyTaskNames;
+  bodyTaskNames.reserve(static_cast<std::size_t>(std::max(spec.bodyTasks, 0)));
   for (int i = 0; i < spec.bodyTasks; ++i)
     bodyTaskNames.push_back(opName(i));
   const std::string bodyPhase = running ? "Running" : (spec.bodyFails ? "Failed" : "Succeeded");

@@ -10,7 +10,8 @@ namespace exitrec {
 namespace {
 
 Result<int> parsePositive(int v) {
-  if (v <= 0) return makeError(ErrorCode::kInvalidInput, "value must be positive, got " + std::to_string(v));
+  if (v <= 0)
+    return makeError(ErrorCode::kInvalidInput, "value must be positive, got " + std::to_string(v));
   return v;
 }
 
@@ -45,7 +46,8 @@ TEST(FakeClockTest, AdvanceWakesWaiter) {
     std::unique_lock<std::mutex> lock(mu);
     EXPECT_FALSE(clock.waitUntil(lock, cv, deadline, [] { return false; }));
   });
-  while (clock.waiterCount() == 0) std::this_thread::yield();
+  while (clock.waiterCount() == 0)
+    std::this_thread::yield();
   clock.advance(std::chrono::seconds(31));
   waiter.join();
   EXPECT_GE(clock.now(), deadline);

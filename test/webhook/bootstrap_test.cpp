@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/certificates.h"
 #include "common/fake_clock.h"
 #include "k8sclient/fake_http_transport.h"
 #include "k8sclient/kube_client.h"
 #include "test/webhook/kfp_pods.h"
-#include "common/certificates.h"
 #include "webhook/self_signed_bootstrap.h"
 
 namespace exitrec::testing {

@@ -12,10 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/certificates.h"
 #include "engine/workflow.h"
 #include "test/fixtures/runtime_builder.h"
 #include "test/webhook/kfp_pods.h"
-#include "common/certificates.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec::testing {

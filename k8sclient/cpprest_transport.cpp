@@ -38,7 +38,7 @@ bool looksLikeTls(std::string_view what) {
 
 class CpprestTransport final : public HttpTransport {
  public:
-  static constexpr std::size_t kReadBlock = 64 * 1024;
+  static constexpr std::size_t kReadBlock = std::size_t{64} * 1024;
 
   explicit CpprestTransport(TlsOptions tls) : tls_(std::move(tls)) {}
 

@@ -81,10 +81,10 @@ Result<ObjectMeta> readObjectMeta(std::string_view rawObject) {
 }
 
 KubeClient::KubeClient(std::shared_ptr<HttpTransport> transport, std::string server,
-                       TokenSource tokens, KubeClientOptions options)
+                       const TokenSource& tokens, KubeClientOptions options)
     : transport_(std::move(transport)),
       server_(std::move(server)),
-      tokens_(std::move(tokens)),
+      tokens_(tokens),  // copyable only: it holds a mutex
       options_(std::move(options)) {
   while (!server_.empty() && server_.back() == '/')
     server_.pop_back();

@@ -99,8 +99,8 @@ struct KubeClientOptions {
 class KubeClient {
  public:
   // `server` e.g. "https://127.0.0.1:6443". The transport is shared.
-  KubeClient(std::shared_ptr<HttpTransport> transport, std::string server, TokenSource tokens,
-             KubeClientOptions options = {});
+  KubeClient(std::shared_ptr<HttpTransport> transport, std::string server,
+             const TokenSource& tokens, KubeClientOptions options = {});
 
   Result<std::string> getRaw(const ResourceRef& r, std::string_view ns, std::string_view name);
   Result<nlohmann::json> get(const ResourceRef& r, std::string_view ns, std::string_view name);

@@ -2,10 +2,23 @@
 // against the floor (simdjson On-Demand parse + scan of every node's phase)
 // and against a plain nlohmann DOM parse, all in this one process.
 //
-//   engine_bench [--sizes 100,1000,10000,50000] [--min-seconds S]
-//   engine_bench --write FILE --nodes N      (writes one synthetic workflow)
-//   engine_bench --profile N [--min-seconds S | --iterations K]  (only the engine, in a
-//                                  loop, for perf or callgrind)
+//   engine_bench [--sizes 100,1000,10000,50000] [--min-seconds S] [--order ORDER]
+//   engine_bench --write FILE --nodes N [--order ORDER]  (writes one synthetic workflow)
+//   engine_bench --profile N [--min-seconds S | --iterations K] [--order ORDER]
+//                                  (only the engine, in a loop, for perf or callgrind)
+//
+// ORDER is the order of keys in the JSON, which decides how predictable the
+// readers' branches are:
+//   api   (default) every object's keys sorted, node ids included: what the API
+//         server, and so the controller's informer and `kubectl get -o json`,
+//         serve. It handles custom resources as unstructured maps, and Go's
+//         encoding/json writes map keys sorted.
+//   argo  node ids sorted (status.nodes is a Go map), each node's fields in
+//         the order of Argo's NodeStatus struct: what Argo itself marshals,
+//         e.g. into status.compressedNodes.
+//   tree  nodes in the order the generator walks the run, fields as in argo.
+//         Nothing real writes this; it is the order of the figures before
+//         2026-11-29 02:30 UTC, kept to compare with them.
 //
 // The synthetic workflow is a KFP 2.0–2.3 run (sibling exit task) whose exit
 // handler body is a ParallelFor; one executor in the first iteration failed,
@@ -23,10 +36,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/json_reader.h"
@@ -121,8 +137,39 @@ const char* kSpec =
 {"name":"root","dag":{"tasks":[{"name":"exit-handler-1-driver","template":"system-dag-driver"},{"name":"exit-handler-1","template":"comp-exit-handler-1","depends":"exit-handler-1-driver.Succeeded"},{"name":"notify-driver","template":"system-container-driver","depends":"exit-handler-1.Succeeded || exit-handler-1.Skipped || exit-handler-1.Failed || exit-handler-1.Errored"},{"name":"notify","template":"system-container-executor","depends":"notify-driver.Succeeded"}]}},
 {"name":"entrypoint","dag":{"tasks":[{"name":"root-driver","template":"system-dag-driver"},{"name":"root","template":"root","depends":"root-driver.Succeeded"}]}}]})";
 
+enum class KeyOrder { kApiServer, kArgo, kTree };
+
+std::optional<KeyOrder> parseKeyOrder(std::string_view name) {
+  if (name == "api")
+    return KeyOrder::kApiServer;
+  if (name == "argo")
+    return KeyOrder::kArgo;
+  if (name == "tree")
+    return KeyOrder::kTree;
+  return std::nullopt;
+}
+
+// The generated text (tree order) re-serialized in `order`, compact, as Go
+// writes it. nlohmann::json's objects are std::maps, so its dump() sorts keys
+// byte-wise, as Go does; ordered_json keeps the fields as written.
+std::string reorder(const std::string& text, KeyOrder order) {
+  if (order == KeyOrder::kApiServer)
+    return nlohmann::json::parse(text).dump();
+  if (order == KeyOrder::kTree)
+    return text;
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(text);
+  nlohmann::ordered_json& nodes = doc["status"]["nodes"];
+  std::map<std::string, nlohmann::ordered_json> byId;
+  for (auto& [id, node] : nodes.items())
+    byId.emplace(id, std::move(node));
+  nodes = nlohmann::ordered_json::object();
+  for (auto& [id, node] : byId)
+    nodes[id] = std::move(node);
+  return doc.dump();
+}
+
 // A KFP run with about `target` nodes (12 per ParallelFor iteration + 17).
-std::string makeWorkflow(int target) {
+std::string makeTreeOrderWorkflow(int target) {
   Gen g;
   const std::string w = kWf;
   int iterations = std::max(1, (target - 17 + 11) / 12);
@@ -192,6 +239,10 @@ std::string makeWorkflow(int target) {
          g.id(root + ".notify"), "Succeeded", {});
   g.out += "}}}";
   return g.out;
+}
+
+std::string makeWorkflow(int target, KeyOrder order) {
+  return reorder(makeTreeOrderWorkflow(target), order);
 }
 
 double medianOf(std::vector<double> v) {
@@ -324,8 +375,8 @@ bool engineEvaluate(const std::shared_ptr<const simdjson::padded_string>& text) 
   return misreported;
 }
 
-int writeFile(const std::string& path, int nodes) {
-  std::string text = makeWorkflow(nodes);
+int writeFile(const std::string& path, int nodes, KeyOrder order) {
+  std::string text = makeWorkflow(nodes, order);
   std::ofstream(path, std::ios::binary) << text;
   std::printf("wrote %s: %d target nodes, %.1f MB\n", path.c_str(), nodes, text.size() / 1e6);
   return 0;
@@ -340,6 +391,8 @@ int main(int argc, char** argv) {
   int writeNodes = 50000;
   int profileNodes = 0;
   int iterations = 0;  // --profile: a fixed count instead of a duration (for callgrind)
+  KeyOrder order = KeyOrder::kApiServer;
+  std::string orderName = "api";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -358,18 +411,20 @@ int main(int argc, char** argv) {
       iterations = std::stoi(next());
     } else if (a == "--nodes") {
       writeNodes = std::stoi(next());
+    } else if (a == "--order" && parseKeyOrder(orderName = next())) {
+      order = *parseKeyOrder(orderName);
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench [--sizes N,N,...] [--min-seconds S] | --write FILE "
-                   "[--nodes N] | --profile N [--iterations K]\n");
+                   "[--nodes N] | --profile N [--iterations K]; all take [--order api|argo|tree]\n");
       return 2;
     }
   }
   if (!writePath.empty())
-    return writeFile(writePath, writeNodes);
+    return writeFile(writePath, writeNodes, order);
   if (profileNodes > 0) {
     // Only (c), in a loop, for `perf record`.
-    auto owned = std::make_shared<const simdjson::padded_string>(makeWorkflow(profileNodes));
+    auto owned = std::make_shared<const simdjson::padded_string>(makeWorkflow(profileNodes, order));
     std::size_t hits = 0;
     auto start = Clock::now();
     for (int i = 0; iterations > 0 ? i < iterations
@@ -388,7 +443,8 @@ int main(int argc, char** argv) {
       "in place) + "
       "evaluate; c' = c with the nodes map read by the validating On-Demand decoder instead of "
       "the structural-index scan; a, c, c' timed round-robin; c/a pair = median over rounds of "
-      "c/a within a round; peak = extra RSS of one run in a forked child\n\n");
+      "c/a within a round; peak = extra RSS of one run in a forked child; key order: %s\n\n",
+      orderName.c_str());
   std::printf("%7s %8s %10s %10s %10s %8s %8s %9s %10s %9s %9s %9s %8s %9s\n", "nodes", "MB",
               "a ms", "b ms", "c ms", "c/a", "c/b", "c MB/s", "c ns/node", "peak a", "peak b",
               "peak c", "c'/a", "c/a pair");
@@ -398,7 +454,7 @@ int main(int argc, char** argv) {
   double worstRelative = 0;
   bool ok = true;
   for (int target : sizes) {
-    std::string text = makeWorkflow(target);
+    std::string text = makeWorkflow(target, order);
     auto parsed = exitrec::parseWorkflowJson(text);
     if (!parsed.ok()) {
       std::fprintf(stderr, "engine rejected the synthetic workflow: %s\n",

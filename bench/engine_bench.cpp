@@ -414,9 +414,10 @@ int main(int argc, char** argv) {
     } else if (a == "--order" && parseKeyOrder(orderName = next())) {
       order = *parseKeyOrder(orderName);
     } else {
-      std::fprintf(stderr,
-                   "usage: engine_bench [--sizes N,N,...] [--min-seconds S] | --write FILE "
-                   "[--nodes N] | --profile N [--iterations K]; all take [--order api|argo|tree]\n");
+      std::fprintf(
+          stderr,
+          "usage: engine_bench [--sizes N,N,...] [--min-seconds S] | --write FILE "
+          "[--nodes N] | --profile N [--iterations K]; all take [--order api|argo|tree]\n");
       return 2;
     }
   }

@@ -13,8 +13,6 @@ PACKAGES=(
   libgtest-dev libgmock-dev python3 python3-yaml python3-kubernetes
   # fuzzing (clang + its sanitizer runtimes), and the format check
   clang libclang-rt-14-dev clang-format
-  # benchmarks
-  hyperfine
 )
 
 missing=()

@@ -28,16 +28,14 @@ fi
 RUNS_FILE="$BUILD_DIR/bench/engine_runs.txt"
 : >"$RUNS_FILE"
 echo "== in-process: $BENCH (orders: $ENGINE_ORDERS; run 1 of $ENGINE_RUNS shown; ${PIN[*]:-not pinned})"
+RUN_OUT="$BUILD_DIR/bench/engine_run.txt"
 for i in $(seq "$ENGINE_RUNS"); do
   for order in $ENGINE_ORDERS; do
-    if [ "$i" -eq 1 ]; then
-      "${PIN[@]}" "$BENCH" --order "$order" ${BENCH_ARGS:-} | tee /dev/stderr |
-        sed "s/^/$order /" >>"$RUNS_FILE"
-    else
-      "${PIN[@]}" "$BENCH" --order "$order" ${BENCH_ARGS:-} | sed "s/^/$order /" >>"$RUNS_FILE"
-    fi
+    "${PIN[@]}" "$BENCH" --order "$order" ${BENCH_ARGS:-} >"$RUN_OUT"
+    if [ "$i" -eq 1 ]; then cat "$RUN_OUT"; fi
+    sed "s/^/$order /" "$RUN_OUT" >>"$RUNS_FILE"
   done
-done 2>&1
+done
 /usr/bin/python3 - "$RUNS_FILE" "$ENGINE_RUNS" <<'PY'
 import collections, statistics, sys
 pairs = collections.defaultdict(list)

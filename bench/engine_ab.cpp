@@ -1,7 +1,8 @@
 // engine_ab: this tree's engine (A) against another tree's (B, built from
 // EXITREC_AB_BASE), side by side in one process, with the floor as a yardstick.
 //
-//   engine_ab [--order api|argo|tree] [--sizes 1000,10000] [--seconds S]
+//   engine_ab [--order api|argo|tree] [--run failed|succeeded] [--sizes 1000,10000]
+//             [--seconds S]
 //
 // Run it through scripts/engine-ab.sh BASE_REF. Each round times the floor,
 // then A and B in alternating order, so load bursts and the cache state left
@@ -38,7 +39,8 @@ double secondsOf(Fn&& fn) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: engine_ab [--order api|argo|tree] [--sizes N,N,...] [--seconds S]\n");
+               "usage: engine_ab [--order api|argo|tree] [--run failed|succeeded] "
+               "[--sizes N,N,...] [--seconds S]\n");
   return 2;
 }
 
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
   using exitrec::bench::KeyOrder;
   KeyOrder order = KeyOrder::kApiServer;
   std::string orderName = "api";
+  auto outcome = exitrec::bench::RunOutcome::kBodyFailed;
+  std::string outcomeName = "failed";
   std::vector<int> sizes = {1000, 10000};
   double seconds = 2;
   for (int i = 1; i < argc; ++i) {
@@ -58,6 +62,10 @@ int main(int argc, char** argv) {
     if (arg == "--order" && exitrec::bench::parseKeyOrder(value)) {
       orderName = value;
       order = *exitrec::bench::parseKeyOrder(value);
+    } else if (arg == "--run" && (value == "failed" || value == "succeeded")) {
+      outcomeName = value;
+      outcome = value == "failed" ? exitrec::bench::RunOutcome::kBodyFailed
+                                  : exitrec::bench::RunOutcome::kSucceeded;
     } else if (arg == "--sizes") {
       sizes.clear();
       std::stringstream list(value);
@@ -72,12 +80,12 @@ int main(int argc, char** argv) {
 
   std::printf(
       "engine_ab: A = this tree's engine, B = the base's; medians over rounds of the "
-      "ratio within a round; key order %s\n",
-      orderName.c_str());
+      "ratio within a round; key order %s, run %s\n",
+      orderName.c_str(), outcomeName.c_str());
   std::printf("%7s %8s %8s %8s %7s\n", "nodes", "A/floor", "B/floor", "A/B", "rounds");
   for (int target : sizes) {
     auto text = std::make_shared<const simdjson::padded_string>(
-        exitrec::bench::makeWorkflow(target, order));
+        exitrec::bench::makeWorkflow(target, order, outcome));
     const bool verdictA = exitrec::bench::engineEvaluate(text);
     if (verdictA != exitrec_base::bench::engineEvaluate(text)) {
       std::fprintf(stderr, "engine_ab: A and B disagree on whether the run is mis-reported\n");

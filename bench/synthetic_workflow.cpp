@@ -116,8 +116,10 @@ std::string reorder(const std::string& text, KeyOrder order) {
 }
 
 // A KFP run with about `target` nodes (12 per ParallelFor iteration + 17).
-std::string makeTreeOrderWorkflow(int target) {
+std::string makeTreeOrderWorkflow(int target, RunOutcome outcome) {
   Gen g;
+  const bool failing = outcome == RunOutcome::kBodyFailed;
+  const char* bodyPhase = failing ? "Failed" : "Succeeded";
   const std::string w = kWf;
   int iterations = std::max(1, (target - 17 + 11) / 12);
   g.out =
@@ -141,8 +143,8 @@ std::string makeTreeOrderWorkflow(int target) {
   g.node(root, "root", "DAG", "root", w, "Succeeded", {g.id(root + ".exit-handler-1-driver")});
   g.node(root + ".exit-handler-1-driver", "exit-handler-1-driver", "Pod", "system-dag-driver",
          g.id(root), "Succeeded", {g.id(eh)});
-  g.node(eh, "exit-handler-1", "DAG", "comp-exit-handler-1", g.id(root), "Failed", {g.id(loop)});
-  g.node(loop, "for-loop-1", "DAG", "comp-for-loop-1-for-loop-1-iterator", g.id(eh), "Failed",
+  g.node(eh, "exit-handler-1", "DAG", "comp-exit-handler-1", g.id(root), bodyPhase, {g.id(loop)});
+  g.node(loop, "for-loop-1", "DAG", "comp-for-loop-1-for-loop-1-iterator", g.id(eh), bodyPhase,
          {g.id(loop + ".iteration-driver")});
   g.node(loop + ".iteration-driver", "iteration-driver", "Pod", "system-dag-driver", g.id(loop),
          "Succeeded", {g.id(group)});
@@ -151,13 +153,13 @@ std::string makeTreeOrderWorkflow(int target) {
     iterationIds.push_back(g.id(group + "(" + std::to_string(i) + ":" + std::to_string(i) + ")"));
   }
   g.node(group, "iteration-iterations", "TaskGroup", "comp-for-loop-1-iteration", g.id(loop),
-         "Failed", iterationIds);
+         bodyPhase, iterationIds);
   const std::string notifyDriver = g.id(root + ".notify-driver");
   for (int i = 0; i < iterations; ++i) {
     std::string suffix = "(" + std::to_string(i) + ":" + std::to_string(i) + ")";
     std::string it = group + suffix;
     std::string item = it + ".iteration-item";
-    bool fail = i == 0;
+    bool fail = failing && i == 0;
     g.node(it, "iteration-iterations" + suffix, "DAG", "comp-for-loop-1-iteration", g.id(loop),
            fail ? "Failed" : "Succeeded", {g.id(it + ".iteration-item-driver")});
     g.node(it + ".iteration-item-driver", "iteration-item-driver", "Pod", "system-dag-driver",
@@ -200,8 +202,8 @@ std::optional<KeyOrder> parseKeyOrder(std::string_view name) {
   return std::nullopt;
 }
 
-std::string makeWorkflow(int target, KeyOrder order) {
-  return reorder(makeTreeOrderWorkflow(target), order);
+std::string makeWorkflow(int target, KeyOrder order, RunOutcome outcome) {
+  return reorder(makeTreeOrderWorkflow(target, outcome), order);
 }
 
 std::size_t floorScan(simdjson::ondemand::parser& parser, const simdjson::padded_string& text) {

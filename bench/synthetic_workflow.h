@@ -3,8 +3,8 @@
 // (engine_bench, engine_ab; see docs/benchmarks.md).
 //
 // The synthetic workflow is a KFP 2.0–2.3 run (sibling exit task) whose exit
-// handler body is a ParallelFor; one executor in the first iteration failed,
-// so the run is mis-reported and evaluation walks the whole tree. Node shapes
+// handler body is a ParallelFor; by default one executor in the first
+// iteration failed, so the run is mis-reported (see RunOutcome). Node shapes
 // and sizes follow what Argo writes (~570 bytes a node).
 
 #include <simdjson.h>
@@ -34,9 +34,14 @@ enum class KeyOrder { kApiServer, kArgo, kTree };
 // "api", "argo" or "tree"; nullopt for anything else.
 std::optional<KeyOrder> parseKeyOrder(std::string_view name);
 
+// kBodyFailed: one executor in the first iteration failed and the exit task
+// succeeded, so the run is mis-reported (the benchmarks' default, the worst
+// case for evaluation); kSucceeded: every node succeeded.
+enum class RunOutcome { kBodyFailed, kSucceeded };
+
 // A KFP run of about `target` nodes (12 per ParallelFor iteration + 17), as
 // compact JSON in `order`.
-std::string makeWorkflow(int target, KeyOrder order);
+std::string makeWorkflow(int target, KeyOrder order, RunOutcome outcome = RunOutcome::kBodyFailed);
 
 // (a) the floor: simdjson On-Demand parse plus a scan of every node's phase.
 // Returns the number of Failed nodes (so the work cannot be optimized away).

@@ -138,6 +138,7 @@ class Evaluator {
   Failure makeFailure(const Node& n) const;
   void findExitHandlers(Verdict& v, const SpecFacts& spec, Generation gen);
   void markRetries();
+  bool inBody(Index i);
   bool propagates(Index i);
   Generation classify(const SpecFacts& spec) const;
 
@@ -145,7 +146,8 @@ class Evaluator {
   const EvaluateOptions& options_;
   ArgoAssessor assessor_;
   std::vector<Role> role_;
-  std::vector<std::uint8_t> inBody_;      // inside an exit-handler group body
+  std::vector<Index> bodyRoots_;          // exit-handler group nodes (their bodies' roots)
+  std::vector<std::uint8_t> inBody_;      // inside a body; filled by inBody() when first asked
   std::vector<std::uint8_t> superseded_;  // inside an attempt of a Retry that succeeded
   std::vector<Index> retryParent_;        // attempt → its Retry node
   std::vector<std::uint8_t> propagates_;  // 0 unknown, 1 yes, 2 no (per boundary node)
@@ -217,6 +219,19 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
   }
 }
 
+// Whether node i lies in an exit-handler body. Only a failure of ordinary work
+// asks, so the bodies, which can span the whole run, are walked on the first
+// question: a run without such a failure, the common case, never walks them.
+// Needs the final roles (the walk does not enter exit or hooked subtrees).
+bool Evaluator::inBody(Index i) {
+  if (inBody_.empty()) {
+    inBody_.assign(wf_.nodes.size(), 0);
+    for (Index b : bodyRoots_)
+      markSubtree(b, inBody_, 1, &role_);
+  }
+  return inBody_[i] != 0;
+}
+
 void Evaluator::markRetries() {
   const std::size_t n = wf_.nodes.size();
   superseded_.assign(n, 0);
@@ -239,10 +254,9 @@ void Evaluator::markRetries() {
 void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation gen) {
   const std::size_t n = wf_.nodes.size();
   role_.assign(n, Role::kWork);
-  inBody_.assign(n, 0);
   std::vector<std::uint8_t> exitMarks(n, 0);
   std::vector<std::uint8_t> hookedMarks(n, 0);
-  std::vector<Index> bodyRoots;
+  bodyRoots_.clear();
   const bool kfp = gen != Generation::kArgo;
 
   // The workflow-level exit handler (spec.onExit; v1's exit op).
@@ -266,7 +280,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
           r.exitTaskPhase = wfExit->phase;
         }
         v.exitHandlers.push_back(std::move(r));
-        bodyRoots.push_back(i);
+        bodyRoots_.push_back(i);
       }
       continue;
     }
@@ -292,7 +306,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
       v.exitHandlers.push_back(std::move(r));
       markSubtree(i, exitMarks, 1, nullptr);
       if (group != nullptr)
-        bodyRoots.push_back(indexOf(group));
+        bodyRoots_.push_back(indexOf(group));
     } else {
       // .ignore_upstream_failure(): the hook runs ordinary pipeline work.
       markSubtree(i, hookedMarks, 1, nullptr);
@@ -313,7 +327,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
       r.name = node.name;
       r.bodyPhase = node.phase;
       v.exitHandlers.push_back(std::move(r));
-      bodyRoots.push_back(i);
+      bodyRoots_.push_back(i);
     }
   }
 
@@ -340,7 +354,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
         ExitHandlerReport r;
         r.name = group->name;
         r.bodyPhase = group->phase;
-        bodyRoots.push_back(indexOf(group));
+        bodyRoots_.push_back(indexOf(group));
         buf.assign(dagName).append(".").append(s.exitTask);
         const Node* task = wf_.nodeByName(buf);
         const Node* driver = nullptr;
@@ -372,8 +386,6 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
       role_[i] = Role::kHookedTask;
     }
   }
-  for (Index b : bodyRoots)
-    markSubtree(b, inBody_, 1, &role_);
   std::sort(v.exitHandlers.begin(), v.exitHandlers.end(),
             [](const ExitHandlerReport& a, const ExitHandlerReport& b) { return a.name < b.name; });
 }
@@ -502,7 +514,7 @@ Verdict Evaluator::run() {
         v.failures.push_back(makeFailure(node));
         break;
       case Role::kWork:
-        if (inBody_[i] != 0)
+        if (!anyBody && inBody(i))
           anyBody = true;
         anyWork = true;
         v.failures.push_back(makeFailure(node));

@@ -281,6 +281,29 @@ TEST(KfpV2Sibling, BodyDriverFailureIsSignificant) {
   EXPECT_EQ(names(v.failures), std::vector<std::string>{G + ".fail-op-driver"});
 }
 
+// Whether a failure lies in an exit-handler body decides the cause; the
+// bodies are walked only when a failure of ordinary work asks (see inBody()).
+TEST(KfpV2Sibling, WorkFailureOutsideTheBodyIsAGenericMaskedFailure) {
+  WfBuilder b = siblingRun("Succeeded", "Succeeded");
+  containerTask(b, W + ".root", "after", "Failed");
+  Verdict v = b.eval();
+  EXPECT_TRUE(v.misreported);
+  EXPECT_EQ(v.truePhase, Phase::kFailed);
+  EXPECT_EQ(v.cause, "masked-failure");
+  EXPECT_EQ(names(v.failures), std::vector<std::string>{W + ".root.after.executor"});
+}
+
+TEST(KfpV2Sibling, FailuresInsideAndOutsideTheBodyNameTheExitTask) {
+  WfBuilder b = siblingRun("Failed", "Succeeded");
+  containerTask(b, W + ".root", "after", "Failed");
+  Verdict v = b.eval();
+  EXPECT_TRUE(v.misreported);
+  EXPECT_EQ(v.cause, "exit-task-masked-failure");
+  EXPECT_EQ(names(v.failures),
+            (std::vector<std::string>{W + ".root.after.executor",
+                                      W + ".root.exit-handler-1.fail-op.executor"}));
+}
+
 TEST(KfpV2Sibling, ParallelForIterationFailureInsideTheBody) {
   WfBuilder b = siblingRun("Succeeded", "Succeeded");
   const std::string G = W + ".root.exit-handler-1";

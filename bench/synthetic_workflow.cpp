@@ -149,6 +149,7 @@ std::string makeTreeOrderWorkflow(int target, RunOutcome outcome) {
   g.node(loop + ".iteration-driver", "iteration-driver", "Pod", "system-dag-driver", g.id(loop),
          "Succeeded", {g.id(group)});
   std::vector<std::string> iterationIds;
+  iterationIds.reserve(static_cast<std::size_t>(iterations));
   for (int i = 0; i < iterations; ++i) {
     iterationIds.push_back(g.id(group + "(" + std::to_string(i) + ":" + std::to_string(i) + ")"));
   }

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "engine/argo_assess.h"
 #include "engine/bytes.h"
@@ -133,8 +134,7 @@ class Evaluator {
   static constexpr Index kNoNode = 0xFFFFFFFFu;
 
   Index indexOf(const Node* n) const { return static_cast<Index>(n - wf_.nodes.data()); }
-  void markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value,
-                   const std::vector<Role>* skipRoles);
+  void markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value);
   Failure makeFailure(const Node& n) const;
   void findExitHandlers(Verdict& v, const SpecFacts& spec, Generation gen);
   void markRetries();
@@ -146,8 +146,9 @@ class Evaluator {
   const EvaluateOptions& options_;
   ArgoAssessor assessor_;
   std::vector<Role> role_;
-  std::vector<Index> bodyRoots_;          // exit-handler group nodes (their bodies' roots)
-  std::vector<std::uint8_t> inBody_;      // inside a body; filled by inBody() when first asked
+  std::vector<Index> bodyRoots_;  // exit-handler group nodes (their bodies' roots)
+  std::unordered_set<std::string_view> bodyRootNames_;  // their names, for inBody()
+  bool bodyRootNamesBuilt_ = false;
   std::vector<std::uint8_t> superseded_;  // inside an attempt of a Retry that succeeded
   std::vector<Index> retryParent_;        // attempt → its Retry node
   std::vector<std::uint8_t> propagates_;  // 0 unknown, 1 yes, 2 no (per boundary node)
@@ -184,8 +185,7 @@ Generation Evaluator::classify(const SpecFacts& spec) const {
 // the queue is first-in first-out, so the candidate's node (prefetched when
 // it was queued) and name (prefetched a few places ahead) have arrived by the
 // time it is checked.
-void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value,
-                            const std::vector<Role>* skipRoles) {
+void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value) {
   if (marks[root] != 0)
     return;
   constexpr std::size_t kNameAhead = 8;
@@ -209,8 +209,7 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
       if (head + kNameAhead < queue.size())
         __builtin_prefetch(nodes[queue[head + kNameAhead]].name.data());
       const Index ci = queue[head++];
-      if (marks[ci] == 0 && underPath(nodes[ci].name, rootName) &&
-          (skipRoles == nullptr || (*skipRoles)[ci] == Role::kWork)) {
+      if (marks[ci] == 0 && underPath(nodes[ci].name, rootName)) {
         marks[ci] = value;
         marked = ci;
         break;
@@ -219,17 +218,24 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
   }
 }
 
-// Whether node i lies in an exit-handler body. Only a failure of ordinary work
-// asks, so the bodies, which can span the whole run, are walked on the first
-// question: a run without such a failure, the common case, never walks them.
-// Needs the final roles (the walk does not enter exit or hooked subtrees).
+// Whether node i, a failure of ordinary work, lies in an exit-handler body.
+// Argo names every node created inside a group "<group>.…" ("(…)" for retry
+// attempts and iterations, "[…]" for steps), and ordinary work is never in an
+// exit or hooked subtree, so the node path decides, with no walk over the
+// body (which can span the whole run, in random order in memory): a lookup of
+// each of the name's ancestors among the body roots' names.
 bool Evaluator::inBody(Index i) {
-  if (inBody_.empty()) {
-    inBody_.assign(wf_.nodes.size(), 0);
+  if (!bodyRootNamesBuilt_) {
     for (Index b : bodyRoots_)
-      markSubtree(b, inBody_, 1, &role_);
+      bodyRootNames_.insert(wf_.nodes[b].name);
+    bodyRootNamesBuilt_ = true;
   }
-  return inBody_[i] != 0;
+  const std::string_view name = wf_.nodes[i].name;
+  for (std::size_t end = 1; end <= name.size(); ++end) {
+    if ((end == name.size() || isSep(name[end])) && bodyRootNames_.count(name.substr(0, end)) != 0)
+      return true;
+  }
+  return false;
 }
 
 void Evaluator::markRetries() {
@@ -246,7 +252,7 @@ void Evaluator::markRetries() {
       Index ci = indexOf(c);
       retryParent_[ci] = i;
       if (r.phase == Phase::kSucceeded)
-        markSubtree(ci, superseded_, 1, nullptr);
+        markSubtree(ci, superseded_, 1);
     }
   }
 }
@@ -262,7 +268,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
   // The workflow-level exit handler (spec.onExit; v1's exit op).
   const Node* wfExit = wf_.nodeByName(wf_.name + ".onExit");
   if (wfExit != nullptr)
-    markSubtree(indexOf(wfExit), exitMarks, 1, nullptr);
+    markSubtree(indexOf(wfExit), exitMarks, 1);
 
   for (Index i = 0; i < n; ++i) {
     const Node& node = wf_.nodes[i];
@@ -287,7 +293,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
     if (!ArgoAssessor::isHookNode(node) || &node == wfExit)
       continue;
     if (!kfp) {
-      markSubtree(i, exitMarks, 1, nullptr);  // plain Argo: every hook subtree
+      markSubtree(i, exitMarks, 1);  // plain Argo: every hook subtree
       continue;
     }
     if (!endsWith(node.name, ".onExit"))
@@ -304,12 +310,12 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
       r.exitTask = node.name;
       r.exitTaskPhase = assessor_.nodePhase(node);
       v.exitHandlers.push_back(std::move(r));
-      markSubtree(i, exitMarks, 1, nullptr);
+      markSubtree(i, exitMarks, 1);
       if (group != nullptr)
         bodyRoots_.push_back(indexOf(group));
     } else {
       // .ignore_upstream_failure(): the hook runs ordinary pipeline work.
-      markSubtree(i, hookedMarks, 1, nullptr);
+      markSubtree(i, hookedMarks, 1);
     }
   }
 
@@ -365,14 +371,14 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
         if (task != nullptr) {
           r.exitTask = task->name;
           r.exitTaskPhase = assessor_.nodePhase(*task);
-          markSubtree(indexOf(task), exitMarks, 1, nullptr);
+          markSubtree(indexOf(task), exitMarks, 1);
         }
         if (driver != nullptr) {
           if (task == nullptr)
             r.exitTask = driver->name;
           if (task == nullptr || isFailedOrError(driver->phase))
             r.exitTaskPhase = driver->phase;
-          markSubtree(indexOf(driver), exitMarks, 1, nullptr);
+          markSubtree(indexOf(driver), exitMarks, 1);
         }
         v.exitHandlers.push_back(std::move(r));
       }
@@ -514,7 +520,8 @@ Verdict Evaluator::run() {
         v.failures.push_back(makeFailure(node));
         break;
       case Role::kWork:
-        if (!anyBody && inBody(i))
+        // Only a 2.0–2.3 run's cause depends on it.
+        if (!anyBody && v.generation == Generation::kKfpV2Sibling && inBody(i))
           anyBody = true;
         anyWork = true;
         v.failures.push_back(makeFailure(node));

@@ -134,7 +134,7 @@ class Evaluator {
   static constexpr Index kNoNode = 0xFFFFFFFFu;
 
   Index indexOf(const Node* n) const { return static_cast<Index>(n - wf_.nodes.data()); }
-  void markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value);
+  void markSubtree(Index root, std::vector<std::uint8_t>& marks);
   Failure makeFailure(const Node& n) const;
   void findExitHandlers(Verdict& v, const SpecFacts& spec, Generation gen);
   void markRetries();
@@ -179,13 +179,13 @@ Generation Evaluator::classify(const SpecFacts& spec) const {
   return Generation::kKfpV2;
 }
 
-// Marks `root` and every node below it in the node path, following children
+// Marks (sets to 1) `root` and every node below it in the node path, following children
 // links (linear: each link is queued at most once per node marked). Each
 // candidate's name must be read, and on a large workflow it is out of cache:
 // the queue is first-in first-out, so the candidate's node (prefetched when
 // it was queued) and name (prefetched a few places ahead) have arrived by the
 // time it is checked.
-void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::uint8_t value) {
+void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks) {
   if (marks[root] != 0)
     return;
   constexpr std::size_t kNameAhead = 8;
@@ -193,7 +193,7 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
   const std::string_view rootName = nodes[root].name;
   std::vector<Index>& queue = queue_;  // reused: its capacity outlives the call
   queue.clear();
-  marks[root] = value;
+  marks[root] = 1;
   std::size_t head = 0;
   for (Index marked = root;;) {
     for (const Node* c : wf_.childNodes(nodes[marked])) {
@@ -210,7 +210,7 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks, std::u
         __builtin_prefetch(nodes[queue[head + kNameAhead]].name.data());
       const Index ci = queue[head++];
       if (marks[ci] == 0 && underPath(nodes[ci].name, rootName)) {
-        marks[ci] = value;
+        marks[ci] = 1;
         marked = ci;
         break;
       }
@@ -252,7 +252,7 @@ void Evaluator::markRetries() {
       Index ci = indexOf(c);
       retryParent_[ci] = i;
       if (r.phase == Phase::kSucceeded)
-        markSubtree(ci, superseded_, 1);
+        markSubtree(ci, superseded_);
     }
   }
 }
@@ -268,7 +268,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
   // The workflow-level exit handler (spec.onExit; v1's exit op).
   const Node* wfExit = wf_.nodeByName(wf_.name + ".onExit");
   if (wfExit != nullptr)
-    markSubtree(indexOf(wfExit), exitMarks, 1);
+    markSubtree(indexOf(wfExit), exitMarks);
 
   for (Index i = 0; i < n; ++i) {
     const Node& node = wf_.nodes[i];
@@ -293,7 +293,7 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
     if (!ArgoAssessor::isHookNode(node) || &node == wfExit)
       continue;
     if (!kfp) {
-      markSubtree(i, exitMarks, 1);  // plain Argo: every hook subtree
+      markSubtree(i, exitMarks);  // plain Argo: every hook subtree
       continue;
     }
     if (!endsWith(node.name, ".onExit"))
@@ -310,12 +310,12 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
       r.exitTask = node.name;
       r.exitTaskPhase = assessor_.nodePhase(node);
       v.exitHandlers.push_back(std::move(r));
-      markSubtree(i, exitMarks, 1);
+      markSubtree(i, exitMarks);
       if (group != nullptr)
         bodyRoots_.push_back(indexOf(group));
     } else {
       // .ignore_upstream_failure(): the hook runs ordinary pipeline work.
-      markSubtree(i, hookedMarks, 1);
+      markSubtree(i, hookedMarks);
     }
   }
 
@@ -371,14 +371,14 @@ void Evaluator::findExitHandlers(Verdict& v, const SpecFacts& spec, Generation g
         if (task != nullptr) {
           r.exitTask = task->name;
           r.exitTaskPhase = assessor_.nodePhase(*task);
-          markSubtree(indexOf(task), exitMarks, 1);
+          markSubtree(indexOf(task), exitMarks);
         }
         if (driver != nullptr) {
           if (task == nullptr)
             r.exitTask = driver->name;
           if (task == nullptr || isFailedOrError(driver->phase))
             r.exitTaskPhase = driver->phase;
-          markSubtree(indexOf(driver), exitMarks, 1);
+          markSubtree(indexOf(driver), exitMarks);
         }
         v.exitHandlers.push_back(std::move(r));
       }

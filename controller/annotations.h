@@ -22,11 +22,18 @@ inline constexpr std::string_view kAction = "exit-reconciler.io/action";
 inline constexpr std::string_view kRecordedAt = "exit-reconciler.io/recorded-at";
 // Set only when the phase was rewritten (action "corrected").
 inline constexpr std::string_view kCorrectedAt = "exit-reconciler.io/corrected-at";
+// The run's status.message before our first correction (≤ 1 KiB), so a
+// re-applied correction builds status.message from it instead of nesting ours.
+inline constexpr std::string_view kOriginalMessage = "exit-reconciler.io/original-message";
 
 // Written by the later steps.
 inline constexpr std::string_view kKfpReportedAt = "exit-reconciler.io/kfp-reported-at";
 inline constexpr std::string_view kKfpReportError = "exit-reconciler.io/kfp-report-error";
 inline constexpr std::string_view kEventEmittedAt = "exit-reconciler.io/event-emitted-at";
+// Reports KFP accepted (2xx) for the current record whose run state was not
+// then confirmed FAILED: a decimal count, bounds the reports per record
+// (kMaxKfpReports in correction.h). Reset by every (re-)record.
+inline constexpr std::string_view kKfpReportAttempts = "exit-reconciler.io/kfp-report-attempts";
 
 // Values of kAction.
 inline constexpr std::string_view kActionCorrected = "corrected";  // phase rewritten

@@ -1,5 +1,6 @@
 #include "controller/correction.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "controller/annotations.h"
@@ -34,14 +35,6 @@ json guardedMetadata(const Workflow& wf) {
   return meta;
 }
 
-// Phase order for "worse than": Succeeded < Error < Failed is not what we need;
-// the engine already decides `misreported`. Here we only need "did someone
-// overwrite a correction", i.e. status.phase is no longer failed/errored.
-bool correctionOverwritten(const Workflow& wf, const CorrectionProgress& progress) {
-  return progress.action == ann::kActionCorrected && isFailedOrError(progress.truePhase) &&
-         !isFailedOrError(wf.phase);
-}
-
 // Marker patches touch only one annotation of ours. They are deliberately not
 // guarded by resourceVersion: a merge patch of one annotation cannot lose
 // anyone else's change, and a conflict there would make the finished step
@@ -52,18 +45,44 @@ std::string markerPatch(std::string_view key, std::string value) {
   return dump(json{{"metadata", {{"annotations", annotations}}}});
 }
 
+// One failure with every tenant-controlled string bounded.
+Failure boundedFailure(const Failure& f) {
+  Failure b = f;
+  b.displayName = boundedText(f.displayName, kMaxFieldBytes);
+  b.message = boundedText(f.message, kMaxFailureMessageBytes);
+  b.templateName = boundedText(f.templateName, kMaxFieldBytes);
+  b.podName = boundedText(f.podName, kMaxFieldBytes);
+  b.finishedAt = boundedText(f.finishedAt, kMaxFieldBytes);
+  b.nodeName = boundedText(f.nodeName, kMaxFieldBytes);
+  return b;
+}
+
+json failureJson(const Failure& f) {
+  return {{"displayName", f.displayName},
+          {"message", f.message},
+          {"templateName", f.templateName},
+          {"phase", str(phaseName(f.phase))},
+          {"podName", f.podName},
+          {"finishedAt", f.finishedAt.empty() ? json(nullptr) : json(f.finishedAt)},
+          {"nodeName", f.nodeName}};
+}
+
 // Argo's workflow.failures keys plus nodeName (the full node path: KFP v2
-// failures are all displayed as "executor", the path names the task).
+// failures are all displayed as "executor", the path names the task). At most
+// kMaxRecordedFailures entries, each bounded, and the whole array within
+// kFailuresBudgetBytes (entries that would pass it are left out).
 std::string failuresJson(const std::vector<Failure>& failures) {
   json out = json::array();
+  std::size_t bytes = 2;
   for (const Failure& f : failures) {
-    out.push_back({{"displayName", f.displayName},
-                   {"message", f.message},
-                   {"templateName", f.templateName},
-                   {"phase", str(phaseName(f.phase))},
-                   {"podName", f.podName},
-                   {"finishedAt", f.finishedAt.empty() ? json(nullptr) : json(f.finishedAt)},
-                   {"nodeName", f.nodeName}});
+    if (out.size() == kMaxRecordedFailures)
+      break;
+    json item = failureJson(boundedFailure(f));
+    const std::size_t size = dump(item).size() + 1;
+    if (bytes + size > kFailuresBudgetBytes)
+      break;
+    bytes += size;
+    out.push_back(std::move(item));
   }
   return dump(out);
 }
@@ -84,13 +103,6 @@ std::string failureLabel(const Failure& f) {
   return label;
 }
 
-std::vector<Failure> capped(const std::vector<Failure>& failures) {
-  if (failures.size() <= kMaxRecordedFailures)
-    return failures;
-  return std::vector<Failure>(failures.begin(),
-                              failures.begin() + static_cast<long>(kMaxRecordedFailures));
-}
-
 NextStep recordStep(const Workflow& wf, const Verdict& verdict, const CorrectionConfig& config,
                     std::string_view action, Clock::WallTime now) {
   const bool exitTaskIgnored = action == ann::kActionExitTaskIgnored;
@@ -102,20 +114,24 @@ NextStep recordStep(const Workflow& wf, const Verdict& verdict, const Correction
   json annotations = json::object();
   annotations[str(ann::kTruePhase)] = str(phaseName(truePhase));
   annotations[str(ann::kReportedPhase)] = str(phaseName(wf.phase));
-  annotations[str(ann::kCause)] =
-      exitTaskIgnored ? std::string("exit-task-failed") : verdict.cause.value_or(std::string());
-  annotations[str(ann::kFailures)] = failuresJson(capped(failures));
+  annotations[str(ann::kCause)] = boundedText(
+      exitTaskIgnored ? std::string("exit-task-failed") : verdict.cause.value_or(std::string()),
+      kMaxFieldBytes);
+  annotations[str(ann::kFailures)] = failuresJson(failures);
   annotations[str(ann::kAction)] = str(action);
   annotations[str(ann::kRecordedAt)] = timestamp;
   // A (re-)record restarts the later steps.
   annotations[str(ann::kKfpReportedAt)] = nullptr;
   annotations[str(ann::kKfpReportError)] = nullptr;
   annotations[str(ann::kEventEmittedAt)] = nullptr;
+  annotations[str(ann::kKfpReportAttempts)] = nullptr;
 
   json patch = json::object();
   json meta = guardedMetadata(wf);
   if (action == ann::kActionCorrected) {
     annotations[str(ann::kCorrectedAt)] = timestamp;
+    const std::string original = originalMessage(wf);
+    annotations[str(ann::kOriginalMessage)] = original.empty() ? json(nullptr) : json(original);
     json labels = json::object();
     labels[str(lbl::kPhase)] = str(phaseName(verdict.truePhase));
     if (config.kfpReport == KfpReportMode::kPersistenceAgent) {
@@ -136,22 +152,34 @@ NextStep recordStep(const Workflow& wf, const Verdict& verdict, const Correction
   return step;
 }
 
+// A string member of a hostile JSON object, "" when absent or not a string.
+std::string stringField(const json& object, const char* key, std::size_t maxBytes) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_string())
+    return {};
+  return boundedText(it->get_ref<const std::string&>(), maxBytes);
+}
+
+// Reads back the failures annotation for messages. The text is hostile: any
+// JSON (or none) may be there; wrong types read as empty, and nothing throws.
 std::vector<Failure> failuresFromAnnotation(const std::string& text) {
   std::vector<Failure> out;
+  if (text.size() > 4 * kFailuresBudgetBytes)
+    return out;  // not written by us
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!parsed.is_array())
     return out;
   for (const auto& item : parsed) {
+    if (out.size() == kMaxRecordedFailures)
+      break;
     if (!item.is_object())
       continue;
     Failure f;
-    f.displayName = item.value("displayName", "");
-    f.message = item.value("message", "");
-    f.templateName = item.value("templateName", "");
-    f.phase = parsePhase(item.value("phase", ""));
-    if (auto n = item.find("nodeName"); n != item.end() && n->is_string()) {
-      f.nodeName = n->get<std::string>();
-    }
+    f.displayName = stringField(item, "displayName", kMaxFieldBytes);
+    f.message = stringField(item, "message", kMaxFailureMessageBytes);
+    f.templateName = stringField(item, "templateName", kMaxFieldBytes);
+    f.phase = parsePhase(stringField(item, "phase", kMaxFieldBytes));
+    f.nodeName = stringField(item, "nodeName", kMaxFieldBytes);
     out.push_back(std::move(f));
   }
   return out;
@@ -166,7 +194,7 @@ NextStep eventStep(const CorrectionProgress& progress,
   step.eventType = "Warning";
   const std::string failures =
       summarizeFailures(failuresFromAnnotation(annotationOr(annotations, ann::kFailures, "[]")));
-  const std::string cause = annotationOr(annotations, ann::kCause);
+  const std::string cause = boundedText(annotationOr(annotations, ann::kCause), kMaxFieldBytes);
   const std::string reported = str(phaseName(progress.reportedPhase));
   const std::string truth = str(phaseName(progress.truePhase));
   std::string message;
@@ -178,7 +206,12 @@ NextStep eventStep(const CorrectionProgress& progress,
     if (progress.kfpReported) {
       message += ". KFP run state verified FAILED.";
     } else if (progress.kfpReportFailed) {
-      message += ". KFP rejected the report: " + annotationOr(annotations, ann::kKfpReportError);
+      message += ". KFP rejected the report: " +
+                 boundedText(annotationOr(annotations, ann::kKfpReportError), kMaxFieldBytes);
+    } else if (config.kfpReport == KfpReportMode::kDirect &&
+               progress.kfpReportAttempts >= kMaxKfpReports) {
+      message += ". Not reported to KFP: the report-attempt counter " +
+                 str(ann::kKfpReportAttempts) + " is spent or unreadable.";
     } else if (config.kfpReport == KfpReportMode::kPersistenceAgent) {
       message += ". KFP's persistence agent will re-report the run.";
     } else {
@@ -197,7 +230,7 @@ NextStep eventStep(const CorrectionProgress& progress,
       message += ": " + failures;
     message += ". Run phase left " + reported + " (--exit-task-failure=ignore).";
   }
-  step.eventMessage = std::move(message);
+  step.eventMessage = boundedText(message, kMaxEventMessageBytes);
 
   step.patch = markerPatch(ann::kEventEmittedAt, formatRfc3339(now));
   return step;
@@ -233,15 +266,48 @@ std::string_view stepKindName(StepKind kind) {
 
 CorrectionProgress readProgress(const std::map<std::string, std::string>& annotations) {
   CorrectionProgress p;
-  p.recorded = hasAnnotation(annotations, ann::kTruePhase);
-  if (p.recorded) {
-    p.action = annotationOr(annotations, ann::kAction, str(ann::kActionCorrected));
-    p.truePhase = parsePhase(annotationOr(annotations, ann::kTruePhase));
-    p.reportedPhase = parsePhase(annotationOr(annotations, ann::kReportedPhase));
-  }
   p.kfpReported = hasAnnotation(annotations, ann::kKfpReportedAt);
   p.kfpReportFailed = hasAnnotation(annotations, ann::kKfpReportError);
   p.eventEmitted = hasAnnotation(annotations, ann::kEventEmittedAt);
+  if (hasAnnotation(annotations, ann::kKfpReportAttempts)) {
+    const std::string text = annotationOr(annotations, ann::kKfpReportAttempts);
+    const bool digits =
+        !text.empty() && text.size() <= 2 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    p.kfpReportAttempts = digits ? std::min(std::stoi(text), kMaxKfpReports) : kMaxKfpReports;
+  }
+
+  const bool any = hasAnnotation(annotations, ann::kTruePhase) ||
+                   hasAnnotation(annotations, ann::kAction) ||
+                   hasAnnotation(annotations, ann::kReportedPhase);
+  if (!any)
+    return p;
+  // Only values the record step writes are accepted; the text is compared
+  // whole, so "Failed " or "failed" is garbage too.
+  auto finalPhase = [&](std::string_view key) {
+    const std::string text = annotationOr(annotations, key);
+    const Phase phase = parsePhase(text);
+    return isCompleted(phase) && text == phaseName(phase) ? phase : Phase::kNone;
+  };
+  const Phase truePhase = finalPhase(ann::kTruePhase);
+  const Phase reportedPhase = finalPhase(ann::kReportedPhase);
+  const std::string action = annotationOr(annotations, ann::kAction);
+  if (truePhase == Phase::kNone) {
+    p.invalid = str(ann::kTruePhase) + " is not Succeeded, Failed or Error";
+  } else if (reportedPhase == Phase::kNone) {
+    p.invalid = str(ann::kReportedPhase) + " is not Succeeded, Failed or Error";
+  } else if (action != ann::kActionCorrected && action != ann::kActionObserved &&
+             action != ann::kActionExitTaskIgnored) {
+    p.invalid = str(ann::kAction) + " is not corrected, observed or exit-task-ignored";
+  } else if (action != ann::kActionExitTaskIgnored && !isFailedOrError(truePhase)) {
+    p.invalid = "a " + action + " record whose true phase is not Failed or Error";
+  }
+  if (!p.invalid.empty())
+    return p;
+  p.recorded = true;
+  p.action = action;
+  p.truePhase = truePhase;
+  p.reportedPhase = reportedPhase;
   return p;
 }
 
@@ -249,6 +315,44 @@ bool isCompletedRun(const Workflow& wf) {
   auto it = wf.labels.find(str(lbl::kCompleted));
   return it != wf.labels.end() && it->second == "true" && isCompleted(wf.phase);
 }
+
+namespace {
+
+// The phase the run's failures give, derived as the engine derives a
+// Succeeded run's true phase (engine/outcome.cpp, evaluate: any Failed
+// failure → Failed, else any Error → Error; exit-task failures count under
+// --exit-task-failure=fail). kSucceeded when nothing failed. Needed because
+// on a run whose status.phase is already Failed the verdict's truePhase is
+// that phase whatever the nodes say.
+Phase phaseFromFailures(const Verdict& verdict, ExitTaskFailurePolicy policy) {
+  bool anyFailed = false;
+  bool anyError = false;
+  auto scan = [&](const std::vector<Failure>& list) {
+    for (const Failure& f : list)
+      (f.phase == Phase::kFailed ? anyFailed : anyError) = true;
+  };
+  scan(verdict.failures);
+  if (policy == ExitTaskFailurePolicy::kFail)
+    scan(verdict.exitTaskFailures);
+  return anyFailed ? Phase::kFailed : anyError ? Phase::kError : Phase::kSucceeded;
+}
+
+// Whether a well-formed record describes the object as it is now (see the
+// header): only then do its later steps (report, event, confirmation) run.
+bool recordIsCurrent(const Workflow& wf, const Verdict& verdict, const CorrectionConfig& config,
+                     const CorrectionProgress& progress) {
+  if (!progress.recorded || !verdict.evaluable)
+    return false;
+  if (progress.action == ann::kActionCorrected) {
+    return wf.phase == progress.truePhase &&
+           phaseFromFailures(verdict, config.exitTaskFailure) == progress.truePhase;
+  }
+  if (progress.action == ann::kActionObserved)
+    return verdict.misreported;
+  return !verdict.exitTaskFailures.empty();  // exit-task-ignored
+}
+
+}  // namespace
 
 NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const CorrectionConfig& config,
                         Clock::WallTime now) {
@@ -258,39 +362,36 @@ NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const Correc
     return none("not-kfp-run");
 
   const CorrectionProgress progress = readProgress(wf.annotations);
-  const bool upgradeObserved =
-      progress.action == ann::kActionObserved && config.correct && verdict.misreported;
-  const bool overwritten = config.correct && correctionOverwritten(wf, progress);
-
-  if (!progress.recorded || upgradeObserved || overwritten) {
-    if (overwritten) {
-      // Someone (e.g. a stale full Update) put the old phase back: reapply.
-      Verdict again = verdict;
-      again.truePhase = progress.truePhase;
-      if (!again.cause) {
-        std::string cause = annotationOr(wf.annotations, ann::kCause);
-        if (!cause.empty())
-          again.cause = cause;
-      }
-      return recordStep(wf, again, config, ann::kActionCorrected, now);
-    }
-    if (!verdict.evaluable)
-      return none("not-evaluable");
-    if (verdict.misreported) {
-      return recordStep(wf, verdict, config,
+  if (!recordIsCurrent(wf, verdict, config, progress)) {
+    // Unrecorded, unusable or stale: the nodes alone decide. This is also how
+    // an overwritten correction, or a KFP retry that masks a failure again,
+    // is (re-)corrected: the current verdict says mis-reported.
+    std::string note = progress.invalid.empty()
+                           ? (progress.recorded ? "record of an earlier state ignored" : "")
+                           : "annotations ignored: " + progress.invalid;
+    NextStep step;
+    if (!verdict.evaluable) {
+      step = none("not-evaluable");
+    } else if (verdict.misreported) {
+      step = recordStep(wf, verdict, config,
                         config.correct ? ann::kActionCorrected : ann::kActionObserved, now);
+    } else if (verdict.generation == Generation::kKfpV2Hook &&
+               config.exitTaskFailure == ExitTaskFailurePolicy::kIgnore &&
+               !verdict.exitTaskFailures.empty()) {
+      step = recordStep(wf, verdict, config, ann::kActionExitTaskIgnored, now);
+    } else {
+      step = none("healthy");
     }
-    if (!progress.recorded && verdict.generation == Generation::kKfpV2Hook &&
-        config.exitTaskFailure == ExitTaskFailurePolicy::kIgnore &&
-        !verdict.exitTaskFailures.empty()) {
-      return recordStep(wf, verdict, config, ann::kActionExitTaskIgnored, now);
-    }
-    if (!progress.recorded)
-      return none("healthy");
+    step.note = std::move(note);
+    return step;
   }
 
+  if (progress.action == ann::kActionObserved && config.correct)
+    return recordStep(wf, verdict, config, ann::kActionCorrected, now);  // correction turned on
+
   if (progress.action == ann::kActionCorrected && config.kfpReport == KfpReportMode::kDirect &&
-      !progress.kfpReported && !progress.kfpReportFailed) {
+      !progress.kfpReported && !progress.kfpReportFailed &&
+      progress.kfpReportAttempts < kMaxKfpReports) {
     NextStep step;
     step.kind = StepKind::kReportToKfp;
     step.why = "report corrected phase to KFP";
@@ -320,7 +421,24 @@ std::string kfpReportedPatch(Clock::WallTime now) {
 
 std::string kfpReportFailedPatch(std::string_view error) {
   // Annotations are size-limited; the error text only needs to be recognisable.
-  return markerPatch(ann::kKfpReportError, std::string(error.substr(0, 1024)));
+  return markerPatch(ann::kKfpReportError, boundedText(error, 1024));
+}
+
+std::string kfpReportAttemptsPatch(int attempts) {
+  return markerPatch(ann::kKfpReportAttempts, std::to_string(attempts));
+}
+
+std::string boundedText(std::string_view text, std::size_t maxBytes) {
+  if (text.size() <= maxBytes)
+    return std::string(text);
+  static constexpr std::string_view kEllipsis = "\xE2\x80\xA6";  // "…" in UTF-8
+  if (maxBytes < kEllipsis.size())
+    return {};
+  std::size_t cut = maxBytes - kEllipsis.size();
+  // Back off to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+    --cut;
+  return std::string(text.substr(0, cut)) + std::string(kEllipsis);
 }
 
 std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t limit) {
@@ -331,9 +449,10 @@ std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t 
       break;
     if (!out.empty())
       out += "; ";
-    out += failureLabel(f);
+    const Failure b = boundedFailure(f);
+    out += boundedText(failureLabel(b), kMaxFieldBytes);
     out += ": ";
-    out += f.message.empty() ? str(phaseName(f.phase)) : f.message;
+    out += b.message.empty() ? str(phaseName(b.phase)) : b.message;
     ++shown;
   }
   if (failures.size() > shown) {
@@ -342,16 +461,25 @@ std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t 
   return out;
 }
 
+std::string originalMessage(const Workflow& wf) {
+  if (wf.message.rfind(kCorrectedMessagePrefix, 0) == 0) {
+    // Ours (a re-applied correction): the original was kept at the first one.
+    return boundedText(annotationOr(wf.annotations, ann::kOriginalMessage), 1024);
+  }
+  return boundedText(wf.message, 1024);
+}
+
 std::string correctedMessage(const Workflow& wf, const Verdict& verdict) {
-  std::string msg = "exit-reconciler: reported " + str(phaseName(wf.phase)) + ", truly " +
-                    str(phaseName(verdict.truePhase));
+  std::string msg = str(kCorrectedMessagePrefix) + "reported " + str(phaseName(wf.phase)) +
+                    ", truly " + str(phaseName(verdict.truePhase));
   if (verdict.cause)
-    msg += " (" + *verdict.cause + ")";
+    msg += " (" + boundedText(*verdict.cause, kMaxFieldBytes) + ")";
   const std::string failures = summarizeFailures(verdict.failures);
   if (!failures.empty())
     msg += ": " + failures;
-  if (!wf.message.empty())
-    msg += " | original message: " + wf.message;
+  const std::string original = originalMessage(wf);
+  if (!original.empty())
+    msg += " | original message: " + original;
   return msg;
 }
 

@@ -17,6 +17,27 @@
 // decision is a function of the object alone: restart-safe, idempotent, and a
 // crash between two steps resumes at the step that did not finish.
 //
+// Our annotations are hostile input (anyone who may edit the Workflow writes
+// them, and KFP's RetryRun brings back those of the last report). A record
+// drives the later steps only when it is well-formed AND describes the
+// current object (recordIsCurrent in the .cpp):
+// - corrected: status.phase is the recorded true phase and the nodes justify
+//   it (their failures give that phase, as the engine derives it);
+// - observed: the verdict still says mis-reported;
+// - exit-task-ignored: an exit task still failed.
+// Anything else (unknown phases or actions, a record of an earlier attempt
+// of a run KFP retried, a forged record on a healthy run) is treated as
+// unrecorded: the run is evaluated from its nodes alone. A correction is
+// (re-)applied only when the current verdict says mis-reported, so a KFP
+// retry that truly succeeds stays Succeeded and is not reported again, and a
+// retried 2.0–2.3 run that masks a failure again is corrected again.
+//
+// Bounds: a failure's message ≤ kMaxFailureMessageBytes, other strings ≤
+// kMaxFieldBytes, ≤ kMaxRecordedFailures failures and ≤ kFailuresBudgetBytes
+// for the failures annotation; status.message is built from the original
+// message (kept in ann::kOriginalMessage) and never nests our own; KFP reports
+// per record ≤ kMaxKfpReports (ann::kKfpReportAttempts).
+//
 // Safety rules enforced here:
 // - A workflow that is not completed (label workflows.argoproj.io/completed
 //   != "true" or a non-final status.phase) is never touched: Argo owns it.
@@ -54,13 +75,20 @@ struct CorrectionConfig {
 
 // Progress markers read back from the annotations.
 struct CorrectionProgress {
-  bool recorded = false;  // true-phase annotation present
-  std::string action;     // ann::kAction value, "" when not recorded
+  // A well-formed record: true-phase, reported-phase and action present, each
+  // a value the record step writes, and consistent with each other.
+  bool recorded = false;
+  // Our annotations are present but unusable (recorded is false): why.
+  std::string invalid;
+  std::string action;  // ann::kAction value, "" when not recorded
   Phase truePhase = Phase::kNone;
   Phase reportedPhase = Phase::kNone;
   bool kfpReported = false;
   bool kfpReportFailed = false;
   bool eventEmitted = false;
+  // Reports KFP accepted without a confirmed state; an unreadable counter
+  // reads as kMaxKfpReports (garbage never buys another report).
+  int kfpReportAttempts = 0;
 };
 CorrectionProgress readProgress(const std::map<std::string, std::string>& annotations);
 
@@ -86,6 +114,8 @@ struct NextStep {
   std::string why;
   std::string patch;   // merge patch JSON for kRecord and kEmitEvent
   std::string action;  // kRecord: the ann::kAction value written
+  // Why our annotations were ignored, when they were ("" otherwise): for logs.
+  std::string note;
   // kEmitEvent only:
   std::string eventType;  // "Warning"
   std::string eventReason;
@@ -102,9 +132,21 @@ NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const Correc
 // Marker patches for the outcome of a kReportToKfp step.
 std::string kfpReportedPatch(Clock::WallTime now);
 std::string kfpReportFailedPatch(std::string_view error);
+// KFP accepted `attempts` reports of the current record, none confirmed yet.
+std::string kfpReportAttemptsPatch(int attempts);
 
-// The corrected status.message: the original kept, plus what really failed.
+// The corrected status.message: what really failed, then the run's original
+// message (originalMessage()), each part bounded. Never contains a previous
+// corrected message, so re-applying a correction does not grow it.
 std::string correctedMessage(const Workflow& wf, const Verdict& verdict);
+// The run's message before any correction of ours: status.message, or when
+// that is one of ours, the ann::kOriginalMessage annotation. ≤ 1 KiB.
+std::string originalMessage(const Workflow& wf);
+inline constexpr std::string_view kCorrectedMessagePrefix = "exit-reconciler: ";
+
+// `text` cut to at most `maxBytes` bytes without splitting a UTF-8 sequence;
+// a cut text ends with "…" (within the limit).
+std::string boundedText(std::string_view text, std::size_t maxBytes);
 
 // "fail-op: Error (exit code 1); print-op: ..." for at most `limit` failures.
 std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t limit = 3);
@@ -113,8 +155,15 @@ std::string summarizeFailures(const std::vector<Failure>& failures, std::size_t 
 // re-report it (persistence-agent mode).
 inline constexpr std::string_view kAwaitingPersistenceAgent = "awaiting-persistence-agent";
 
-// Most failures the failures annotation holds (annotations are size-limited).
-inline constexpr std::size_t kMaxRecordedFailures = 20;
+// Bounds on what we write (Kubernetes caps all annotations of an object at
+// 256 KiB together; the run's own annotations share that budget).
+inline constexpr std::size_t kMaxRecordedFailures = 20;         // failures annotation entries
+inline constexpr std::size_t kMaxFailureMessageBytes = 1024;    // one failure's message
+inline constexpr std::size_t kMaxFieldBytes = 256;              // names, phases, cause
+inline constexpr std::size_t kFailuresBudgetBytes = 16 * 1024;  // the whole failures annotation
+inline constexpr std::size_t kMaxEventMessageBytes = 1024;      // an Event's message
+// KFP reports accepted per record before the run is marked kfp-report-error.
+inline constexpr int kMaxKfpReports = 3;
 
 // Event reasons.
 inline constexpr std::string_view kReasonCorrected = "RunPhaseCorrected";

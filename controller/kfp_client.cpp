@@ -1,8 +1,10 @@
 #include "controller/kfp_client.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/clock.h"
+#include "controller/kfp_report_body.h"
 
 namespace exitrec {
 namespace {
@@ -33,6 +35,36 @@ std::string escapePathSegment(std::string_view in) {
 
 }  // namespace
 
+namespace {
+
+// A grpc-gateway status body: {"code": <grpc code>, "message": ...} (v2) or
+// {"error", "code", "message", "details"} (v1). Its numeric code, if any.
+std::optional<int> grpcCode(const json& body) {
+  if (!body.is_object())
+    return std::nullopt;
+  auto c = body.find("code");
+  if (c == body.end() || !c->is_number_integer())
+    return std::nullopt;
+  return c->get<int>();
+}
+
+// Whether a 404 is KFP's own NotFound answer rather than "no such endpoint".
+// KFP's handlers answer gRPC NotFound (code 5) with a descriptive message
+// ("Failed to report workflow: ..." from ReportWorkflowResource, "Failed to
+// get a run: ..." from GetRun). A path nothing serves gives instead:
+// - under /apis/ on KFP with grpc-gateway v2 (2.16+): DefaultRoutingErrorHandler
+//   (runtime/errors.go) answers status.Error(codes.NotFound,
+//   http.StatusText(404)), i.e. {"code":5,"message":"Not Found"};
+// - with grpc-gateway v1 (2.0–2.15), its ServeMux answers the plain text
+//   "Not Found" (runtime/mux.go, OtherErrorHandler);
+// - outside /apis/, KFP's gorilla router, an ingress or a proxy answer their
+//   own text or HTML page.
+bool kfpNotFound(const json& body, const std::string& message) {
+  return grpcCode(body) == 5 && !message.empty() && message != "Not Found";
+}
+
+}  // namespace
+
 Error classifyKfpError(std::string_view operation, int status, const HttpHeaders& headers,
                        std::string_view body) {
   std::string message;
@@ -44,6 +76,7 @@ Error classifyKfpError(std::string_view operation, int status, const HttpHeaders
       message = e->get<std::string>();
     }
   }
+  const bool fromKfp = kfpNotFound(parsed, message);
   if (message.empty())
     message = std::string(body.substr(0, 256));
   std::string text =
@@ -53,8 +86,12 @@ Error classifyKfpError(std::string_view operation, int status, const HttpHeaders
     code = ErrorCode::kUnauthorized;
   } else if (status == 403) {
     code = ErrorCode::kForbidden;
-  } else if (status == 404) {
+  } else if (status == 404 && fromKfp) {
     code = ErrorCode::kNotFound;
+  } else if (status == 404) {
+    // Configuration, not a run: retried with backoff (isKfpEndpointMissing).
+    code = ErrorCode::kTransient;
+    text += " (no KFP API at this URL: check --kfp-api-url and any ingress in front of KFP)";
   } else if (status == 429) {
     code = ErrorCode::kTooManyRequests;
   } else if (status >= 500 || status == 408) {
@@ -76,10 +113,6 @@ KfpClient::KfpClient(HttpTransport& transport, const TokenSource& token, Options
                      RequestHook hook)
     : transport_(transport), token_(token), options_(std::move(options)), hook_(std::move(hook)) {
   options_.baseUrl = trimSlash(options_.baseUrl);
-}
-
-std::string KfpClient::reportBody(std::string_view workflowJson) {
-  return json(std::string(workflowJson)).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<HttpResponse> KfpClient::exchange(std::string_view operation, HttpRequest request) {
@@ -116,7 +149,11 @@ Status KfpClient::reportWorkflow(std::string_view workflowJson) {
   req.method = "POST";
   req.url = options_.baseUrl + "/apis/v1beta1/workflows";
   req.headers.set("Content-Type", "application/json");
-  req.body = reportBody(workflowJson);
+  // Never send what could make KFP delete the Workflow (kfp_report_body.h).
+  Result<std::string> body = kfpReportBody(workflowJson);
+  if (!body)
+    return body.error();
+  req.body = std::move(body).value();
   Result<HttpResponse> r = exchange("report", std::move(req));
   if (!r)
     return r.error();

@@ -2,9 +2,11 @@
 // KfpClient: the KFP backend's report and run APIs over the project's
 // HttpTransport (k8sclient/http_transport.h); no HTTP library of its own.
 //
-// - reportWorkflow: POST {kfp}/apis/v1beta1/workflows; the body is a JSON
-//   string literal holding the serialized Workflow (the report API's
-//   `body: "workflow"` is a string field).
+// - reportWorkflow: POST {kfp}/apis/v1beta1/workflows; the body is built by
+//   kfpReportBody() (controller/kfp_report_body.h): a JSON string literal
+//   holding the serialized Workflow WITHOUT the label
+//   pipeline/persistedFinalState, whatever the caller passed (a report that
+//   carries it makes KFP delete the Workflow).
 // - runState: GET {kfp}/apis/v2beta1/runs/{run_id} → the `state` field.
 // - Every request carries `Authorization: Bearer <token>` when the token
 //   source has one (a projected service-account token, audience
@@ -12,7 +14,10 @@
 //   401, after which the request is retried once.
 //
 // Error classification (once, here): 400 and other 4xx → kInvalid (permanent:
-// the same body will be rejected again); 404 → kNotFound; 401 → kUnauthorized;
+// the same body will be rejected again); 404 with KFP's own gRPC NotFound
+// status → kNotFound; any other 404 (the URL serves no KFP API: a wrong
+// --kfp-api-url path, an ingress) → kTransient with httpStatus 404, see
+// isKfpEndpointMissing() in reconciler.h; 401 → kUnauthorized;
 // 403 → kForbidden; 429 → kTooManyRequests (Retry-After); 5xx and transport
 // failures → kTransient. No retries or sleeps here beyond the single 401
 // retry: backoff belongs to the work queue.
@@ -46,9 +51,6 @@ class KfpClient final : public KfpReporter {
 
   Status reportWorkflow(std::string_view workflowJson) override;
   Result<std::string> runState(const std::string& runId) override;
-
-  // The report body for a serialized Workflow: a JSON string literal.
-  static std::string reportBody(std::string_view workflowJson);
 
  private:
   Result<HttpResponse> exchange(std::string_view operation, HttpRequest request);

@@ -43,6 +43,12 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
       m_.observeCorrectionLatency(sinceFinish->count());
   }
 
+  void onKfpEndpointMissing(std::string_view operation) override {
+    m_.kfpEndpointNotFound(operation == "report" ? KfpOperation::kReport : KfpOperation::kGetRun);
+  }
+
+  void onKfpRunUnknown() override { m_.kfpUnknownRun(); }
+
   void runSeen(const WorkflowRecord& r) override {
     const std::string_view generation = generationName(r.generation);
     RunVerdict verdict = RunVerdict::kCorrect;

@@ -3,7 +3,8 @@
 
 # exitrec_reconcile: the correction state machine and the reconciler (pure
 # decisions + execution through interfaces; no HTTP, no metrics library).
-add_library(exitrec_reconcile STATIC correction.cpp reconciler.cpp workflow_record.cpp)
+add_library(exitrec_reconcile STATIC correction.cpp kfp_report_body.cpp reconciler.cpp
+  workflow_record.cpp)
 target_link_libraries(exitrec_reconcile
   PUBLIC exitrec_options exitrec_common exitrec_engine
   PRIVATE nlohmann_json::nlohmann_json spdlog::spdlog)

@@ -92,12 +92,30 @@ std::optional<std::chrono::duration<double>> Reconciler::sinceFinished(const Wor
   return std::nullopt;
 }
 
+std::string Reconciler::unknownRun(const Workflow& wf, const std::string& runId, StepKind kind,
+                                   const Error& error, bool afterReport) {
+  observer().onKfpRunUnknown();
+  observer().onStep(kind, "verify", "permanent");
+  spdlog::error("{}/{}: KFP has no run {} ({}); not retried", wf.namespace_, wf.name, runId,
+                error.describe());
+  const std::string what =
+      "KFP has no run " + runId + " (GET /apis/v2beta1/runs/" + runId + " answered NotFound)";
+  if (afterReport)
+    return kfpReportFailedPatch(what + " after the report: the run is gone from KFP");
+  return kfpReportFailedPatch(what + ": not reported, because KFP deletes the Workflow of a " +
+                              "run it does not know");
+}
+
 std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, StepKind kind,
                                                            std::string& markPatch) {
   const std::string& runId = wf.labels.at(std::string(lbl::kRunId));  // decideNextStep checked
   Result<std::string> state = kfp_->runState(runId);
+  if (!state && state.error().code == ErrorCode::kNotFound) {
+    markPatch = unknownRun(wf, runId, kind, state.error(), /*afterReport=*/true);
+    return std::nullopt;
+  }
   if (!state && permanentKfpError(state.error())) {
-    // Retrying cannot help (e.g. the run was deleted from KFP): record it.
+    // Retrying cannot help: record it.
     observer().onStep(kind, "verify", "permanent");
     spdlog::error("{}/{}: KFP run {} cannot be verified (not retried): {}", wf.namespace_, wf.name,
                   runId, state.error().describe());
@@ -105,6 +123,8 @@ std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, S
     return std::nullopt;
   }
   if (!state) {
+    if (isKfpEndpointMissing(state.error()))
+      observer().onKfpEndpointMissing("get_run");
     observer().onStep(kind, "verify", "error");
     return retry("verify KFP run " + runId, state.error());
   }
@@ -117,6 +137,102 @@ std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, S
   spdlog::info("{}/{}: KFP run {} is {}", wf.namespace_, wf.name, runId, *state);
   markPatch = verified(wf, kind);
   return std::nullopt;
+}
+
+Reconciler::KfpStepResult Reconciler::reportToKfp(const Workflow& wf,
+                                                  const std::string& currentJson, int attempts) {
+  constexpr StepKind kind = StepKind::kReportToKfp;
+  const std::string& runId = wf.labels.at(std::string(lbl::kRunId));  // decideNextStep checked
+  const std::string where = wf.namespace_ + "/" + wf.name;
+
+  // 1. Does KFP know the run? ReportWorkflowResource deletes the Workflow CR of
+  //    a run id missing from its database when no ScheduledWorkflow owns it
+  //    (resource_manager.go, 2.0.0 to master; 2.17 after a grace period).
+  Result<std::string> before = kfp_->runState(runId);
+  if (!before) {
+    const Error& e = before.error();
+    if (e.code == ErrorCode::kNotFound)
+      return {unknownRun(wf, runId, kind, e, /*afterReport=*/false), std::nullopt};
+    if (isKfpEndpointMissing(e))
+      observer().onKfpEndpointMissing("get_run");
+    if (permanentKfpError(e)) {
+      observer().onStep(kind, "verify", "permanent");
+      spdlog::error("{}: KFP run {} cannot be read (not retried): {}", where, runId, e.describe());
+      return {kfpReportFailedPatch("get KFP run " + runId + ": " + e.message), std::nullopt};
+    }
+    observer().onStep(kind, "verify", "error");
+    return {"", retry("get KFP run " + runId + " before reporting", e)};
+  }
+  if (*before == kExpectedKfpState) {
+    // Already FAILED (e.g. KFP's agent reported the corrected object): a
+    // report would add nothing.
+    spdlog::info("{}: KFP run {} is already {}; not reported again", where, runId, *before);
+    return {verified(wf, kind), std::nullopt};
+  }
+
+  // 2. Report the object exactly as the record patch returned it (its
+  //    resourceVersion is what KFP 2.17+ fences on), minus the label that
+  //    makes KFP delete it.
+  Result<std::string> body = kfpReportableWorkflow(currentJson);
+  if (!body) {
+    observer().onStep(kind, "report", "permanent");
+    return {kfpReportFailedPatch(body.error().message), std::nullopt};
+  }
+  Status reported = kfp_->reportWorkflow(*body);
+  if (!reported) {
+    const Error& e = reported.error();
+    if (isKfpEndpointMissing(e)) {
+      // Configuration, not this run: never recorded on the run.
+      observer().onKfpEndpointMissing("report");
+      observer().onStep(kind, "report", "error");
+      spdlog::error("{}: KFP report endpoint missing, will retry: {}", where, e.describe());
+      return {"", retry("KFP report endpoint missing", e)};
+    }
+    if (e.code == ErrorCode::kNotFound) {
+      // KFP's NotFound: the run is unknown, or the CR vanished while KFP
+      // labelled it (after storing the state). GET run below tells.
+      observer().onStep(kind, "report", "error");
+      spdlog::warn("{}: KFP answered NotFound to the report; checking the run: {}", where,
+                   e.describe());
+    } else if (permanentKfpError(e)) {
+      observer().onStep(kind, "report", "permanent");
+      spdlog::error("{}: KFP rejected the report (not retried): {}", where, e.describe());
+      return {kfpReportFailedPatch(e.message), std::nullopt};
+    } else {
+      observer().onStep(kind, "report", "error");
+      spdlog::warn("{}: KFP report failed, will retry: {}", where, e.describe());
+      return {"", retry("KFP report", e)};
+    }
+  } else {
+    observer().onStep(kind, "report", "success");
+  }
+
+  // 3. Verify. Only a NotFound from GET run means the run is gone.
+  Result<std::string> after = kfp_->runState(runId);
+  if (!after && after.error().code == ErrorCode::kNotFound)
+    return {unknownRun(wf, runId, kind, after.error(), /*afterReport=*/true), std::nullopt};
+  if (after && *after == kExpectedKfpState) {
+    spdlog::info("{}: KFP run {} is {}", where, runId, *after);
+    return {verified(wf, kind), std::nullopt};
+  }
+  // KFP took the report but the state is not confirmed: it counts.
+  Error why = after ? Error(ErrorCode::kTransient, "KFP run state is " + *after +
+                                                       " after the report, expected " +
+                                                       std::string(kExpectedKfpState))
+                    : after.error();
+  if (!after && isKfpEndpointMissing(why))
+    observer().onKfpEndpointMissing("get_run");
+  ++attempts;
+  if (attempts >= kMaxKfpReports) {
+    observer().onStep(kind, "verify", "permanent");
+    spdlog::error("{}: KFP run {} not confirmed after {} reports; giving up: {}", where, runId,
+                  attempts, why.describe());
+    return {kfpReportFailedPatch("KFP run " + runId + " not confirmed FAILED after " +
+                                 std::to_string(attempts) + " reports: " + why.message),
+            std::nullopt};
+  }
+  observer().onStep(kind, "verify", "error");
+  return {kfpReportAttemptsPatch(attempts), retry("verify KFP run " + runId, why)};
 }
 
 std::string Reconciler::verified(const Workflow& wf, StepKind kind) {
@@ -196,25 +312,13 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
           // Direct mode without a client is a configuration bug caught at start.
           std::abort();
         }
-        Status reported = kfp_->reportWorkflow(*current);
-        std::string markPatch;
-        if (reported) {
-          observer().onStep(step.kind, "report", "success");
-          if (auto r = verifyRunState(wf, step.kind, markPatch))
-            return *r;
-        } else if (permanentKfpError(reported.error())) {
-          observer().onStep(step.kind, "report", "permanent");
-          spdlog::error("{}/{}: KFP rejected the report (not retried): {}", ns, name,
-                        reported.error().describe());
-          markPatch = kfpReportFailedPatch(reported.error().message);
-        } else {
-          observer().onStep(step.kind, "report", "error");
-          spdlog::warn("{}/{}: KFP report failed, will retry: {}", ns, name,
-                       reported.error().describe());
-          return retry("KFP report", reported.error());
+        KfpStepResult r = reportToKfp(wf, *current, readProgress(wf.annotations).kfpReportAttempts);
+        if (!r.markPatch.empty()) {
+          if (auto o = applyPatch(r.markPatch, StepKind::kReportToKfp, "mark"))
+            return *o;
         }
-        if (auto r = applyPatch(markPatch, StepKind::kReportToKfp, "mark"))
-          return *r;
+        if (r.then)
+          return *r.then;
         break;
       }
       case StepKind::kConfirmAgentReport: {

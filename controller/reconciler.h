@@ -9,6 +9,12 @@
 // decision is made (so the KFP report carries the patched resourceVersion).
 // A 409 refetches and decides again.
 //
+// KFP safety (docs/controller.md, "KFP interaction"): a report is sent only
+// for a run KFP knows (GET run first), never carries the label
+// pipeline/persistedFinalState, carries the resourceVersion of the object the
+// record patch returned, and at most kMaxKfpReports accepted reports are made
+// per record (ann::kKfpReportAttempts).
+//
 // Thread-safety: reconcile() may run concurrently for different keys (the work
 // queue never hands one key to two workers) provided the injected interfaces
 // are thread-safe.
@@ -20,6 +26,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "controller/correction.h"
+#include "controller/kfp_report_body.h"
 
 namespace exitrec {
 
@@ -36,16 +43,32 @@ class WorkflowApi {
 };
 
 // The KFP backend's report and run APIs.
+//
+// Error meanings (classified once, by the implementation):
+// - kNotFound: KFP's own gRPC NotFound. From runState(): the run does not
+//   exist. From reportWorkflow(): KFP did not know the run (and, before 2.17's
+//   grace period, deleted the Workflow CR), or the CR vanished while KFP
+//   labelled it; only runState() tells which.
+// - kTransient with httpStatus 404 (isKfpEndpointMissing): the URL serves no
+//   KFP API (a wrong --kfp-api-url path, an ingress 404). A configuration
+//   error, never a fact about a run: retried with backoff.
+// - kInvalid/kInvalidInput/kPermanent (400: will never be accepted),
+//   kTransient/kTooManyRequests (retry with backoff), kUnauthorized/kForbidden
+//   (credentials).
 class KfpReporter {
  public:
   virtual ~KfpReporter() = default;
-  // Reports the workflow (its full JSON). Errors: kInvalid/kInvalidInput/
-  // kPermanent (400: will never be accepted), kTransient/kTooManyRequests
-  // (retry with backoff), kUnauthorized/kForbidden (credentials).
+  // Reports the workflow (its full JSON, built by kfpReportableWorkflow() in
+  // controller/kfp_report_body.h: never carrying pipeline/persistedFinalState).
   virtual Status reportWorkflow(std::string_view workflowJson) = 0;
   // v2beta1 run state name, e.g. "FAILED".
   virtual Result<std::string> runState(const std::string& runId) = 0;
 };
+
+// A KFP answer that says the endpoint is missing, not the run (see above).
+inline bool isKfpEndpointMissing(const Error& e) {
+  return e.code == ErrorCode::kTransient && e.httpStatus == 404;
+}
 
 struct EventTarget {
   std::string ns;
@@ -75,6 +98,11 @@ class ReconcileObserver {
   // The KFP run state was verified after a report; latency from the run's
   // finishedAt to now (negative or unknown finishedAt gives nullopt).
   virtual void onReportVerified(std::optional<std::chrono::duration<double>> /*sinceFinish*/) {}
+  // KFP answered 404 without its NotFound status: no KFP API at the
+  // configured URL. operation is "report" or "get_run".
+  virtual void onKfpEndpointMissing(std::string_view /*operation*/) {}
+  // GET run answered NotFound: the run is unknown to KFP (never reported to).
+  virtual void onKfpRunUnknown() {}
 };
 
 struct ReconcileOutcome {
@@ -108,6 +136,21 @@ class Reconciler {
   Result<std::string> patch(const std::string& ns, const std::string& name,
                             const std::string& body);
   ReconcileObserver& observer() { return observer_ ? *observer_ : noop_; }
+  // What a KFP step leaves: a marker patch to send (may be empty), then an
+  // outcome to return (or continue deciding when none).
+  struct KfpStepResult {
+    std::string markPatch;
+    std::optional<ReconcileOutcome> then;
+  };
+  // The direct-mode report of the corrected object `currentJson` (exactly as
+  // the record patch returned it): GET the run first (an unknown run is never
+  // reported: KFP would delete its Workflow), report the body without the
+  // final-state label, verify; `attempts` accepted reports were made before.
+  KfpStepResult reportToKfp(const Workflow& wf, const std::string& currentJson, int attempts);
+  // The marker of a run KFP does not know (GET run answered NotFound);
+  // `afterReport`: it answered so only after our report.
+  std::string unknownRun(const Workflow& wf, const std::string& runId, StepKind kind,
+                         const Error& error, bool afterReport);
   // GETs the run of `wf` from KFP and checks it is kExpectedKfpState. Returns
   // the outcome to return when the check must be retried; otherwise nullopt,
   // with `markPatch` set to kfpReportedPatch() (verified, observer told) or to

@@ -314,6 +314,10 @@ struct Metrics::Impl {
   std::array<Counter*, 2> certReloadC{};  // [0] error, [1] success
   Gauge* certExpiryG = nullptr;
 
+  // KFP answers the controller acts on (not per-request counts).
+  std::array<Counter*, 2> kfpEndpointNotFoundC{};  // by KfpOperation
+  Counter* kfpUnknownRunsC = nullptr;
+
   std::mutex queuesMu;
   std::map<std::string, std::unique_ptr<QueueMetrics>, std::less<>> queues;
 
@@ -443,6 +447,18 @@ struct Metrics::Impl {
       kfpRequests->Add({{"operation", str(labelValue(op))}, {"code", "200"}});
       kfpDuration->Add({{"operation", str(labelValue(op))}}, kRequestBuckets);
     });
+
+    auto& endpointNotFound =
+        build(BuildCounter(), "exit_reconciler_kfp_endpoint_not_found_total",
+              "KFP answers of HTTP 404 without KFP's NotFound status, by operation: no KFP API "
+              "at --kfp-api-url (a configuration error; retried).");
+    forEach<KfpOperation, 2>([&](KfpOperation op) {
+      kfpEndpointNotFoundC[idx(op)] = &endpointNotFound.Add({{"operation", str(labelValue(op))}});
+    });
+    kfpUnknownRunsC = &build(BuildCounter(), "exit_reconciler_kfp_unknown_runs_total",
+                             "Corrected runs not reported because KFP has no such run (GET run "
+                             "answered NotFound; a report would make KFP delete the Workflow).")
+                           .Add({});
     for (const ApiCall& call : kKnownApiCalls) {
       kubeRequests->Add({{"verb", str(call.verb)},
                          {"resource", str(call.resource)},
@@ -573,6 +589,14 @@ void Metrics::kfpRequest(KfpOperation operation, int status, double seconds) {
   std::string op = str(labelValue(operation));
   impl_->kfpRequests->Add({{"operation", op}, {"code", httpCodeLabel(status)}}).Increment();
   impl_->kfpDuration->Add({{"operation", op}}, kRequestBuckets).Observe(seconds);
+}
+
+void Metrics::kfpEndpointNotFound(KfpOperation operation) {
+  impl_->kfpEndpointNotFoundC[idx(operation)]->Increment();
+}
+
+void Metrics::kfpUnknownRun() {
+  impl_->kfpUnknownRunsC->Increment();
 }
 
 void Metrics::watchRestart(WatchedResource resource, WatchRestartReason reason) {

@@ -270,6 +270,12 @@ class Metrics {
   // exit_reconciler_kfp_api_requests_total{operation, code} and
   // exit_reconciler_kfp_api_request_duration_seconds{operation}.
   void kfpRequest(KfpOperation operation, int status, double seconds);
+  // exit_reconciler_kfp_endpoint_not_found_total{operation}: a 404 without
+  // KFP's NotFound status (no KFP API at the configured URL).
+  void kfpEndpointNotFound(KfpOperation operation);
+  // exit_reconciler_kfp_unknown_runs_total: a corrected run not reported
+  // because GET run answered NotFound.
+  void kfpUnknownRun();
 
   // --- Watches -------------------------------------------------------------
   // exit_reconciler_watch_restarts_total{resource, reason}

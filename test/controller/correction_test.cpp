@@ -67,6 +67,16 @@ Verdict healthy() {
   return v;
 }
 
+// The verdict on a corrected object: status.phase is Failed now, so nothing
+// is mis-reported, and the nodes still hold the failure that justifies it.
+Verdict correctedVerdict() {
+  Verdict v = misreported();
+  v.reportedPhase = Phase::kFailed;
+  v.misreported = false;
+  v.cause.reset();
+  return v;
+}
+
 class CorrectionTest : public ::testing::Test {
  protected:
   Clock::WallTime now() const { return clock_.wallNow(); }
@@ -179,14 +189,15 @@ Workflow recorded(std::string_view action, Phase phase = Phase::kFailed) {
 
 TEST_F(CorrectionTest, AfterRecordDirectModeReportsToKfp) {
   // The verdict on the corrected object is no longer "misreported".
-  NextStep step = decideNextStep(recorded(ann::kActionCorrected), healthy(), config_, now());
+  NextStep step =
+      decideNextStep(recorded(ann::kActionCorrected), correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kReportToKfp);
 }
 
 TEST_F(CorrectionTest, AfterReportTheEventIsEmittedOnceWithAnUnguardedMarker) {
   Workflow wf = recorded(ann::kActionCorrected);
   wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:06:00Z";
-  NextStep step = decideNextStep(wf, healthy(), config_, now());
+  NextStep step = decideNextStep(wf, correctedVerdict(), config_, now());
   ASSERT_EQ(step.kind, StepKind::kEmitEvent);
   EXPECT_EQ(step.eventType, "Warning");
   EXPECT_EQ(step.eventReason, "RunPhaseCorrected");
@@ -199,7 +210,7 @@ TEST_F(CorrectionTest, AfterReportTheEventIsEmittedOnceWithAnUnguardedMarker) {
             formatRfc3339(now()));
 
   wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
-  step = decideNextStep(wf, healthy(), config_, now());
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "done");
 }
@@ -207,7 +218,7 @@ TEST_F(CorrectionTest, AfterReportTheEventIsEmittedOnceWithAnUnguardedMarker) {
 TEST_F(CorrectionTest, ARejectedReportIsNotRetriedAndIsNamedInTheEvent) {
   Workflow wf = recorded(ann::kActionCorrected);
   wf.annotations[std::string(ann::kKfpReportError)] = "missing the Run ID label";
-  NextStep step = decideNextStep(wf, healthy(), config_, now());
+  NextStep step = decideNextStep(wf, correctedVerdict(), config_, now());
   ASSERT_EQ(step.kind, StepKind::kEmitEvent);
   EXPECT_NE(step.eventMessage.find("KFP rejected the report: missing the Run ID label"),
             std::string::npos);
@@ -215,7 +226,8 @@ TEST_F(CorrectionTest, ARejectedReportIsNotRetriedAndIsNamedInTheEvent) {
 
 TEST_F(CorrectionTest, PersistenceAgentModeSkipsTheDirectReport) {
   config_.kfpReport = KfpReportMode::kPersistenceAgent;
-  NextStep step = decideNextStep(recorded(ann::kActionCorrected), healthy(), config_, now());
+  NextStep step =
+      decideNextStep(recorded(ann::kActionCorrected), correctedVerdict(), config_, now());
   ASSERT_EQ(step.kind, StepKind::kEmitEvent);
   EXPECT_NE(step.eventMessage.find("persistence agent"), std::string::npos);
 }
@@ -224,25 +236,25 @@ TEST_F(CorrectionTest, PersistenceAgentModeWaitsForTheAgentThenConfirmsItsReport
   config_.kfpReport = KfpReportMode::kPersistenceAgent;
   Workflow wf = recorded(ann::kActionCorrected);
   wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
-  NextStep step = decideNextStep(wf, healthy(), config_, now());
+  NextStep step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "awaiting-persistence-agent");
 
   // The KFP API server labels the Workflow after the agent's final report.
   wf.labels[std::string(lbl::kPersistedFinalState)] = "true";
-  step = decideNextStep(wf, healthy(), config_, now());
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kConfirmAgentReport);
   EXPECT_EQ(stepKindName(step.kind), "kfp-agent-confirm");
 
   wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:07:00Z";
-  step = decideNextStep(wf, healthy(), config_, now());
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "done");
 
   // A permanent verify error (the run is gone from KFP) also ends it.
   wf.annotations.erase(std::string(ann::kKfpReportedAt));
   wf.annotations[std::string(ann::kKfpReportError)] = "verify KFP run r: run not found";
-  step = decideNextStep(wf, healthy(), config_, now());
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "done");
 }
@@ -251,11 +263,17 @@ TEST_F(CorrectionTest, OnlyCorrectedRunsWaitForThePersistenceAgent) {
   // Observed and exit-task-ignored runs keep their phase and their label:
   // the agent has nothing to re-report.
   config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  Verdict exitFailed = healthy();
+  exitFailed.generation = Generation::kKfpV2Hook;
+  exitFailed.exitTaskFailures = {failure("print-op", "Error (exit code 1)")};
   for (std::string_view action : {ann::kActionObserved, ann::kActionExitTaskIgnored}) {
     Workflow wf = recorded(action, Phase::kSucceeded);
+    if (action == ann::kActionExitTaskIgnored)
+      wf.annotations[kTruePhase] = "Succeeded";
     wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
     config_.correct = action != ann::kActionObserved;
-    NextStep step = decideNextStep(wf, healthy(), config_, now());
+    const Verdict v = action == ann::kActionObserved ? misreported() : exitFailed;
+    NextStep step = decideNextStep(wf, v, config_, now());
     EXPECT_EQ(step.kind, StepKind::kNone) << action;
     EXPECT_EQ(step.why, "done") << action;
   }
@@ -277,16 +295,69 @@ TEST_F(CorrectionTest, AnObservedRunIsCorrectedOnceCorrectionIsTurnedOn) {
   EXPECT_EQ(step.action, ann::kActionCorrected);
 }
 
-TEST_F(CorrectionTest, AnOverwrittenCorrectionIsReapplied) {
-  // Someone put the old phase back after we corrected and reported.
+TEST_F(CorrectionTest, AnOverwrittenCorrectionIsReappliedBecauseTheNodesStillSaySo) {
+  // Someone put the old phase back after we corrected and reported; the nodes
+  // still show the masked failure, so the verdict says mis-reported again.
   Workflow wf = recorded(ann::kActionCorrected, Phase::kSucceeded);
   wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:06:00Z";
   wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
-  NextStep step = decideNextStep(wf, healthy(), config_, now());
+  NextStep step = decideNextStep(wf, misreported(), config_, now());
   ASSERT_EQ(step.kind, StepKind::kRecord);
   json patch = json::parse(step.patch);
   EXPECT_EQ(patch["status"]["phase"], "Failed");
   EXPECT_TRUE(patch["metadata"]["annotations"][std::string(ann::kKfpReportedAt)].is_null());
+  EXPECT_TRUE(patch["metadata"]["annotations"][std::string(ann::kKfpReportAttempts)].is_null());
+  EXPECT_EQ(step.note, "record of an earlier state ignored");
+}
+
+// KFP's RetryRun (backend/src/common/util/workflow.go GenerateRetryExecution,
+// 2.4.0/2.5.0/master) rebuilds the CR from the last reported manifest: our
+// annotations come back (true-phase Failed, action corrected, no report
+// marker), the phase is Running, then whatever the retry really does.
+Workflow retried(Phase outcome) {
+  Workflow wf = recorded(ann::kActionCorrected, outcome);
+  wf.annotations["pipelines.kubeflow.org/retry-generation"] = "1";  // master only
+  return wf;
+}
+
+TEST_F(CorrectionTest, AKfpRetryThatTrulySucceedsStaysSucceededAndIsNotReported) {
+  for (KfpReportMode mode : {KfpReportMode::kDirect, KfpReportMode::kPersistenceAgent}) {
+    config_.kfpReport = mode;
+    NextStep step = decideNextStep(retried(Phase::kSucceeded), healthy(), config_, now());
+    EXPECT_EQ(step.kind, StepKind::kNone) << kfpReportModeName(mode);
+    EXPECT_EQ(step.why, "healthy");
+    EXPECT_EQ(step.note, "record of an earlier state ignored");
+    // Also with the report and event markers of the earlier attempt present.
+    Workflow wf = retried(Phase::kSucceeded);
+    wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:06:00Z";
+    wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
+    EXPECT_EQ(decideNextStep(wf, healthy(), config_, now()).kind, StepKind::kNone);
+  }
+  // While the retry runs, nothing is touched either.
+  Workflow running = retried(Phase::kRunning);
+  running.labels.erase(std::string(lbl::kCompleted));
+  EXPECT_EQ(decideNextStep(running, misreported(), config_, now()).why, "not-completed");
+}
+
+TEST_F(CorrectionTest, AKfpRetryThatMasksAFailureAgainIsCorrectedAgain) {
+  // A 2.0–2.3 retried run whose exit task masks a body failure again: a new
+  // attempt, recorded afresh (its report markers reset), then reported.
+  Workflow wf = retried(Phase::kSucceeded);
+  wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:06:00Z";
+  wf.annotations[std::string(ann::kKfpReportAttempts)] = "2";
+  NextStep step = decideNextStep(wf, misreported(), config_, now());
+  ASSERT_EQ(step.kind, StepKind::kRecord);
+  EXPECT_EQ(step.action, ann::kActionCorrected);
+  json patch = json::parse(step.patch);
+  EXPECT_EQ(patch["status"]["phase"], "Failed");
+  const json& a = patch["metadata"]["annotations"];
+  EXPECT_TRUE(a[std::string(ann::kKfpReportedAt)].is_null());
+  EXPECT_TRUE(a[std::string(ann::kKfpReportAttempts)].is_null());
+
+  // Once recorded, the new attempt is reported.
+  Workflow corrected = retried(Phase::kFailed);
+  EXPECT_EQ(decideNextStep(corrected, correctedVerdict(), config_, now()).kind,
+            StepKind::kReportToKfp);
 }
 
 TEST_F(CorrectionTest, IgnoredExitTaskFailureIsRecordedWithoutTouchingThePhase) {
@@ -357,6 +428,199 @@ TEST_F(CorrectionTest, ReportMarkersAreUnguardedSingleAnnotationPatches) {
   EXPECT_EQ(
       bad["metadata"]["annotations"][std::string(ann::kKfpReportError)].get<std::string>().size(),
       1024u);
+}
+
+// --- Hostile annotations: garbage in our own annotations never drives an action.
+
+TEST_F(CorrectionTest, AHealthyRunWithABogusRecordIsNeitherPatchedNorReported) {
+  Workflow wf = completedRun();
+  wf.annotations = {{kTruePhase, "Bogus"},
+                    {std::string(ann::kReportedPhase), "Succeeded"},
+                    {kAction, "corrected"}};
+  NextStep step = decideNextStep(wf, healthy(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  EXPECT_EQ(step.why, "healthy");
+  EXPECT_NE(step.note.find("true-phase is not Succeeded, Failed or Error"), std::string::npos)
+      << step.note;
+  // The same garbage on a truly mis-reported run: evaluated from its nodes and
+  // recorded afresh (every one of our annotations overwritten).
+  step = decideNextStep(wf, misreported(), config_, now());
+  ASSERT_EQ(step.kind, StepKind::kRecord);
+  EXPECT_EQ(json::parse(step.patch)["metadata"]["annotations"][kTruePhase], "Failed");
+}
+
+TEST_F(CorrectionTest, MalformedRecordsReadAsUnrecorded) {
+  const std::vector<std::map<std::string, std::string>> hostile = {
+      {{kTruePhase, "Failed"}, {std::string(ann::kReportedPhase), "Succeeded"}},  // no action
+      {{kTruePhase, "Failed"}, {std::string(ann::kReportedPhase), "Succeeded"}, {kAction, "nuke"}},
+      {{kTruePhase, "failed"},
+       {std::string(ann::kReportedPhase), "Succeeded"},
+       {kAction, "corrected"}},
+      {{kTruePhase, "Failed "},
+       {std::string(ann::kReportedPhase), "Succeeded"},
+       {kAction, "corrected"}},
+      {{kTruePhase, "Running"},
+       {std::string(ann::kReportedPhase), "Succeeded"},
+       {kAction, "corrected"}},
+      {{kTruePhase, "Failed"}, {std::string(ann::kReportedPhase), "5"}, {kAction, "corrected"}},
+      {{kTruePhase, "Succeeded"},
+       {std::string(ann::kReportedPhase), "Succeeded"},
+       {kAction, "corrected"}},
+      {{kTruePhase, std::string(600 * 1024, 'F')},
+       {std::string(ann::kReportedPhase), "Succeeded"},
+       {kAction, "corrected"}},
+      {{kAction, "corrected"}},
+  };
+  for (const auto& annotations : hostile) {
+    CorrectionProgress p = readProgress(annotations);
+    EXPECT_FALSE(p.recorded) << annotations.begin()->second.substr(0, 20);
+    EXPECT_FALSE(p.invalid.empty());
+    EXPECT_LE(p.invalid.size(), 200u);  // names the field, does not echo the value
+    Workflow wf = completedRun(Phase::kFailed);
+    wf.annotations = annotations;
+    // A corrected-looking run in each case: never reported, never evented.
+    for (const Verdict& v : {healthy(), correctedVerdict()}) {
+      NextStep step = decideNextStep(wf, v, config_, now());
+      EXPECT_NE(step.kind, StepKind::kReportToKfp);
+      EXPECT_NE(step.kind, StepKind::kEmitEvent);
+    }
+  }
+}
+
+TEST_F(CorrectionTest, AForgedCorrectionThatTheNodesDoNotJustifyIsNeverReported) {
+  // A tenant sets status.phase Failed and a complete "corrected" record on a
+  // run whose nodes all succeeded: no report, no event, no write.
+  Workflow wf = recorded(ann::kActionCorrected, Phase::kFailed);
+  Verdict v = healthy();
+  v.reportedPhase = Phase::kFailed;
+  v.truePhase = Phase::kFailed;  // a Failed run stays Failed in the engine's verdict
+  NextStep step = decideNextStep(wf, v, config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  // A record whose status.phase is not the recorded true phase: not reported.
+  Workflow other = recorded(ann::kActionCorrected, Phase::kSucceeded);
+  EXPECT_EQ(decideNextStep(other, healthy(), config_, now()).kind, StepKind::kNone);
+  // Error recorded, Failed on the object: not the recorded phase either.
+  Workflow mismatch = recorded(ann::kActionCorrected, Phase::kFailed);
+  mismatch.annotations[kTruePhase] = "Error";
+  EXPECT_EQ(decideNextStep(mismatch, correctedVerdict(), config_, now()).kind, StepKind::kNone);
+}
+
+TEST_F(CorrectionTest, ForgedOrSpentReportCountersNeverBuyAReport) {
+  for (const std::string& value :
+       std::vector<std::string>{"3", "99", "-1", "abc", "", "1e9", std::string(5000, '9')}) {
+    Workflow wf = recorded(ann::kActionCorrected);
+    wf.annotations[std::string(ann::kKfpReportAttempts)] = value;
+    CorrectionProgress p = readProgress(wf.annotations);
+    EXPECT_EQ(p.kfpReportAttempts, kMaxKfpReports) << value.substr(0, 10);
+    NextStep step = decideNextStep(wf, correctedVerdict(), config_, now());
+    ASSERT_EQ(step.kind, StepKind::kEmitEvent) << value.substr(0, 10);
+    EXPECT_NE(step.eventMessage.find("Not reported to KFP"), std::string::npos);
+  }
+  Workflow wf = recorded(ann::kActionCorrected);
+  wf.annotations[std::string(ann::kKfpReportAttempts)] = "2";
+  EXPECT_EQ(readProgress(wf.annotations).kfpReportAttempts, 2);
+  EXPECT_EQ(decideNextStep(wf, correctedVerdict(), config_, now()).kind, StepKind::kReportToKfp);
+}
+
+TEST_F(CorrectionTest, FailuresAnnotationOfAnyShapeNeverThrows) {
+  // issue 16: [{"displayName": 5}] threw nlohmann type_error 302 inside the
+  // informer's projection and stalled the whole controller.
+  const std::vector<std::string> hostile = {
+      R"([{"displayName": 5}])",
+      R"([{"displayName": null, "message": {"a": 1}, "phase": 7, "nodeName": []}])",
+      R"({"displayName": "x"})",
+      R"([1, "two", null, [3]])",
+      "not json",
+      "",
+      "[" + std::string(300 * 1024, ' ') + "]",
+  };
+  for (const std::string& text : hostile) {
+    Workflow wf = recorded(ann::kActionCorrected);
+    wf.annotations[std::string(ann::kFailures)] = text;
+    wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:06:00Z";
+    NextStep step;
+    EXPECT_NO_THROW(step = decideNextStep(wf, correctedVerdict(), config_, now()))
+        << text.substr(0, 40);
+    EXPECT_EQ(step.kind, StepKind::kEmitEvent);
+    EXPECT_LE(step.eventMessage.size(), kMaxEventMessageBytes);
+  }
+  Workflow wf = recorded(ann::kActionCorrected);
+  wf.annotations[std::string(ann::kFailures)] = R"([{"displayName": 5, "message": "boom"}])";
+  wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:06:00Z";
+  EXPECT_NE(decideNextStep(wf, correctedVerdict(), config_, now()).eventMessage.find("boom"),
+            std::string::npos);
+}
+
+// --- Bounds on what we write.
+
+TEST_F(CorrectionTest, AHugeMessageAndTenThousandFailuresStayWithinTheBudgets) {
+  Verdict v = misreported();
+  v.failures.clear();
+  // One 600 KiB message, then 9,999 more failures with oversized fields.
+  for (int i = 0; i < 10000; ++i) {
+    Failure f = failure("op-" + std::to_string(i) + std::string(1000, 'n'),
+                        std::string(i == 0 ? 600 * 1024 : 2000, 'm'));
+    f.nodeName = std::string(2000, 'p');
+    v.failures.push_back(std::move(f));
+  }
+  Workflow wf = completedRun();
+  wf.message = std::string(600 * 1024, 'o');
+  NextStep step = decideNextStep(wf, v, config_, now());
+  ASSERT_EQ(step.kind, StepKind::kRecord);
+  EXPECT_LT(step.patch.size(), 32u * 1024);
+  json patch = json::parse(step.patch);
+  const json& a = patch["metadata"]["annotations"];
+  const std::string failuresText = a[std::string(ann::kFailures)];
+  EXPECT_LE(failuresText.size(), kFailuresBudgetBytes);
+  json failures = json::parse(failuresText);
+  ASSERT_FALSE(failures.empty());
+  EXPECT_LE(failures.size(), kMaxRecordedFailures);
+  for (const json& f : failures) {
+    EXPECT_LE(f["message"].get<std::string>().size(), kMaxFailureMessageBytes);
+    EXPECT_LE(f["nodeName"].get<std::string>().size(), kMaxFieldBytes);
+    EXPECT_LE(f["displayName"].get<std::string>().size(), kMaxFieldBytes);
+  }
+  EXPECT_LE(a[std::string(ann::kOriginalMessage)].get<std::string>().size(), 1024u);
+  const std::string message = patch["status"]["message"];
+  EXPECT_LE(message.size(), 8u * 1024);
+  EXPECT_NE(message.find("and 9997 more"), std::string::npos);
+}
+
+TEST_F(CorrectionTest, BoundedTextCutsOnACharacterBoundary) {
+  EXPECT_EQ(boundedText("short", 10), "short");
+  // "aééé" is 7 bytes; 5 leave 2 before the 3-byte "…": "a" and half an é.
+  EXPECT_EQ(boundedText("a\xC3\xA9\xC3\xA9\xC3\xA9", 5), "a\xE2\x80\xA6");
+  EXPECT_EQ(boundedText("a\xC3\xA9\xC3\xA9\xC3\xA9", 6), "a\xC3\xA9\xE2\x80\xA6");
+  EXPECT_LE(boundedText(std::string(5000, 'x'), 1024).size(), 1024u);
+  EXPECT_EQ(boundedText("abcdef", 2), "");
+}
+
+TEST_F(CorrectionTest, ReapplyingACorrectionNeverNestsTheMessage) {
+  Workflow wf = completedRun();
+  wf.message = "child 'wf-123' failed";
+  // First correction: the original is kept in an annotation.
+  json patch = json::parse(decideNextStep(wf, misreported(), config_, now()).patch);
+  const std::string first = patch["status"]["message"];
+  EXPECT_EQ(patch["metadata"]["annotations"][std::string(ann::kOriginalMessage)],
+            "child 'wf-123' failed");
+  // Then, ten times: a stale writer puts the phase back but keeps our message
+  // and annotations; the correction is re-applied.
+  for (int i = 0; i < 10; ++i) {
+    wf.phase = Phase::kSucceeded;
+    wf.message = patch["status"]["message"];
+    for (const auto& [k, val] : patch["metadata"]["annotations"].items()) {
+      if (val.is_string())
+        wf.annotations[k] = val;
+      else
+        wf.annotations.erase(k);
+    }
+    NextStep step = decideNextStep(wf, misreported(), config_, now());
+    ASSERT_EQ(step.kind, StepKind::kRecord);
+    patch = json::parse(step.patch);
+    EXPECT_EQ(patch["status"]["message"], first) << i;
+  }
+  EXPECT_EQ(std::count(first.begin(), first.end(), '|'), 1) << first;
+  EXPECT_NE(first.find("original message: child 'wf-123' failed"), std::string::npos);
 }
 
 }  // namespace

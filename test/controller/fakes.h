@@ -64,7 +64,31 @@ class FakeWorkflowApi : public WorkflowApi {
     it->second.merge_patch(p);
     it->second["metadata"]["resourceVersion"] = std::to_string(++rv_);
     ++appliedPatches;
+    patchedVersions.push_back(std::to_string(rv_));
     return it->second.dump();
+  }
+
+  // What KFP's workflow client does (resource_manager.go): Delete, and the
+  // label patch after a terminal report. False when the object is gone.
+  bool erase(const std::string& ns, const std::string& name) {
+    std::lock_guard<std::mutex> g(mu_);
+    return objects_.erase(ns + "/" + name) != 0;
+  }
+  bool exists(const std::string& ns, const std::string& name) {
+    std::lock_guard<std::mutex> g(mu_);
+    return objects_.count(ns + "/" + name) != 0;
+  }
+  bool addLabel(const std::string& ns, const std::string& name, const std::string& key,
+                const std::string& value) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = objects_.find(ns + "/" + name);
+    if (it == objects_.end())
+      return false;
+    if (it->second["metadata"]["labels"].value(key, std::string()) != value) {
+      it->second["metadata"]["labels"][key] = value;
+      it->second["metadata"]["resourceVersion"] = std::to_string(++rv_);
+    }
+    return true;
   }
 
   nlohmann::json object(const std::string& ns, const std::string& name) {
@@ -79,6 +103,7 @@ class FakeWorkflowApi : public WorkflowApi {
   }
 
   std::vector<std::string> patches;
+  std::vector<std::string> patchedVersions;  // resourceVersion each applied patch returned
   int appliedPatches = 0;
   int conflicts = 0;
   int gets = 0;
@@ -96,7 +121,14 @@ class FakeWorkflowApi : public WorkflowApi {
   long rv_ = 100;
 };
 
-// KFP: records reports; the run state follows the last reported phase.
+// KFP's report handler as far as the controller must care, after
+// ReportWorkflowResource (backend/src/apiserver/resource/resource_manager.go,
+// 2.0.0–2.16.x): a body carrying pipeline/persistedFinalState DELETES the
+// Workflow CR (then the run is updated); a run id KFP does not know deletes
+// the CR and answers NotFound; a terminal report labels the CR. Run state
+// follows the reported phase (Error → FAILED). Known runs are the keys of
+// `states` (KFP creates runs itself; reports never do here).
+// With `cluster` unset, deletions and labels are only counted.
 class FakeKfp : public KfpReporter {
  public:
   Status reportWorkflow(std::string_view workflowJson) override {
@@ -109,15 +141,36 @@ class FakeKfp : public KfpReporter {
     }
     nlohmann::json wf = nlohmann::json::parse(workflowJson);
     reported.push_back(wf);
+    const std::string ns = wf["metadata"]["namespace"];
+    const std::string name = wf["metadata"]["name"];
+    const auto& labels = wf["metadata"]["labels"];
+    if (labels.contains("pipeline/persistedFinalState")) {
+      ++reportsWithFinalStateLabel;
+      deleted.push_back(ns + "/" + name);
+      if (cluster)
+        cluster->erase(ns, name);
+    }
     const std::string phase = wf["status"]["phase"];
-    const std::string runId = wf["metadata"]["labels"]["pipeline/runid"];
+    const std::string runId = labels["pipeline/runid"];
+    if (states.count(runId) == 0) {
+      deleted.push_back(ns + "/" + name);
+      if (cluster)
+        cluster->erase(ns, name);
+      return Error(ErrorCode::kNotFound, "Failed to report workflow: run " + runId + " not found");
+    }
     states[runId] = (phase == "Failed" || phase == "Error") ? "FAILED" : "SUCCEEDED";
     if (stickyState)
       states[runId] = *stickyState;
+    if (forgetRunOnReport)
+      states.erase(runId);  // the run was deleted from KFP meanwhile
+    const bool final = phase == "Failed" || phase == "Error" || phase == "Succeeded";
+    if (final && cluster && !cluster->addLabel(ns, name, "pipeline/persistedFinalState", "true"))
+      return Error(ErrorCode::kNotFound, "Failed to add PersistedFinalState label");
     return Status::okStatus();
   }
   Result<std::string> runState(const std::string& runId) override {
     std::lock_guard<std::mutex> g(mu_);
+    ++stateReads;
     if (!stateErrors.empty()) {
       Error e = stateErrors.front();
       stateErrors.pop_front();
@@ -125,14 +178,19 @@ class FakeKfp : public KfpReporter {
     }
     auto it = states.find(runId);
     if (it == states.end())
-      return Error(ErrorCode::kNotFound, "run not found");
+      return Error(ErrorCode::kNotFound, "Failed to get a run: run " + runId + " not found");
     return it->second;
   }
 
+  FakeWorkflowApi* cluster = nullptr;
   int attempts = 0;
+  int stateReads = 0;
+  int reportsWithFinalStateLabel = 0;
+  std::vector<std::string> deleted;  // "ns/name" of every CR KFP deleted
   std::vector<nlohmann::json> reported;
   std::map<std::string, std::string> states;
   std::optional<std::string> stickyState;  // force the state GET answers
+  bool forgetRunOnReport = false;
   std::deque<Error> reportErrors;
   std::deque<Error> stateErrors;
 

@@ -3,12 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/fake_clock.h"
 #include "controller/kfp_client.h"
+#include "controller/kfp_report_body.h"
 #include "k8sclient/cpprest_transport.h"
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_run_factory.h"
@@ -197,7 +199,6 @@ TEST_F(KfpClientTest, ReportsTheWorkflowAsAStringLiteralAndReadsTheRunState) {
   EXPECT_EQ(reports[0].resourceVersion, "123");
   EXPECT_EQ(reports[0].name, "masked");
   EXPECT_EQ(calls_, (std::vector<std::string>{"report:200", "get_run:200"}));
-  EXPECT_EQ(KfpClient::reportBody(R"({"a":"b"})"), R"("{\"a\":\"b\"}")");
 }
 
 TEST_F(KfpClientTest, ErrorsAreClassifiedOnce) {
@@ -242,6 +243,117 @@ TEST_F(KfpClientTest, UnreachableServerIsTransient) {
   Status s = client_->reportWorkflow(workflowWithPhase("Failed"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::kTransient);
+}
+
+// --- The report body and KFP's 404s, over a transport that records requests.
+
+class RecordingTransport : public HttpTransport {
+ public:
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    requests.push_back(request);
+    if (responses.empty())
+      return HttpResponse{200, {}, "{}"};
+    HttpResponse r = responses.front();
+    responses.pop_front();
+    return r;
+  }
+  Result<StreamResult> stream(const HttpRequest&, const LineCallback&, CancelSource&) override {
+    return Error(ErrorCode::kUnsupported, "no streams here");
+  }
+  std::vector<HttpRequest> requests;
+  std::deque<HttpResponse> responses;
+};
+
+json labelledWorkflow() {
+  json wf = json::parse(workflowWithPhase("Failed"));
+  wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true";
+  wf["metadata"]["labels"]["other"] = "kept";
+  return wf;
+}
+
+TEST(KfpReportBodyTest, StripsTheFinalStateLabelAndNothingElse) {
+  const json wf = labelledWorkflow();
+  ASSERT_TRUE(carriesPersistedFinalState(wf.dump()));
+  Result<std::string> out = kfpReportableWorkflow(wf.dump());
+  ASSERT_TRUE(out.ok()) << out.error().describe();
+  EXPECT_FALSE(carriesPersistedFinalState(*out));
+  json expected = wf;
+  expected["metadata"]["labels"].erase("pipeline/persistedFinalState");
+  EXPECT_EQ(json::parse(*out), expected);  // resourceVersion "77" kept, the rest untouched
+  // The backfill's variant drops the resourceVersion too.
+  json noRv = json::parse(*kfpReportableWorkflow(wf.dump(), {/*keepResourceVersion=*/false}));
+  EXPECT_FALSE(noRv["metadata"].contains("resourceVersion"));
+  EXPECT_FALSE(noRv["metadata"]["labels"].contains("pipeline/persistedFinalState"));
+  // The HTTP body is the stripped Workflow as a JSON string literal.
+  Result<std::string> body = kfpReportBody(wf.dump());
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(json::parse(json::parse(*body).get<std::string>()), expected);
+}
+
+TEST(KfpReportBodyTest, BadInputIsAnErrorNamingWhatWasWrong) {
+  for (const auto& [input, words] : std::vector<std::pair<std::string, std::string>>{
+           {"not json", "not a JSON object"},
+           {"[1]", "not a JSON object"},
+           {R"({"metadata": 5})", "no metadata object"},
+           {R"({"metadata": {"labels": "x"}})", "metadata.labels is not an object"}}) {
+    Result<std::string> out = kfpReportableWorkflow(input);
+    ASSERT_FALSE(out.ok()) << input;
+    EXPECT_EQ(out.error().code, ErrorCode::kInvalidInput);
+    EXPECT_NE(out.error().message.find(words), std::string::npos) << out.error().message;
+  }
+  EXPECT_TRUE(kfpReportableWorkflow(R"({"metadata": {}})").ok());  // no labels at all
+  EXPECT_FALSE(carriesPersistedFinalState("garbage"));
+}
+
+TEST(KfpClientBodyTest, TheClientNeverSendsTheFinalStateLabelWhateverItIsGiven) {
+  RecordingTransport transport;
+  KfpClient client(transport, TokenSource::fixed(""), {"http://kfp:8888", std::chrono::seconds(5)});
+  ASSERT_TRUE(client.reportWorkflow(labelledWorkflow().dump()).ok());
+  ASSERT_EQ(transport.requests.size(), 1u);
+  EXPECT_EQ(transport.requests[0].url, "http://kfp:8888/apis/v1beta1/workflows");
+  const json sent = json::parse(json::parse(transport.requests[0].body).get<std::string>());
+  EXPECT_FALSE(sent["metadata"]["labels"].contains("pipeline/persistedFinalState"));
+  EXPECT_EQ(sent["metadata"]["labels"]["other"], "kept");
+  EXPECT_EQ(sent["metadata"]["resourceVersion"], "77");
+  // A body that is not a Workflow is refused before anything is sent.
+  Status bad = client.reportWorkflow("[]");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidInput);
+  EXPECT_EQ(transport.requests.size(), 1u);
+}
+
+TEST(KfpClientBodyTest, A404IsTheRunOnlyWithKfpsOwnNotFoundStatus) {
+  RecordingTransport transport;
+  KfpClient client(transport, TokenSource::fixed(""), {"http://kfp:8888", std::chrono::seconds(5)});
+  auto answer = [&](std::string body) {
+    transport.responses.push_back(HttpResponse{404, {}, std::move(body)});
+  };
+  // KFP's NotFound, grpc-gateway v1 (2.0–2.15) and v2 (2.16+) shapes.
+  answer(R"({"error":"Failed to get a run: NotFound","code":5,"message":"Failed to get a run",)"
+         R"("details":[]})");
+  answer(R"({"code":5,"message":"Failed to report workflow: run not found","details":[]})");
+  // No KFP API at the URL: gorilla's 404, grpc-gateway v1's routing text,
+  // grpc-gateway v2's routing status (DefaultRoutingErrorHandler), an ingress.
+  answer("404 page not found\n");
+  answer("Not Found\n");
+  answer(R"({"code":5,"message":"Not Found","details":[]})");
+  answer("<html><body><h1>404 Not Found</h1>nginx</body></html>");
+
+  Result<std::string> run = client.runState("r1");
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.error().code, ErrorCode::kNotFound);
+  Status report = client.reportWorkflow(workflowWithPhase("Failed"));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(isKfpEndpointMissing(report.error()));
+  for (int i = 0; i < 4; ++i) {
+    Status s = i % 2 == 0 ? client.reportWorkflow(workflowWithPhase("Failed"))
+                          : Status(client.runState("r1").error());
+    ASSERT_FALSE(s.ok()) << i;
+    EXPECT_TRUE(isKfpEndpointMissing(s.error())) << i << ": " << s.error().describe();
+    EXPECT_TRUE(s.error().retryable()) << i;
+    EXPECT_NE(s.error().message.find("--kfp-api-url"), std::string::npos);
+  }
 }
 
 }  // namespace

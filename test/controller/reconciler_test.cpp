@@ -237,6 +237,7 @@ TEST_F(ReconcilerTest, VerifyMismatchIsRetried) {
   kfp_.stickyState = "SUCCEEDED";
   ReconcileOutcome r = reconcile(name);
   EXPECT_EQ(r.kind, Kind::kRetry);
+  ASSERT_TRUE(r.error.has_value());
   EXPECT_NE(r.error->message.find("SUCCEEDED"), std::string::npos);
   EXPECT_TRUE(annotation(object(name), ann::kKfpReportedAt).empty());
   kfp_.stickyState.reset();

@@ -34,6 +34,8 @@ const std::map<std::string, std::string> kFamilies = {
     {"exit_reconciler_kube_api_requests_total", "counter"},
     {"exit_reconciler_kube_api_request_duration_seconds", "histogram"},
     {"exit_reconciler_kfp_api_requests_total", "counter"},
+    {"exit_reconciler_kfp_endpoint_not_found_total", "counter"},
+    {"exit_reconciler_kfp_unknown_runs_total", "counter"},
     {"exit_reconciler_kfp_api_request_duration_seconds", "histogram"},
     {"exit_reconciler_watch_restarts_total", "counter"},
     {"exit_reconciler_watch_events_total", "counter"},
@@ -193,6 +195,22 @@ TEST(Metrics, InjectionAndWebhook) {
   EXPECT_EQ(e.value("exit_reconciler_webhook_certificate_reloads_total", {{"result", "error"}}),
             1.0);
   EXPECT_EQ(e.value("exit_reconciler_webhook_certificate_expiry_timestamp_seconds"), 1.8e9);
+}
+
+TEST(Metrics, KfpEndpointNotFoundAndUnknownRuns) {
+  Metrics m;
+  Exposition e = scrape(m);
+  EXPECT_EQ(e.value("exit_reconciler_kfp_endpoint_not_found_total", {{"operation", "get_run"}}),
+            0.0);  // pre-created, so the alert sees the series before the first 404
+  m.kfpEndpointNotFound(KfpOperation::kReport);
+  m.kfpEndpointNotFound(KfpOperation::kReport);
+  m.kfpUnknownRun();
+  e = scrape(m);
+  EXPECT_EQ(e.value("exit_reconciler_kfp_endpoint_not_found_total", {{"operation", "report"}}),
+            2.0);
+  EXPECT_EQ(e.value("exit_reconciler_kfp_endpoint_not_found_total", {{"operation", "get_run"}}),
+            0.0);
+  EXPECT_EQ(e.value("exit_reconciler_kfp_unknown_runs_total", {}), 1.0);
 }
 
 TEST(Metrics, ApiRequestsAreBounded) {

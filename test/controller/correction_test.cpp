@@ -551,6 +551,17 @@ TEST_F(CorrectionTest, FailuresAnnotationOfAnyShapeNeverThrows) {
             std::string::npos);
 }
 
+TEST_F(CorrectionTest, TheIssue16ObservedRecordWithANumericDisplayNameIsAnnouncedNotThrown) {
+  // The exact object of issue 16: action observed, failures [{"displayName": 5}].
+  config_.correct = false;
+  Workflow wf = recorded(ann::kActionObserved, Phase::kSucceeded);
+  wf.annotations[std::string(ann::kFailures)] = R"([{"displayName": 5}])";
+  NextStep step;
+  ASSERT_NO_THROW(step = decideNextStep(wf, misreported(), config_, now()));
+  ASSERT_EQ(step.kind, StepKind::kEmitEvent);
+  EXPECT_EQ(step.eventReason, "RunPhaseMisreported");
+}
+
 // --- Bounds on what we write.
 
 TEST_F(CorrectionTest, AHugeMessageAndTenThousandFailuresStayWithinTheBudgets) {

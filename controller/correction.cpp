@@ -428,6 +428,12 @@ std::string kfpReportAttemptsPatch(int attempts) {
   return markerPatch(ann::kKfpReportAttempts, std::to_string(attempts));
 }
 
+std::string agentRereportPatch(int attempts) {
+  json patch = json::parse(kfpReportAttemptsPatch(attempts));
+  patch["metadata"]["labels"] = {{str(lbl::kPersistedFinalState), nullptr}};
+  return dump(patch);
+}
+
 std::string boundedText(std::string_view text, std::size_t maxBytes) {
   if (text.size() <= maxBytes)
     return std::string(text);

@@ -134,6 +134,10 @@ std::string kfpReportedPatch(Clock::WallTime now);
 std::string kfpReportFailedPatch(std::string_view error);
 // KFP accepted `attempts` reports of the current record, none confirmed yet.
 std::string kfpReportAttemptsPatch(int attempts);
+// Persistence-agent mode: KFP labelled the run with a state other than FAILED.
+// Removes pipeline/persistedFinalState again (the agent then re-reports the
+// corrected object) and records `attempts`. Unguarded, like the markers.
+std::string agentRereportPatch(int attempts);
 
 // The corrected status.message: what really failed, then the run's original
 // message (originalMessage()), each part bounded. Never contains a previous

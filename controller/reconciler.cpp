@@ -129,10 +129,26 @@ std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, S
     return retry("verify KFP run " + runId, state.error());
   }
   if (*state != kExpectedKfpState) {
+    // KFP labelled the CR after storing another state: a report of a snapshot
+    // older than our patch won (possible on KFP 2.0-2.16, which has no
+    // resourceVersion fence). The agent skips labelled CRs until its TTL, so
+    // waiting cannot help: drop the label again so that it re-reports the
+    // corrected object, a bounded number of times.
+    const int attempts = readProgress(wf.annotations).kfpReportAttempts + 1;
+    const std::string why = "KFP run state is " + *state + " after the agent's report, expected " +
+                            std::string(kExpectedKfpState);
+    if (attempts >= kMaxKfpReports) {
+      observer().onStep(kind, "verify", "permanent");
+      spdlog::error("{}/{}: {}; giving up after {} agent reports", wf.namespace_, wf.name, why,
+                    attempts);
+      markPatch = kfpReportFailedPatch("KFP run " + runId + " not confirmed FAILED after " +
+                                       std::to_string(attempts) + " agent reports: " + why);
+      return std::nullopt;
+    }
     observer().onStep(kind, "verify", "error");
-    return retry("verify KFP run " + runId,
-                 Error(ErrorCode::kTransient, "KFP run state is " + *state + " after the report, " +
-                                                  "expected " + std::string(kExpectedKfpState)));
+    spdlog::warn("{}/{}: {}; asking the agent to report again", wf.namespace_, wf.name, why);
+    markPatch = agentRereportPatch(attempts);
+    return std::nullopt;
   }
   spdlog::info("{}/{}: KFP run {} is {}", wf.namespace_, wf.name, runId, *state);
   markPatch = verified(wf, kind);

@@ -151,11 +151,12 @@ class Reconciler {
   // `afterReport`: it answered so only after our report.
   std::string unknownRun(const Workflow& wf, const std::string& runId, StepKind kind,
                          const Error& error, bool afterReport);
-  // GETs the run of `wf` from KFP and checks it is kExpectedKfpState. Returns
-  // the outcome to return when the check must be retried; otherwise nullopt,
-  // with `markPatch` set to kfpReportedPatch() (verified, observer told) or to
-  // kfpReportFailedPatch() (KFP gave a permanent error, e.g. the run is gone).
-  // Needs kfp_.
+  // Persistence-agent mode, the label is back: GETs the run of `wf` and checks
+  // it is kExpectedKfpState. Returns the outcome to return when the check must
+  // be retried; otherwise nullopt with `markPatch` set to kfpReportedPatch()
+  // (verified), kfpReportFailedPatch() (the run is gone, or still not FAILED
+  // after kMaxKfpReports agent reports) or agentRereportPatch() (another state
+  // won: make the agent report again). Needs kfp_.
   std::optional<ReconcileOutcome> verifyRunState(const Workflow& wf, StepKind kind,
                                                  std::string& markPatch);
   // Tells the observer the KFP report of `wf` is verified; returns the marker

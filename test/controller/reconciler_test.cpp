@@ -309,10 +309,20 @@ TEST_F(ReconcilerTest, PersistenceAgentModeVerifiesTheRunOnceTheAgentHasReported
 
   api_.mutate(kNs, spec.name,
               [](json& wf) { wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
-  kfp_.states[spec.runId] = "SUCCEEDED";  // the agent reported something else: retried
-  EXPECT_EQ(reconcile(spec.name).kind, Kind::kRetry);
-  EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportedAt), "");
+  // A report of a snapshot older than our patch won (KFP 2.0-2.16): KFP says
+  // SUCCEEDED and labelled the CR, so the agent would skip it until its TTL.
+  // The controller drops the label again so that the agent re-reports.
+  kfp_.states[spec.runId] = "SUCCEEDED";
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  json wf = object(spec.name);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportedAt), "");
+  EXPECT_FALSE(wf["metadata"]["labels"].contains("pipeline/persistedFinalState"));
+  EXPECT_EQ(annotation(wf, ann::kKfpReportAttempts), "1");
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);  // awaiting the agent again
+  EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportAttempts), "1");
 
+  api_.mutate(kNs, spec.name,
+              [](json& w) { w["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
   kfp_.states[spec.runId] = "FAILED";
   EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
   EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportedAt), formatRfc3339(clock_.wallNow()));
@@ -320,6 +330,26 @@ TEST_F(ReconcilerTest, PersistenceAgentModeVerifiesTheRunOnceTheAgentHasReported
   EXPECT_EQ(observer_.verified, 1);
   EXPECT_EQ(observer_.steps.back(), "kfp-agent-confirm:success");
   EXPECT_EQ(events_.events.size(), 1u);
+}
+
+TEST_F(ReconcilerTest, PersistenceAgentModeAsksTheAgentAgainABoundedNumberOfTimes) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  rebuild();
+  const std::string name = add(masked("agent-stale"));
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  for (int i = 0; i < 5; ++i) {
+    // The agent reports, KFP labels the CR, but a stale report keeps winning.
+    api_.mutate(kNs, name,
+                [](json& w) { w["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+    EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  }
+  json wf = object(name);
+  EXPECT_NE(annotation(wf, ann::kKfpReportError).find("not confirmed FAILED after 3 agent reports"),
+            std::string::npos)
+      << annotation(wf, ann::kKfpReportError);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportAttempts), "2");
+  EXPECT_EQ(wf["metadata"]["labels"]["pipeline/persistedFinalState"], "true");  // left alone
+  EXPECT_EQ(kfp_.attempts, 0);
 }
 
 TEST_F(ReconcilerTest, DirectModeRecordsAVerifyThatCanNeverSucceedInsteadOfRetryingIt) {

@@ -542,6 +542,27 @@ TEST(Retries, ExhaustedRetryKeepsEveryAttempt) {
   EXPECT_EQ(v.failures.size(), 2u);
 }
 
+TEST(Retries, LastAttemptOfASucceededRetryStillCounts) {
+  // KFP 2.17's templateDefaults: the entry node is a Retry. Attempt (0)
+  // errored and was retried; attempt (1) succeeded with a failed
+  // .ignore_upstream_failure() hook inside it, which Argo ignores.
+  WfBuilder b(W);
+  b.phase("Succeeded");
+  b.dag("entrypoint", Json::array({hookedTask("root-driver", "system-dag-driver", "hook")}));
+  b.container("hook");
+  b.node(W, "Retry", "Succeeded", "entrypoint");
+  b.node(W + "(0)", "DAG", "Error", "entrypoint", W)["nodeFlag"]["retried"] = true;
+  b.node(W + "(0).root-driver", "Pod", "Error", "system-dag-driver", W + "(0)", W + "(0)");
+  b.node(W + "(1)", "DAG", "Succeeded", "entrypoint", W)["nodeFlag"]["retried"] = true;
+  b.node(W + "(1).root-driver", "Pod", "Succeeded", "system-dag-driver", W + "(1)", W + "(1)");
+  b.node(W + "(1).root-driver.onExit", "Pod", "Failed", "hook", W + "(1).root-driver",
+         W + "(1)")["nodeFlag"]["hooked"] = true;
+  Verdict v = b.eval();
+  EXPECT_EQ(names(v.failures), std::vector<std::string>{W + "(1).root-driver.onExit"});
+  EXPECT_TRUE(v.misreported);
+  EXPECT_EQ(v.cause.value_or(""), "hooked-task-failed");
+}
+
 TEST(Retries, FailedPodsInsideASupersededAttemptAreExcluded) {
   WfBuilder b = retryRun({"Succeeded"}, "Succeeded");
   const std::string X = W + ".root.add.executor";

@@ -47,11 +47,15 @@ Error ioError(const std::string& what, int errnum) {
   return makeError(ErrorCode::kInvalidInput, what + ": " + std::strerror(errnum));
 }
 
-// Node path relative to the workflow: "wf.root.x" → "root.x".
+// Node path relative to the workflow: "wf.root.x" → "root.x"; under a
+// retried entrypoint (KFP 2.17) "wf(0).root(0).x" → "(0).root(0).x".
 std::string_view relativePath(std::string_view path, std::string_view workflowName) {
   if (!workflowName.empty() && path.size() > workflowName.size() &&
-      path.starts_with(workflowName) && path[workflowName.size()] == '.') {
-    return path.substr(workflowName.size() + 1);
+      path.starts_with(workflowName)) {
+    if (path[workflowName.size()] == '.')
+      return path.substr(workflowName.size() + 1);
+    if (path[workflowName.size()] == '(')
+      return path.substr(workflowName.size());
   }
   return path;
 }

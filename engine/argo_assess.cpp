@@ -25,6 +25,19 @@ bool ArgoAssessor::isHookNode(const Node& node) {
   return node.hooked || node.hookName;
 }
 
+bool isAttemptName(std::string_view name, std::string_view base) {
+  if (name.size() <= base.size() + 2 || name.substr(0, base.size()) != base ||
+      name[base.size()] != '(' || name.back() != ')') {
+    return false;
+  }
+  const std::string_view digits = name.substr(base.size() + 1, name.size() - base.size() - 2);
+  return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool ArgoAssessor::isRetryAttempt(const Node& retry, const Node& child) {
+  return isAttemptName(child.name, retry.name) || !isHookNode(child);
+}
+
 std::uint32_t ArgoAssessor::indexOf(const Node& node) const {
   return static_cast<std::uint32_t>(&node - wf_.nodes.data());
 }
@@ -262,7 +275,7 @@ Phase ArgoAssessor::assessRetry(const Node& node, int depth) {
   for (const Node* c : wf_.childNodes(node)) {
     if (c == nullptr)
       return undecided;
-    if (isHookNode(*c))
+    if (!isRetryAttempt(node, *c))
       continue;
     last = c;
     ++attempts;

@@ -21,6 +21,10 @@
 
 namespace exitrec {
 
+// Whether `name` is "<base>(<n>)": a retry attempt of node `base`
+// (operator.go executeTemplate names attempts "%s(%d)").
+bool isAttemptName(std::string_view name, std::string_view base);
+
 class ArgoAssessor {
  public:
   explicit ArgoAssessor(const Workflow& workflow);
@@ -36,8 +40,14 @@ class ArgoAssessor {
   // Phase of the entry node alone, mapped as above but without onExit.
   Phase mainPhase();
 
-  // Whether node `child` is an attempt of its Retry parent (not a hook).
+  // Whether the node was started by a hook or onExit (nodeFlag.hooked, or
+  // its name where the flag is older than the data).
   static bool isHookNode(const Node& node);
+  // Whether `child` (a child of Retry node `retry`) is one of its attempts:
+  // named "<retry>(<n>)" (operator.go executeTemplate), or else any child that
+  // is not a hook. A retried hook's attempts "….onExit(<n>)" are hooked and
+  // still attempts of the hook's Retry node (KFP 2.17's templateDefaults).
+  static bool isRetryAttempt(const Node& retry, const Node& child);
 
  private:
   std::uint32_t indexOf(const Node& node) const;

@@ -87,16 +87,35 @@ struct SiblingSpec {
 };
 
 struct SpecFacts {
+  bool v2Compiler = false;   // made by KFP's v2 Argo compiler (see isV2DriverTemplate)
+  bool anyExitHook = false;  // some DAG task has hooks.exit (KFP ≥2.4)
   bool hookGroups = false;
   std::vector<SiblingSpec> siblings;
 };
 
+// The KFP v2 Argo compiler (backend/src/v2/compiler/argocompiler, 2.0.0 to
+// 2.17.0) runs every DAG through a driver: dag.go `DAG` puts `root-driver`
+// (template "system-dag-driver", `addDAGDriverTemplate`) in the `entrypoint`
+// template of every run, and container.go `addContainerDriverTemplate` names
+// "system-container-driver". The v1 SDK compiler (sdk/python/kfp/compiler/
+// compiler.py, 1.8.x) and hand-written Argo pipelines, the other kind of
+// pipeline KFP runs (apiserver/template/argo_template.go), never use them.
+bool isV2DriverTemplate(std::string_view t) {
+  return t == "system-dag-driver" || t == "system-container-driver";
+}
+
 SpecFacts scanSpec(const Workflow& wf) {
   SpecFacts facts;
   for (const auto& tmpl : wf.templates) {
+    if (isV2DriverTemplate(tmpl.name))
+      facts.v2Compiler = true;
     if (!tmpl.isDag)
       continue;
     for (const auto& task : tmpl.dagTasks) {
+      if (isV2DriverTemplate(task.templateName))
+        facts.v2Compiler = true;
+      if (!task.exitHookTemplate.empty())
+        facts.anyExitHook = true;
       if (!isExitHandlerTaskName(task.name))
         continue;
       if (!task.exitHookTemplate.empty() && isV2ExitHandlerTemplate(task.templateName)) {
@@ -158,21 +177,35 @@ class Evaluator {
   Phase argoMain_ = Phase::kNone;
 };
 
+// docs/outcome-policy.md "Generation". A KFP run is v2 when KFP's v2 Argo
+// compiler made it, else v1 (with or without onExit); a v2 run with any
+// hooks.exit (exit handlers, and `.ignore_upstream_failure()` tasks) is
+// compiled by the ≥2.4 hook compiler.
 Generation Evaluator::classify(const SpecFacts& spec) const {
   if (wf_.labels.find(std::string(kRunIdLabel)) == wf_.labels.end())
     return Generation::kArgo;
-  if (!wf_.onExit.empty() || wf_.annotations.count(std::string(kV1SdkAnnotation)) != 0) {
-    return Generation::kKfpV1;
+  bool v2 = spec.v2Compiler;
+  if (!v2 && wf_.templates.empty()) {
+    // No spec (e.g. stripped): the driver templates' nodes tell, once the run
+    // has started (root-driver is its first pod).
+    v2 = std::any_of(wf_.nodes.begin(), wf_.nodes.end(),
+                     [](const Node& n) { return isV2DriverTemplate(n.templateName); });
+    const bool v1Marks =
+        !wf_.onExit.empty() || wf_.annotations.count(std::string(kV1SdkAnnotation)) != 0;
+    if (!v2 && !v1Marks && wf_.nodes.empty())
+      return Generation::kKfpV2;  // nothing to tell by
   }
-  if (spec.hookGroups)
+  if (!v2)
+    return Generation::kKfpV1;
+  if (spec.anyExitHook)
     return Generation::kKfpV2Hook;
   if (!spec.siblings.empty())
     return Generation::kKfpV2Sibling;
-  // No spec (e.g. stripped): recognise ≥2.4 hook groups by their nodes.
-  for (const auto& n : wf_.nodes) {
-    if (endsWith(n.name, ".onExit") && n.name.size() > 7) {
-      std::string_view group = std::string_view(n.name).substr(0, n.name.size() - 7);
-      if (isExitHandlerTaskName(lastSegment(group)))
+  if (wf_.templates.empty()) {
+    // No spec: a task hook's node "<task>.onExit" (Argo exit_handler.go
+    // runOnExitNode) shows hook compilation.
+    for (const auto& n : wf_.nodes) {
+      if (endsWith(n.name, ".onExit"))
         return Generation::kKfpV2Hook;
     }
   }
@@ -238,6 +271,12 @@ bool Evaluator::inBody(Index i) {
   return false;
 }
 
+// A Retry that succeeded supersedes its earlier attempts (processNodeRetries,
+// operator.go: the Retry node takes its last attempt's phase). The last
+// attempt is the run's real work: failures inside it that its own DAG
+// absorbed (hooks, depends, continueOn) still count. With KFP 2.17's
+// templateDefaults every template is a Retry, the entry node included, so
+// superseding the last attempt too would hide every failure of the run.
 void Evaluator::markRetries() {
   const std::size_t n = wf_.nodes.size();
   superseded_.assign(n, 0);
@@ -246,13 +285,18 @@ void Evaluator::markRetries() {
     const Node& r = wf_.nodes[i];
     if (r.type != NodeType::kRetry)
       continue;
+    const Node* last = nullptr;
     for (const Node* c : wf_.childNodes(r)) {
-      if (c == nullptr || ArgoAssessor::isHookNode(*c))
+      if (c == nullptr || !ArgoAssessor::isRetryAttempt(r, *c))
         continue;
-      Index ci = indexOf(c);
-      retryParent_[ci] = i;
-      if (r.phase == Phase::kSucceeded)
-        markSubtree(ci, superseded_);
+      retryParent_[indexOf(c)] = i;
+      last = c;
+    }
+    if (last == nullptr || assessor_.nodePhase(r) != Phase::kSucceeded)
+      continue;
+    for (const Node* c : wf_.childNodes(r)) {
+      if (c != nullptr && c != last && ArgoAssessor::isRetryAttempt(r, *c))
+        markSubtree(indexOf(c), superseded_);
     }
   }
 }
@@ -440,7 +484,10 @@ bool Evaluator::propagates(Index i) {
       break;
     }
     if (b->boundaryId.empty()) {
-      result = b->name == wf_.name;
+      // The entry node, or under a retried entrypoint (templateDefaults) its
+      // attempt "<wf>(<n>)", whose failure reaches the entry Retry node.
+      result =
+          b->name == wf_.name || (isAttemptName(b->name, wf_.name) && isFailedOrError(argoMain_));
       break;
     }
     const Node* next = wf_.nodeById(b->boundaryId);
@@ -528,6 +575,12 @@ Verdict Evaluator::run() {
         break;
     }
   }
+  const bool countExit = options_.exitTaskFailure == ExitTaskFailurePolicy::kFail;
+  if (countExit && v.generation != Generation::kArgo) {
+    // Under `fail` an exit-task failure is significant: it decides the verdict
+    // like any other, so `failures` names it.
+    v.failures.insert(v.failures.end(), v.exitTaskFailures.begin(), v.exitTaskFailures.end());
+  }
   auto byName = [](const Failure& a, const Failure& b) { return a.nodeName < b.nodeName; };
   std::sort(v.failures.begin(), v.failures.end(), byName);
   std::sort(v.exitTaskFailures.begin(), v.exitTaskFailures.end(), byName);
@@ -539,7 +592,6 @@ Verdict Evaluator::run() {
     return v;
   }
 
-  const bool countExit = options_.exitTaskFailure == ExitTaskFailurePolicy::kFail;
   // A failed run stays failed (never turned into a success), and one that has
   // not finished is not decided yet (never mis-reported): only a Succeeded run
   // can turn out worse.
@@ -552,9 +604,7 @@ Verdict Evaluator::run() {
         (f.phase == Phase::kFailed ? anyFailed : anyError) = true;
       }
     };
-    scan(v.failures);
-    if (countExit)
-      scan(v.exitTaskFailures);
+    scan(v.failures);  // exit-task failures included under `fail`
     v.truePhase = anyFailed ? Phase::kFailed : anyError ? Phase::kError : base;
   }
   v.misreported =

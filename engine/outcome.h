@@ -26,10 +26,10 @@
 namespace exitrec {
 
 enum class Generation : std::uint8_t {
-  kKfpV1,         // "kfp-v1": spec.onExit (or v1 SDK annotations)
+  kKfpV1,         // "kfp-v1": not made by KFP's v2 Argo compiler (onExit or not)
   kKfpV2Sibling,  // "kfp-v2-sibling": 2.0–2.3, sibling exit task
-  kKfpV2Hook,     // "kfp-v2-hook": ≥2.4, hooks.exit on exit-handler-N
-  kKfpV2,         // "kfp-v2": a KFP v2 run with no exit handler
+  kKfpV2Hook,     // "kfp-v2-hook": ≥2.4, any hooks.exit (exit handlers, ignore-upstream)
+  kKfpV2,         // "kfp-v2": v2, neither an exit handler nor a hook
   kArgo,          // "argo": no pipeline/runid label
 };
 std::string_view generationName(Generation g);
@@ -71,8 +71,9 @@ struct Verdict {
   bool misreported = false;
   std::optional<std::string> cause;  // e.g. "exit-task-masked-failure", "exit-task-failed",
                                      // "hooked-task-failed", "node-status-offloaded"
-  // Significant failures. KFP: without exit-task failures. Argo: every
-  // failed leaf (exit handlers and hooks included), see maskedFailures.
+  // Significant failures: what decides truePhase. KFP: exit-task failures
+  // only under ExitTaskFailurePolicy::kFail. Argo: every failed leaf (exit
+  // handlers and hooks included), see maskedFailures.
   std::vector<Failure> failures;
   // Failures inside exit-task subtrees (onExit, exit-handler hooks, the
   // 2.0–2.3 sibling exit task and its driver; Argo: all hooks). Count towards

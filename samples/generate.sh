@@ -45,4 +45,14 @@ NS=(--namespace team-vision)
 "$SYNTH" "$D/argo-report-builder.yaml" --namespace argo --name report-builder-k2l9p --no-run-id \
   --fail validate \
   >"$S/argo-depends-handled-failure.json"
+# KFP 2.17's default install: every template retry-wrapped (Argo v4 templateDefaults).
+"$SYNTH" "$D/kfp-v2.4-ignore-upstream-failure.yaml" "${NS[@]}" --name ignore-upstream-failure-z4k8d \
+  --run-id 4b7d9f1a-3c5e-4a6b-8d0f-2a4c6e8b0d11 --kfp-2.17-retry --fail evaluate.onExit.publish-report \
+  >"$S/kfp-2.17-ignore-upstream-hooked-task-failed.json"
+"$SYNTH" "$D/kfp-v2.4-train-with-cleanup.yaml" "${NS[@]}" --name train-with-cleanup-e5r2t \
+  --run-id 6d9f1b3c-5e7a-4c8d-9f2b-4c6e8a0d2f12 --kfp-2.17-retry --fail exit-handler-1.onExit.cleanup \
+  >"$S/kfp-2.17-hook-exit-task-failed.json"
+"$SYNTH" "$D/kfp-v2.4-train-with-cleanup.yaml" "${NS[@]}" --name train-with-cleanup-n7b3y \
+  --run-id 8f1b3d5e-7a9c-4e0f-a1d4-6e8a0c2f4b13 --kfp-2.17-retry --error-attempts exit-handler-1.train=1 \
+  >"$S/kfp-2.17-evicted-pod-retried.json"
 echo "samples regenerated in $S"

@@ -11,7 +11,8 @@ constexpr std::string_view kOnExitSegment = "onExit";
 constexpr std::string_view kDriverSuffix = "-driver";
 constexpr std::string_view kStatusPlaceholder = "{{workflow.status}}";
 
-// "a(0:x)" -> "a"; "[0]" stays.
+// "a(0:x)" -> "a", "onExit(0)" -> "onExit" (retry attempts, Argo operator.go
+// executeTemplate "<name>(<n>)"); "[0]" stays; the entry's attempt "(0)" -> "".
 std::string_view taskOfSegment(std::string_view seg) {
   if (!seg.empty() && seg.front() == '[')
     return seg;
@@ -21,6 +22,25 @@ std::string_view taskOfSegment(std::string_view seg) {
 
 bool endsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// A segment that continues the previous node's name without a dot: a steps
+// group "[i]", or the entry node's retry attempt "(n)" ("W(0)").
+bool joinsWithoutDot(std::string_view seg) {
+  return !seg.empty() && (seg.front() == '[' || seg.front() == '(');
+}
+
+// True when node `name` is `root` or lies below it: Argo names what runs
+// inside a node "<root>.…", "<root>(…)" (retry attempts, loop iterations) or
+// "<root>[…]" (steps groups). With KFP 2.17's templateDefaults retryStrategy
+// the body's tasks are "<group>(0).<task>", not "<group>.<task>".
+bool underNode(std::string_view name, std::string_view root) {
+  if (name.size() < root.size() || name.substr(0, root.size()) != root)
+    return false;
+  if (name.size() == root.size())
+    return true;
+  char c = name[root.size()];
+  return c == '.' || c == '(' || c == '[';
 }
 
 // One resolved path segment: the task it names and that task's template.
@@ -40,7 +60,7 @@ std::vector<Resolved> resolvePath(const Workflow& wf, const std::vector<std::str
   for (const auto& seg : segs) {
     Resolved r;
     r.parentTemplate = current;
-    if (seg == kOnExitSegment) {
+    if (taskOfSegment(seg) == kOnExitSegment) {
       r.templateName = previousHook;
       previousHook.clear();
       stepGroup = -1;
@@ -48,6 +68,11 @@ std::vector<Resolved> resolvePath(const Workflow& wf, const std::vector<std::str
       // Steps group "[i]": stays in the same template.
       r.templateName = current;
       stepGroup = std::atoi(seg.c_str() + 1);
+      out.push_back(std::move(r));
+      continue;
+    } else if (!seg.empty() && seg.front() == '(') {
+      // The entry node's retry attempt "W(0)": runs the same template.
+      r.templateName = current;
       out.push_back(std::move(r));
       continue;
     } else {
@@ -87,7 +112,7 @@ std::string prefixName(std::string_view wfName, const std::vector<std::string>& 
                        std::size_t count) {
   std::string name(wfName);
   for (std::size_t i = 0; i < count && i < segs.size(); ++i) {
-    if (segs[i].empty() || segs[i].front() != '[')
+    if (!joinsWithoutDot(segs[i]))
       name += '.';
     name += segs[i];
   }
@@ -216,8 +241,8 @@ std::vector<std::string> splitNodePath(std::string_view workflowName, std::strin
     return segs;
   }
   std::string_view rel = nodeName.substr(workflowName.size());
-  if (rel.front() != '.' && rel.front() != '[')
-    return segs;  // "W2.x" is not under "W"
+  if (rel.front() != '.' && rel.front() != '[' && rel.front() != '(')
+    return segs;  // "W2.x" is not under "W"; "W(0)" is the entry's retry attempt
   std::size_t pos = 0;
   const std::size_t n = rel.size();
   while (pos < n) {
@@ -276,16 +301,19 @@ std::optional<ExitTaskTarget> identifyExitTask(const Workflow& wf, const PodIden
   };
 
   if (pod.onExitLabel) {
+    // The hook segment is "onExit", or "onExit(n)" for a pod of a retried
+    // hook template (Argo's hook node is then a Retry node named "….onExit"
+    // with attempts "….onExit(n)": the subtree root is the Retry node).
     std::size_t k = segs.size();
     for (std::size_t i = segs.size(); i-- > 0;) {
-      if (segs[i] == kOnExitSegment) {
+      if (taskOfSegment(segs[i]) == kOnExitSegment) {
         k = i;
         break;
       }
     }
     if (k == segs.size())
       return std::nullopt;
-    target.exitTaskNodeName = prefixName(wf.name, segs, k + 1);
+    target.exitTaskNodeName = prefixName(wf.name, segs, k).append(".").append(kOnExitSegment);
     if (k == 0) {
       target.kind = ExitTaskKind::kWorkflowOnExit;
       target.bodyNodeName = wf.name;
@@ -331,10 +359,9 @@ bool bodyNeedsPods(const Workflow& wf, const ExitTaskTarget& target) {
   const Node* body = wf.nodeByName(target.bodyNodeName);
   if (body == nullptr || !isFulfilled(*body))
     return true;
-  const std::string prefix = target.bodyNodeName == wf.name ? wf.name : target.bodyNodeName + ".";
   for (const auto& n : wf.nodes) {
     if ((n.type == NodeType::kPod || n.type == NodeType::kContainer) && !isFulfilled(n) &&
-        n.name.rfind(prefix, 0) == 0 && n.name.rfind(target.exitTaskNodeName, 0) != 0) {
+        underNode(n.name, target.bodyNodeName) && !underNode(n.name, target.exitTaskNodeName)) {
       return true;
     }
   }
@@ -407,7 +434,7 @@ std::string kfpTaskOfNode(std::string_view workflowName, std::string_view nodeNa
   auto segs = splitNodePath(workflowName, nodeName);
   while (!segs.empty()) {
     std::string_view t = taskOfSegment(segs.back());
-    if (t == "executor" || t == kOnExitSegment || (!t.empty() && t.front() == '[')) {
+    if (t.empty() || t == "executor" || t == kOnExitSegment || t.front() == '[') {
       segs.pop_back();
       continue;
     }
@@ -443,12 +470,10 @@ ExitTaskState computeExitTaskState(const Workflow& wf, const ExitTaskTarget& tar
   std::vector<const Failure*> all;
   std::vector<const Failure*> inBody;
   const bool wholeRun = target.bodyNodeName == wf.name;
-  const std::string bodyPrefix = target.bodyNodeName + ".";
   for (const auto& f : s.failures) {
     all.push_back(&f);
-    if (wholeRun || f.nodeName == target.bodyNodeName || f.nodeName.rfind(bodyPrefix, 0) == 0) {
+    if (wholeRun || underNode(f.nodeName, target.bodyNodeName))
       inBody.push_back(&f);
-    }
   }
 
   // The run so far, as {{workflow.status}} would read in an Argo onExit handler.

@@ -8,7 +8,8 @@
 //   annotation `workflows.argoproj.io/node-name`, and
 // - either it is labelled `workflows.argoproj.io/on-exit=true` and its node
 //   path contains an `onExit` hook segment (KFP >= 2.4 exit hooks, KFP v1
-//   `spec.onExit`), or its node path resolves, through the owning Workflow's
+//   `spec.onExit`; `onExit(n)` when the hook template is retried, as under
+//   KFP 2.17's templateDefaults), or its node path resolves, through the owning Workflow's
 //   spec, to a sibling task whose driver `depends` accepts `<X>.Failed` or
 //   `<X>.Errored` (KFP 2.0-2.3 exit tasks).
 // Pods of KFP system templates (drivers, importers) are exit-task pods without
@@ -75,7 +76,9 @@ std::optional<ExitTaskTarget> identifyExitTask(const Workflow& wf, const PodIden
 
 // One node path split into segments: "W.root.a(0:x.y).executor" ->
 // ["root", "a(0:x.y)", "executor"] (relative to the workflow name; dots inside
-// parentheses or brackets do not split). Exposed for tests.
+// parentheses or brackets do not split). Under a retried entry template (KFP
+// 2.17's templateDefaults) the first segment is the entry's attempt:
+// "W(0).root(0).a" -> ["(0)", "root(0)", "a"]. Exposed for tests.
 std::vector<std::string> splitNodePath(std::string_view workflowName, std::string_view nodeName);
 
 // What a completed pod says about its node (from the run's pods).

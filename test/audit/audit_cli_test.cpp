@@ -412,6 +412,20 @@ TEST(AuditTableTest, AlignedOneRowPerRun) {
   EXPECT_NE(r.out.find("2 runs, 1 mis-reported"), std::string::npos) << r.out;
 }
 
+// KFP 2.17: node paths start "<wf>(0)." (the retried entrypoint's attempt);
+// under `fail` the failed exit task is what the FAILURES column names.
+TEST(AuditTableTest, RetryWrappedPathsAreRelativeAndFailPolicyNamesTheExitTask) {
+  const std::string sample =
+      std::string(EXITREC_SOURCE_DIR) + "/samples/kfp-2.17-hook-exit-task-failed.json";
+  auto r = audit("--format table --exit-task-failure fail " + shellQuote(sample));
+  EXPECT_EQ(r.exitCode, 1) << r.err;
+  EXPECT_NE(r.out.find("1: (0).root(0).exit-handler-1.onExit(0).cleanup(0).executor(0) Failed"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("(0).root(0).exit-handler-1: body Succeeded"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("train-with-cleanup-e5r2t(0)"), std::string::npos) << r.out;
+}
+
 // ---------------------------------------------------------------------------
 // The bundled samples (README's main command) find the mis-reported runs.
 

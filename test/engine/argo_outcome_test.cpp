@@ -135,8 +135,8 @@ TEST(CompiledFixtures, GenerationFromTheSpec) {
       {"compiled/pipeline_with_task_final_status.yaml", Generation::kKfpV2Hook},
       {"compiled/pipeline_with_input_status_state.yaml", Generation::kKfpV2Hook},
       {"compiled/v2.4-exit_handler.yaml", Generation::kKfpV2Hook},
-      // A hook on an ordinary task is not an exit handler.
-      {"compiled/pipeline_with_task_using_ignore_upstream_failure.yaml", Generation::kKfpV2},
+      // A hook on an ordinary task is not an exit handler, but it is hook compilation.
+      {"compiled/pipeline_with_task_using_ignore_upstream_failure.yaml", Generation::kKfpV2Hook},
       {"compiled/pipeline_with_loops.yaml", Generation::kKfpV2},
       {"compiled/pipeline_with_condition.yaml", Generation::kKfpV2},
       {"compiled/pipeline_with_retry.yaml", Generation::kKfpV2},

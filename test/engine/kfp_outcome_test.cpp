@@ -154,6 +154,44 @@ TEST(Generation, ClassifiedFromTheSpec) {
   EXPECT_EQ(generationName(Generation::kArgo), "argo");
 }
 
+// The v1 compiler (sdk/python/kfp/compiler/compiler.py, 1.8.22) emits one
+// template per op and no driver templates; v1 runs without an ExitHandler
+// have no onExit and need not carry the SDK annotation.
+TEST(Generation, V1WithoutOnExitOrAnnotationIsV1) {
+  WfBuilder b(W);
+  b.phase("Succeeded");
+  b.doc()["spec"]["entrypoint"] = "etl";
+  b.dag("etl", Json::array({task("load", "load"), task("save", "save", "load")}));
+  b.container("load").container("save");
+  b.node(W, "DAG", "Succeeded", "etl");
+  b.node(W + ".load", "Pod", "Succeeded", "load", W, W);
+  b.node(W + ".save", "Pod", "Succeeded", "save", W + ".load", W);
+  EXPECT_EQ(b.eval().generation, Generation::kKfpV1);
+  // Without a spec, the nodes tell: no driver template ran.
+  b.doc()["spec"].erase("templates");
+  EXPECT_EQ(b.eval().generation, Generation::kKfpV1);
+}
+
+TEST(Generation, V2IsTheDriverTemplatesAndAnyHookMakesItHook) {
+  // Only an .ignore_upstream_failure() hook, no exit handler: still hook compilation.
+  WfBuilder b(W);
+  b.phase("Succeeded");
+  top(b, "Succeeded");
+  b.dag("root", Json::array({task("a-driver", "system-container-driver"),
+                             hookedTask("a", "system-container-executor", "exit-hook-root-b",
+                                        "a-driver.Succeeded")}));
+  EXPECT_EQ(b.eval().generation, Generation::kKfpV2Hook);
+  // A stripped spec: the driver nodes say v2, an "….onExit" node says hook.
+  WfBuilder n(W);
+  n.phase("Succeeded");
+  n.node(W, "DAG", "Succeeded", "entrypoint");
+  n.node(W + ".root-driver", "Pod", "Succeeded", "system-dag-driver", W, W);
+  EXPECT_EQ(n.eval().generation, Generation::kKfpV2);
+  n.node(W + ".root.a.onExit", "DAG", "Succeeded", "exit-hook-root-b", W, W)["nodeFlag"]["hooked"] =
+      true;
+  EXPECT_EQ(n.eval().generation, Generation::kKfpV2Hook);
+}
+
 // ---------- KFP ≥2.4 (hook) ----------
 
 TEST(KfpV2Hook, BodyFailureStaysFailed) {
@@ -188,7 +226,9 @@ TEST(KfpV2Hook, FailingExitTaskCountsUnderFailPolicy) {
   EXPECT_EQ(v.truePhase, Phase::kFailed);
   EXPECT_TRUE(v.misreported);
   EXPECT_EQ(v.cause, "exit-task-failed");
-  EXPECT_TRUE(v.failures.empty());  // exit failures stay in their own list
+  // The exit task's failure decided the verdict, so `failures` names it.
+  EXPECT_EQ(names(v.failures),
+            std::vector<std::string>{W + ".root.exit-handler-1.onExit.print-op.executor"});
   EXPECT_EQ(v.exitTaskFailures.size(), 1u);
 }
 
@@ -196,7 +236,7 @@ TEST(KfpV2Hook, BothFail) {
   Verdict v = hookRun("Failed", "Failed").eval({ExitTaskFailurePolicy::kFail});
   EXPECT_EQ(v.truePhase, Phase::kFailed);
   EXPECT_FALSE(v.misreported);
-  EXPECT_EQ(v.failures.size(), 1u);
+  EXPECT_EQ(v.failures.size(), 2u);  // the body's and, under `fail`, the exit task's
   EXPECT_EQ(v.exitTaskFailures.size(), 1u);
 }
 
@@ -360,13 +400,18 @@ TEST(KfpV1, ExitFailureFailsTheRunThroughTheOverride) {
   EXPECT_FALSE(v.misreported);
   EXPECT_TRUE(v.failures.empty());
   EXPECT_EQ(names(v.exitTaskFailures), std::vector<std::string>{W + ".onExit"});
+  // Under `fail` the onExit failure decided the verdict: `failures` names it.
+  Verdict strict = v1Run("Succeeded", "Failed").eval({ExitTaskFailurePolicy::kFail});
+  EXPECT_EQ(strict.truePhase, Phase::kFailed);
+  EXPECT_FALSE(strict.misreported);
+  EXPECT_EQ(names(strict.failures), std::vector<std::string>{W + ".onExit"});
 }
 
 TEST(KfpV1, BothFail) {
   Verdict v = v1Run("Failed", "Failed").eval({ExitTaskFailurePolicy::kFail});
   EXPECT_EQ(v.truePhase, Phase::kFailed);
   EXPECT_FALSE(v.misreported);
-  EXPECT_EQ(v.failures.size(), 1u);
+  EXPECT_EQ(v.failures.size(), 2u);
   EXPECT_EQ(v.exitTaskFailures.size(), 1u);
   EXPECT_EQ(v.exitHandlers.at(0).bodyPhase, Phase::kFailed);
   EXPECT_EQ(v.exitHandlers.at(0).exitTaskPhase, Phase::kFailed);
@@ -456,7 +501,7 @@ TEST(IgnoreUpstreamFailure, FailingHookedTaskIsMisreported) {
          R)["nodeFlag"]["hooked"] = true;
   containerTask(b, R + ".fail-op.onExit", "print-op", "Failed");
   Verdict v = b.eval();
-  EXPECT_EQ(v.generation, Generation::kKfpV2);
+  EXPECT_EQ(v.generation, Generation::kKfpV2Hook);  // hooks.exit: hook compilation
   EXPECT_TRUE(v.exitHandlers.empty());
   EXPECT_EQ(v.truePhase, Phase::kFailed);
   EXPECT_TRUE(v.misreported);
@@ -495,6 +540,27 @@ TEST(Retries, ExhaustedRetryKeepsEveryAttempt) {
   Verdict v = retryRun({"Failed", "Failed"}, "Failed").eval();
   EXPECT_EQ(v.truePhase, Phase::kFailed);
   EXPECT_EQ(v.failures.size(), 2u);
+}
+
+TEST(Retries, LastAttemptOfASucceededRetryStillCounts) {
+  // KFP 2.17's templateDefaults: the entry node is a Retry. Attempt (0)
+  // errored and was retried; attempt (1) succeeded with a failed
+  // .ignore_upstream_failure() hook inside it, which Argo ignores.
+  WfBuilder b(W);
+  b.phase("Succeeded");
+  b.dag("entrypoint", Json::array({hookedTask("root-driver", "system-dag-driver", "hook")}));
+  b.container("hook");
+  b.node(W, "Retry", "Succeeded", "entrypoint");
+  b.node(W + "(0)", "DAG", "Error", "entrypoint", W)["nodeFlag"]["retried"] = true;
+  b.node(W + "(0).root-driver", "Pod", "Error", "system-dag-driver", W + "(0)", W + "(0)");
+  b.node(W + "(1)", "DAG", "Succeeded", "entrypoint", W)["nodeFlag"]["retried"] = true;
+  b.node(W + "(1).root-driver", "Pod", "Succeeded", "system-dag-driver", W + "(1)", W + "(1)");
+  b.node(W + "(1).root-driver.onExit", "Pod", "Failed", "hook", W + "(1).root-driver",
+         W + "(1)")["nodeFlag"]["hooked"] = true;
+  Verdict v = b.eval();
+  EXPECT_EQ(names(v.failures), std::vector<std::string>{W + "(1).root-driver.onExit"});
+  EXPECT_TRUE(v.misreported);
+  EXPECT_EQ(v.cause.value_or(""), "hooked-task-failed");
 }
 
 TEST(Retries, FailedPodsInsideASupersededAttemptAreExcluded) {

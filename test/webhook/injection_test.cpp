@@ -329,6 +329,121 @@ TEST(OverlayPods, AddsMissingNodeUnderItsAncestor) {
   EXPECT_EQ(parent->name, run.node("root.exit-handler-1.print-op-2"));
 }
 
+// ---------------------------------------------------------------------------
+// KFP 2.17's default install: every template retry-wrapped (Argo v4.0.5
+// templateDefaults; test/fixtures/runtime_builder.cpp execWrapped). Task
+// nodes are Retry nodes, their attempts "<task>(n)" the boundaries of the
+// tasks inside, the hook a Retry "<group>.onExit" with attempts "….onExit(n)".
+
+Scenario retryWrapped() {
+  Scenario sc;
+  sc.templateDefaultsRetry = true;
+  return sc;
+}
+
+TEST(SplitNodePath, EntryAttemptOfARetriedEntrypoint) {
+  EXPECT_EQ(splitNodePath("w", "w(0).root(0).exit-handler-1.onExit(0).print-op(0).executor(0)"),
+            (std::vector<std::string>{"(0)", "root(0)", "exit-handler-1", "onExit(0)",
+                                      "print-op(0)", "executor(0)"}));
+  EXPECT_EQ(kfpTaskOfNode("w", "w(0).root(0).exit-handler-1(0).fail-op(0).executor(0)"), "fail-op");
+}
+
+TEST(RetryWrapped217, HookExitTaskSeesItsFailedBody) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit-handler hook run");
+  Scenario sc = retryWrapped();
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  const std::string W = run.name;
+  auto r = decideFor(run, W + "(0).root(0).exit-handler-1.onExit(0).print-op(0).executor(0)");
+  ASSERT_EQ(r.d.outcome, ExitTaskDecision::Outcome::kInject);
+  EXPECT_EQ(r.d.target->kind, ExitTaskKind::kExitHandlerHook);
+  EXPECT_EQ(r.d.target->bodyNodeName, W + "(0).root(0).exit-handler-1");
+  EXPECT_EQ(r.d.target->bodyTaskName, "exit-handler-1");
+  EXPECT_EQ(r.d.target->exitTaskNodeName, W + "(0).root(0).exit-handler-1.onExit");
+  EXPECT_EQ(envOf(r.patched, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+  json failures = failuresOf(r.patched);
+  ASSERT_EQ(failures.size(), 1u) << failures.dump();
+  json fs = json::parse(envOf(r.patched, "main", "KFP_PIPELINE_TASK_FINAL_STATUS"));
+  EXPECT_EQ(fs["pipelineTaskName"], "exit-handler-1");
+  EXPECT_NE(fs["error"]["message"].get<std::string>().find("fail-op"), std::string::npos);
+  // Body pods and the exit task's driver stay out of scope / untouched.
+  EXPECT_EQ(decideFor(run, W + "(0).root(0).exit-handler-1(0).fail-op(0).executor(0)").d.outcome,
+            ExitTaskDecision::Outcome::kOutOfScope);
+  EXPECT_EQ(decideFor(run, W + "(0).root(0).exit-handler-1.onExit(0).print-op-driver(0)").d.outcome,
+            ExitTaskDecision::Outcome::kNoUserCode);
+}
+
+TEST(RetryWrapped217, BodyPodStillRunningUnderAnAttemptNeedsPods) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit-handler hook run");
+  Scenario sc = retryWrapped();
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  const std::string W = run.name;
+  PodIdentity id;
+  id.runId = "r";
+  id.workflowName = W;
+  id.nodeName = W + "(0).root(0).exit-handler-1.onExit(0).print-op(0).executor(0)";
+  id.onExitLabel = true;
+  auto target = identifyExitTask(run.wf, id);
+  ASSERT_TRUE(target.has_value());
+  EXPECT_FALSE(bodyNeedsPods(run.wf, *target));
+  // The stored copy lags: the body's pod, inside attempt (0), is not final yet.
+  json lagging = run.json;
+  const std::string pod = W + "(0).root(0).exit-handler-1(0).fail-op(0).executor(0)";
+  lagging["status"]["nodes"][testNodeId(W, pod)]["phase"] = "Running";
+  auto wf = parseWorkflowJson(lagging.dump());
+  ASSERT_TRUE(wf.ok());
+  EXPECT_TRUE(bodyNeedsPods(*wf, *target));
+}
+
+TEST(RetryWrapped217, StoredWorkflowLagsAndPodsDecide) {
+  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit-handler hook run");
+  Scenario sc = retryWrapped();
+  sc.running.insert("fail-op");
+  KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", sc);
+  const std::string failedNode = run.name + "(0).root(0).exit-handler-1(0).fail-op(0).executor(0)";
+  ASSERT_NE(run.wf.nodeByName(failedNode), nullptr);
+  PodObservation failed;
+  failed.nodeName = failedNode;
+  failed.nodeId = run.wf.nodeByName(failedNode)->id;
+  failed.phase = Phase::kFailed;
+  failed.message = "Error (exit code 1)";
+  failed.finishedAt = "2026-11-28T12:05:00Z";
+  const std::string exitNode =
+      run.name + "(0).root(0).exit-handler-1.onExit(0).print-op(0).executor(0)";
+  auto r =
+      decideFor(run, exitNode, PodBuildOptions{.templateName = "system-container-impl"}, {failed});
+  ASSERT_EQ(r.d.outcome, ExitTaskDecision::Outcome::kInject);
+  EXPECT_TRUE(r.d.state.usedPods);
+  EXPECT_EQ(envOf(r.patched, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+}
+
+TEST(RetryWrapped217, SiblingExitTaskOf23Layout) {
+  Scenario sc = retryWrapped();
+  sc.pods["fail-op"].phase = "Failed";
+  KfpRun run = makeRunFromFile(kOwnData + "/kfp-v2.3-sibling-exit-handler.yaml", sc);
+  const std::string W = run.name;
+  auto r = decideFor(run, W + "(0).root(0).print-op(0).executor(0)");
+  ASSERT_EQ(r.d.outcome, ExitTaskDecision::Outcome::kInject);
+  EXPECT_EQ(r.d.target->kind, ExitTaskKind::kSibling);
+  EXPECT_EQ(r.d.target->bodyNodeName, W + "(0).root(0).exit-handler-1");
+  EXPECT_EQ(r.d.target->exitTaskNodeName, W + "(0).root(0).print-op");
+  EXPECT_EQ(envOf(r.patched, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+  EXPECT_EQ(failuresOf(r.patched).size(), 1u);
+}
+
+TEST(RetryWrapped217, V1WorkflowOnExitAttemptPod) {
+  REQUIRE_SHARED_FIXTURES("KFP v1 run");
+  Scenario sc = retryWrapped();
+  sc.pods["save"].phase = "Failed";
+  KfpRun run = makeRun(loadSpec(kSharedFixtures + "/kfp/v1/basic.yaml"), sc);
+  auto r = decideFor(run, run.name + ".onExit(0)");
+  ASSERT_EQ(r.d.outcome, ExitTaskDecision::Outcome::kInject);
+  EXPECT_EQ(r.d.target->kind, ExitTaskKind::kWorkflowOnExit);
+  EXPECT_EQ(r.d.target->exitTaskNodeName, run.name + ".onExit");
+  EXPECT_EQ(envOf(r.patched, "main", "KFP_EXIT_HANDLER_STATUS"), "Failed");
+}
+
 TEST(Resolver, AlreadyInjectedPodIsNotPatchedTwice) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 exit-handler hook run");
   KfpRun run = makeRunFromFile(kCompiled + "/pipeline_with_exit_handler.yaml", Scenario{});

@@ -97,7 +97,7 @@ std::vector<std::string> segments(const std::string& wfName, const std::string& 
 std::string join(const std::string& wfName, const std::vector<std::string>& segs, std::size_t n) {
   std::string s = wfName;
   for (std::size_t i = 0; i < n; ++i)
-    s += "." + segs[i];
+    s += (segs[i].front() == '(' ? "" : ".") + segs[i];  // "W(0)": a retried entry's attempt
   return s;
 }
 
@@ -153,7 +153,9 @@ std::string templateForNode(const json& wf, const std::string& nodeName) {
   std::string current = wf["spec"]["entrypoint"];
   std::string hook = wf["spec"].value("onExit", "");
   for (const auto& seg : segments(wfName, nodeName)) {
-    if (seg == "onExit") {
+    if (seg.front() == '(')
+      continue;  // the retried entry's attempt "W(0)" runs the entrypoint
+    if (seg.substr(0, seg.find('(')) == "onExit") {
       current = hook;
       hook.clear();
       continue;
@@ -190,7 +192,10 @@ json buildArgoPod(const json& wf, const std::string& nodeName, const PodBuildOpt
   const json& tmpl = templateOf(wf, templateName);
   const std::string nodeId = testNodeId(wfName, nodeName);
   const auto segs = segments(wfName, nodeName);
-  const bool onExit = std::find(segs.begin(), segs.end(), "onExit") != segs.end();
+  // "onExit", or "onExit(n)" when the hook template is retried (KFP 2.17).
+  const bool onExit = std::any_of(segs.begin(), segs.end(), [](const std::string& s) {
+    return s.substr(0, s.find('(')) == "onExit";
+  });
 
   json pod;
   pod["apiVersion"] = "v1";
@@ -268,7 +273,8 @@ json buildArgoPod(const json& wf, const std::string& nodeName, const PodBuildOpt
     // Node "<P>.<task>.executor": the driver is "<task>-driver" in P's template.
     if (segs.size() < 3)
       die("launcher node without a task: " + nodeName);
-    const std::string taskName = segs[segs.size() - 2];
+    std::string taskName = segs[segs.size() - 2];
+    taskName.resize(std::min(taskName.size(), taskName.find('(')));  // a retry attempt "t(0)"
     const std::string scopeTemplate = templateNameOf(wf, join(wfName, segs, segs.size() - 2));
     const json* driver = dagTask(templateOf(wf, scopeTemplate), taskName + "-driver");
     if (driver == nullptr)

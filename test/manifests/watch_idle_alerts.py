@@ -43,6 +43,7 @@ import yaml
 JOB = "kfp-exit-reconciler"
 DILATION = 150  # production max watch lifetime (600 s) / this run's (4 s)
 QUIET = 24      # seconds of quiet cluster
+PAD = 10        # empty samples first, so that every dilated timestamp is positive
 RESOURCES = ("workflows", "pods")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
 
@@ -113,25 +114,31 @@ def series_file(run, rules_file, quiet_end, wedge_from, wedge_to):
         ls = dict(base, **extra)
         return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(ls.items())) + "}"
 
+    def pos(i):  # series time of scrape i
+        return DILATION * (i + PAD)
+
+    def at(i):
+        return f"{pos(i)}s"
+
+    def dilated(i, res):
+        """Scrape i's activity timestamp in series time: its age, dilated."""
+        t, s, _ = run.scrapes[i]
+        v = value(s, "exit_reconciler_watch_last_activity_timestamp_seconds", resource=res)
+        # Whole seconds keep promtool's comparison exact.
+        return round(pos(i) - DILATION * (t - v)) if v and v > 0 else 0
+
+    pad = ["_"] * PAD
     series = []
     for res in RESOURCES:
-        vals = []
-        for i, (t, s, _) in enumerate(run.scrapes):
-            v = value(s, "exit_reconciler_watch_last_activity_timestamp_seconds", resource=res)
-            # Keep the age (t - v), dilated; whole seconds keep the comparison exact.
-            vals.append(str(round(DILATION * i - DILATION * (t - v))) if v and v > 0 else "0")
+        vals = pad + [str(dilated(i, res)) for i in range(len(run.scrapes))]
         series.append({"series": labels("exit_reconciler_watch_last_activity_timestamp_seconds",
                                         resource=res), "values": " ".join(vals)})
         for reason in ("closed", "expired", "error", "stalled"):
-            vals = [str(int(value(s, "exit_reconciler_watch_restarts_total", resource=res,
-                                  reason=reason) or 0)) for _, s, _ in run.scrapes]
+            vals = pad + [str(int(value(s, "exit_reconciler_watch_restarts_total", resource=res,
+                                        reason=reason) or 0)) for _, s, _ in run.scrapes]
             series.append({"series": labels("exit_reconciler_watch_restarts_total",
                                             resource=res, reason=reason),
                            "values": " ".join(vals)})
-    series.append({"series": labels("up"), "values": " ".join("1" for _ in run.scrapes)})
-
-    def at(i):
-        return f"{DILATION * i}s"
 
     quiet_checks = []
     for i in range(QUIET // 3, quiet_end + 1, 3):
@@ -150,25 +157,19 @@ def series_file(run, rules_file, quiet_end, wedge_from, wedge_to):
     expr_checks = []
     first = None
     for i in range(wedge_from, wedge_to + 1):
-        t, s, _ = run.scrapes[i]
-        v = value(s, "exit_reconciler_watch_last_activity_timestamp_seconds", resource="workflows")
-        dil = round(DILATION * i - DILATION * (t - v))
-        if DILATION * i - dil > 900:
+        if pos(i) - dilated(i, "workflows") > 900:
             first = i if first is None else first
     assert first is not None, "the wedge never made the workflows watch look stalled"
     assert DILATION * (wedge_to - first) > hold_s, (
         f"wedge too short: stalled for {DILATION * (wedge_to - first)} s of series time, "
         f"the alert needs more than {hold_s} s")
     for i in (first, wedge_to):
-        t, s, _ = run.scrapes[i]
-        v = value(s, "exit_reconciler_watch_last_activity_timestamp_seconds", resource="workflows")
-        dil = round(DILATION * i - DILATION * (t - v))
         expr_checks.append({
             "expr": "(" + stalled_expr.strip() + ') and on (resource) '
                     'label_replace(vector(1), "resource", "workflows", "", "")',
             "eval_time": at(i),
             "exp_samples": [{"labels": '{namespace="kubeflow",resource="workflows"}',
-                             "value": DILATION * i - dil}]})
+                             "value": pos(i) - dilated(i, "workflows")}]})
     return {
         "rule_files": [rules_file],
         "evaluation_interval": "1m",

@@ -214,5 +214,34 @@ TEST_F(E2eEnv, TwoReplicasUnderLeaderElectionOnlyOneActsAndTheStandbyTakesOver) 
   EXPECT_EQ(rb.wait(15s), 0) << rb.log();
 }
 
+// A leader whose lease API stalls stops at once (issue 16): the reconcile it has
+// in flight, held up in the KFP report, never writes its annotation or Event
+// (before the fence, the process drained for up to 20 s and finished it).
+TEST_F(E2eEnv, ALeaderWhoseLeaseApiStallsExitsWithoutFinishingInFlightWork) {
+  ControllerProcess& ctl = startController(
+      {"--leader-elect", "--leader-election-namespace", "kubeflow", "--leader-election-identity",
+       "a", "--leader-election-lease-duration", "3s", "--leader-election-renew-deadline", "2s",
+       "--leader-election-retry-period", "500ms"});
+  ASSERT_TRUE(waitFor([&] { return ctl.count("became leader") == 1; }, 15s)) << ctl.log();
+  kfp_->setDelay(8s);
+  create(masked("in-flight"));
+  // Recorded on the Workflow; the reconcile now waits for KFP.
+  ASSERT_TRUE(waitFor([&] { return patchesFor("in-flight") >= 1; }, 20s)) << ctl.log();
+  const int patches = patchesFor("in-flight");
+  SimFailRule stall;  // the next lease calls hang for 30 s
+  stall.verb = "*";
+  stall.resource = "leases";
+  stall.count = 20;
+  stall.status = 0;
+  stall.delayMs = 30000;
+  kube_->failNext(stall);
+  EXPECT_EQ(ctl.wait(30s), 1) << ctl.log();
+  EXPECT_EQ(ctl.count("exiting at once"), 1u) << ctl.log();
+  EXPECT_EQ(patchesFor("in-flight"), patches);
+  EXPECT_TRUE(annotation("in-flight", "exit-reconciler.io/kfp-reported-at").empty());
+  EXPECT_EQ(events("in-flight", "RunPhaseCorrected"), std::make_pair(0, 0));
+  kfp_->setDelay(0ms);
+}
+
 }  // namespace
 }  // namespace exitrec::e2e

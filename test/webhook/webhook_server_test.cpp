@@ -288,6 +288,7 @@ TEST_F(WebhookServerTest, PastTheDeadlineAllowsUnchangedAndCounts) {
   EXPECT_FALSE(j["response"].contains("patch"));
   EXPECT_EQ(webhook_->count(InjectionResult::kDeadlineExceeded), 1u);
   provider_.release();
+  webhook_->stop();  // its worker uses `clock`, which dies with this scope
 }
 
 TEST_F(WebhookServerTest, CertificateRotationOnDiskIsPickedUpWithoutRestart) {

@@ -134,6 +134,10 @@ class Controller::Observers final : public ReflectorObserver, public WorkQueueOb
   void onWatchRestart(std::string_view, std::string_view reason) override {
     m_.watchRestart(reason);
   }
+  // Watch events (bookmarks included) come from the reflector, not from the
+  // informer's handlers: a relist's items are not watch events.
+  void onWatchEvent(std::string_view, std::string_view type) override { m_.watchEvent(type); }
+  void onWatchClosedNormally(std::string_view) override { m_.watchActive(); }
   void onListed(std::string_view, std::size_t items, std::chrono::milliseconds took) override {
     m_.listed();
     spdlog::info("listed {} completed workflows in {} ms", items, took.count());
@@ -179,6 +183,7 @@ void Controller::startInformer() {
   ro.pageSize = 50;
   ro.minWatchTimeout = options_.minWatchTimeout;
   ro.maxWatchTimeout = options_.maxWatchTimeout;
+  ro.idleTimeoutMargin = options_.idleTimeoutMargin;
   const CorrectionConfig correction = options_.correction;
   Clock* clock = &clock_;
   auto transform = [correction, clock](const ObjectMeta&,
@@ -196,7 +201,6 @@ void Controller::startInformer() {
   };
   handlers.onAdd = [this, countAwaiting](const std::string& key,
                                          const Informer<WorkflowRecord>::Ptr& rec) {
-    metrics_->watchEvent("ADDED");
     metrics_->runSeen(*rec);
     metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
     countAwaiting(nullptr, rec.get());
@@ -206,14 +210,12 @@ void Controller::startInformer() {
   handlers.onUpdate = [this, countAwaiting](const std::string& key,
                                             const Informer<WorkflowRecord>::Ptr& old,
                                             const Informer<WorkflowRecord>::Ptr& rec) {
-    metrics_->watchEvent("MODIFIED");
     countAwaiting(old.get(), rec.get());
     if (rec->needsWork())
       enqueue(key);
   };
   handlers.onDelete = [this, countAwaiting](const std::string& key,
                                             const Informer<WorkflowRecord>::Ptr& last, bool) {
-    metrics_->watchEvent("DELETED");
     metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
     countAwaiting(last.get(), nullptr);
     std::lock_guard<std::mutex> g(mu_);
@@ -227,6 +229,12 @@ void Controller::startInformer() {
 
 bool Controller::hasSynced() const {
   return informer_ && informer_->hasSynced();
+}
+
+Status Controller::watchHealth() const {
+  if (!informer_)
+    return Error(ErrorCode::kTransient, "workflows watch: not started");
+  return informer_->reflector().health();
 }
 
 void Controller::enqueue(const std::string& key) {

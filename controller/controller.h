@@ -96,6 +96,7 @@ class Controller {
     // Reflector watch lifetime (tests shorten it).
     std::chrono::seconds minWatchTimeout{300};
     std::chrono::seconds maxWatchTimeout{600};
+    std::chrono::milliseconds idleTimeoutMargin{std::chrono::seconds(60)};
   };
 
   // Every reference must outlive the controller. `kfp` may be null (no direct
@@ -108,6 +109,8 @@ class Controller {
 
   void startInformer();
   bool hasSynced() const;
+  // The workflow watch's health (k8sclient Reflector::health): for /readyz.
+  Status watchHealth() const;
   void startWorkers();
   // Returns false when in-flight work did not finish within `grace`.
   bool stopWorkers(std::chrono::milliseconds grace);

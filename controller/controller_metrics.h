@@ -30,6 +30,8 @@ class ControllerMetrics : public ReconcileObserver {
   virtual void watchRestart(std::string_view /*reason*/) {}
   virtual void watchEvent(std::string_view /*type*/) {}
   virtual void listed() {}
+  // The server closed a quiet watch normally: activity without an event.
+  virtual void watchActive() {}
   // Work queue.
   virtual void queueAdd() {}
   virtual void queueDepth(std::size_t /*depth*/) {}

@@ -82,26 +82,15 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
   }
 
   void watchRestart(std::string_view reason) override {
-    WatchRestartReason r = WatchRestartReason::kError;
-    if (reason == "closed" || reason == "idle_timeout")
-      r = WatchRestartReason::kClosed;
-    if (reason == "gone_http" || reason == "gone_event")
-      r = WatchRestartReason::kExpired;
-    m_.watchRestart(WatchedResource::kWorkflows, r);
+    m_.watchRestart(WatchedResource::kWorkflows, watchRestartReasonOf(reason));
   }
 
   void watchEvent(std::string_view type) override {
-    WatchEventLabel t = WatchEventLabel::kModified;
-    if (type == "ADDED")
-      t = WatchEventLabel::kAdded;
-    if (type == "DELETED")
-      t = WatchEventLabel::kDeleted;
-    if (type == "BOOKMARK")
-      t = WatchEventLabel::kBookmark;
-    m_.watchEvent(WatchedResource::kWorkflows, t);
+    m_.watchEvent(WatchedResource::kWorkflows, watchEventLabelOf(type));
   }
 
   void listed() override { m_.watchActive(WatchedResource::kWorkflows); }
+  void watchActive() override { m_.watchActive(WatchedResource::kWorkflows); }
 
   void queueAdd() override { queue_.add(); }
   void queueDepth(std::size_t depth) override { queue_.setDepth(static_cast<std::int64_t>(depth)); }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 #include <random>
@@ -18,6 +19,7 @@
 #include "k8sclient/event_recorder.h"
 #include "k8sclient/kube_config.h"
 #include "k8sclient/leader_election.h"
+#include "k8sclient/leadership_gate.h"
 #include "webhook/pod_watch.h"
 #include "webhook/webhook_runtime.h"
 
@@ -80,7 +82,24 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   } else if (!rest->tokenFile.empty()) {
     kubeToken = TokenSource::file(rest->tokenFile, clock);
   }
+  // Every replica reads (informer) and serves the webhook through `kube`.
   KubeClient kube(metered, rest->server, kubeToken);
+
+  // Leader-only writes (Workflow patches, Events, pod annotations, KFP
+  // reports) go through the lease fence: none leaves this process once the
+  // lease is not renewed in time (k8sclient/leadership_gate.h).
+  std::string leaseNs = config.leaseNamespace;
+  if (leaseNs.empty())
+    leaseNs = rest->namespaceName;
+  if (leaseNs.empty())
+    leaseNs = "default";
+  std::unique_ptr<LeaseFence> fence;
+  std::shared_ptr<HttpTransport> leaderTransport = metered;
+  if (config.leaderElect) {
+    fence = std::make_unique<LeaseFence>(clock, leaseNs + "/" + config.leaseName);
+    leaderTransport = std::make_shared<FencedTransport>(metered, *fence);
+  }
+  KubeClient leaderKube(leaderTransport, rest->server, kubeToken);
 
   // Exit-task status webhook (issue 5): served by every replica, read-only.
   std::unique_ptr<WebhookRuntime> webhook;
@@ -103,18 +122,26 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     }
     webhook = std::move(started).value();
   }
+  // Watch lifetimes: [d, 2d) asked of the server; silent past that plus the
+  // margin = stalled (k8sclient/reflector.h).
+  const auto watchMin = std::chrono::duration_cast<std::chrono::seconds>(config.watchTimeout);
+  const auto idleMargin =
+      std::min<std::chrono::milliseconds>(std::chrono::seconds(60), config.watchTimeout / 5);
   // Pod-annotation channel (issue 5): started with the workers, on the leader.
   std::unique_ptr<PodAnnotationService> podAnnotations;
   if (config.podAnnotations) {
     PodWatchOptions po;
     po.namespaceName = config.namespaceName;
-    podAnnotations =
-        std::make_unique<PodAnnotationService>(kube, clock, &(*metricsEndpoint)->registry(), po);
+    po.minWatchTimeout = watchMin;
+    po.maxWatchTimeout = 2 * watchMin;
+    po.idleTimeoutMargin = idleMargin;
+    podAnnotations = std::make_unique<PodAnnotationService>(leaderKube, clock,
+                                                            &(*metricsEndpoint)->registry(), po);
   }
 
   // KFP client: direct reporting, or (persistence-agent mode with
   // --kfp-api-url) checking the run state after the agent's re-report.
-  std::unique_ptr<HttpTransport> kfpTransport;
+  std::shared_ptr<HttpTransport> kfpTransport;
   std::unique_ptr<KfpClient> kfp;
   if (!config.kfpApiUrl.empty()) {
     auto t = makeCpprestTransport(TlsOptions{});
@@ -122,7 +149,9 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
       spdlog::error("KFP transport: {}", t.error().describe());
       return 1;
     }
-    kfpTransport = std::move(t).value();
+    kfpTransport = std::shared_ptr<HttpTransport>(std::move(t).value());
+    if (fence)
+      kfpTransport = std::make_shared<FencedTransport>(kfpTransport, *fence);
     TokenSource kfpToken =
         config.kfpTokenFile.empty()
             ? TokenSource()
@@ -136,9 +165,9 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
 
   const std::string identity =
       config.leaderIdentity.empty() ? defaultIdentity() : config.leaderIdentity;
-  EventRecorder recorder(kube, clock, "exit-reconciler", identity);
+  EventRecorder recorder(leaderKube, clock, "exit-reconciler", identity);
   RecorderEventSink events(recorder);
-  KubeWorkflowApi workflowApi(kube);
+  KubeWorkflowApi workflowApi(leaderKube);
 
   Controller::Options co;
   co.namespaceName = config.namespaceName;
@@ -146,14 +175,30 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   co.workers = config.workers;
   co.correction = config.correction;
   co.maxRetryDelay = config.maxRetryDelay;
-  Controller controller(co, kube, workflowApi, kfp.get(), events, clock, &metrics);
+  co.minWatchTimeout = watchMin;
+  co.maxWatchTimeout = 2 * watchMin;
+  co.idleTimeoutMargin = idleMargin;
+  Controller controller(co, leaderKube, workflowApi, kfp.get(), events, clock, &metrics);
 
-  auto health = HealthServer::start(config.healthAddr, [&controller](std::string& reason) {
-    if (controller.hasSynced())
-      return true;
-    reason = "workflow cache not synced yet";
-    return false;
-  });
+  // Ready once synced; the leader is also unready while a watch it depends
+  // on is stalled (no list, event, bookmark or normal close for longer than a
+  // healthy quiet watch stays silent).
+  std::atomic<bool> leading{false};
+  auto health = HealthServer::start(config.healthAddr,
+                                    [&controller, &leading, &podAnnotations](std::string& reason) {
+                                      if (!controller.hasSynced()) {
+                                        reason = "workflow cache not synced yet";
+                                        return false;
+                                      }
+                                      if (!leading)
+                                        return true;
+                                      Status s = controller.watchHealth();
+                                      if (s && podAnnotations)
+                                        s = podAnnotations->watch().watchHealth();
+                                      if (!s)
+                                        reason = s.error().message;
+                                      return s.ok();
+                                    });
   if (!health) {
     spdlog::error("health server: --health-addr {}: {}", config.healthAddr,
                   health.error().describe());
@@ -172,30 +217,34 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     hooks.onServing((*health)->port(), (*metricsEndpoint)->port());
 
   std::atomic<bool> lost{false};
+  std::unique_ptr<KubeClient> leaseKube;
   std::unique_ptr<KubeLeaseLock> lock;
   std::unique_ptr<LeaderElector> elector;
   std::thread electorThread;
   if (config.leaderElect) {
-    std::string leaseNs = config.leaseNamespace;
-    if (leaseNs.empty())
-      leaseNs = rest->namespaceName;
-    if (leaseNs.empty())
-      leaseNs = "default";
-    lock = std::make_unique<KubeLeaseLock>(kube, leaseNs, config.leaseName);
+    // Lease calls get their own client: a per-request timeout inside the
+    // renew deadline, not the shared client's 30 s.
+    KubeClientOptions leaseOptions;
+    leaseOptions.requestTimeout = leaseRequestTimeout(config.renewDeadline);
+    leaseKube = std::make_unique<KubeClient>(metered, rest->server, kubeToken, leaseOptions);
+    lock = std::make_unique<KubeLeaseLock>(*leaseKube, leaseNs, config.leaseName);
     LeaderElectionConfig lc;
     lc.identity = identity;
     lc.leaseDuration = config.leaseDuration;
     lc.renewDeadline = config.renewDeadline;
     lc.retryPeriod = config.retryPeriod;
     lc.releaseOnCancel = true;
+    lc.fence = fence.get();
     lc.onStartedLeading = [&] {
       spdlog::info("became leader of lease {}/{}", leaseNs, config.leaseName);
       metrics.leader(true);
       controller.startWorkers();
       if (podAnnotations)
         podAnnotations->start();
+      leading = true;
     };
     lc.onStoppedLeading = [&] {
+      leading = false;
       metrics.leader(false);
       if (!stop && gSignal == 0) {
         spdlog::error("lost leadership of lease {}/{}; stopping", leaseNs, config.leaseName);
@@ -214,10 +263,19 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     controller.startWorkers();
     if (podAnnotations)
       podAnnotations->start();
+    leading = true;
   }
 
   bool loggedSync = false;
   while (!stop && gSignal == 0 && !lost) {
+    // The fence expires on its own when renewals stall, even while the
+    // elector thread is still blocked in a lease call: that is a loss too.
+    if (fence && fence->state() == LeaseFence::State::kExpired) {
+      spdlog::error("lease {}/{} not renewed within {} ms; stopping", leaseNs, config.leaseName,
+                    config.renewDeadline.count());
+      lost = true;
+      break;
+    }
     if (!loggedSync && controller.hasSynced()) {
       loggedSync = true;
       spdlog::info("cache synced: {} completed runs tracked, {} need a step", controller.tracked(),
@@ -226,9 +284,20 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
+  if (lost) {
+    // Like controller-runtime (pkg/manager/internal.go, OnStoppedLeading:
+    // "graceful shutdown is skipped if we lost the leader lock without
+    // intending to"): no drain, no release; the fence already refuses every
+    // write, and the Deployment restarts the pod.
+    if (fence)
+      fence->revoke();
+    metrics.leader(false);
+    spdlog::error("leadership lost: exiting at once (in-flight work is abandoned, not drained)");
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }
   const auto began = std::chrono::steady_clock::now();
-  spdlog::info("shutting down ({})",
-               lost ? "leadership lost" : (gSignal != 0 ? "signal" : "requested"));
+  spdlog::info("shutting down ({})", gSignal != 0 ? "signal" : "requested");
   controller.stopInformer();
   const bool drained = controller.stopWorkers(config.shutdownTimeout);
   if (elector) {
@@ -246,9 +315,9 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   spdlog::default_logger()->flush();
   if (!drained) {
     // Workers still blocked in I/O own objects on this stack; leave now.
-    std::_Exit(lost ? 1 : 0);
+    std::_Exit(0);
   }
-  return lost ? 1 : 0;
+  return 0;
 }
 
 int runRun(int argc, char** argv) {

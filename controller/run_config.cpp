@@ -93,6 +93,9 @@ cli::FlagParser runFlagParser() {
              "longest per-run backoff between retries (KFP outages, conflicts)", "5m"));
   p.add(flag("shutdown-timeout", "DURATION",
              "on SIGTERM, how long in-flight work may take before it is handed back", "20s"));
+  p.add(flag("watch-timeout", "DURATION",
+             "watch lifetime asked of the API server, randomized in [d, 2d) (whole seconds)",
+             "5m"));
   p.add(flag("webhook-addr", "ADDR",
              "serve the exit-task status admission webhook (HTTPS, /mutate-pods) here; "
              "empty: no webhook"));
@@ -162,7 +165,8 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
                            std::pair{"leader-election-renew-deadline", &c.renewDeadline},
                            std::pair{"leader-election-retry-period", &c.retryPeriod},
                            std::pair{"max-retry-delay", &c.maxRetryDelay},
-                           std::pair{"shutdown-timeout", &c.shutdownTimeout}}) {
+                           std::pair{"shutdown-timeout", &c.shutdownTimeout},
+                           std::pair{"watch-timeout", &c.watchTimeout}}) {
     auto d = a.getDuration(name);
     if (!d)
       return d.error();
@@ -171,6 +175,9 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
     }
     *out = *d;
   }
+  if (c.watchTimeout < std::chrono::seconds(1))
+    return invalid("--watch-timeout: at least 1s (timeoutSeconds is whole seconds), got \"" +
+                   a.get("watch-timeout") + "\"");
   // client-go's rule: LeaseDuration > RenewDeadline > 1.2 × RetryPeriod.
   if (c.leaderElect && !(c.leaseDuration > c.renewDeadline &&
                          c.renewDeadline.count() * 10 > c.retryPeriod.count() * 12)) {

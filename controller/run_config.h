@@ -38,6 +38,10 @@ struct RunConfig {
   // queue's exponential limiter never waits longer than this.
   std::chrono::milliseconds maxRetryDelay{std::chrono::minutes(5)};
   std::chrono::milliseconds shutdownTimeout{std::chrono::seconds(20)};
+  // Server-side lifetime of each watch, random in [watchTimeout, 2 x
+  // watchTimeout) (client-go's reflector: 5 to 10 min). A watch silent past
+  // its lifetime + min(60 s, watchTimeout / 5) is stalled and restarted.
+  std::chrono::milliseconds watchTimeout{std::chrono::minutes(5)};
   bool metricsNamespaceLabel = false;
   // Exit-task status webhook (issue 5, webhook/webhook_runtime.h); off when
   // webhookAddr is empty.

@@ -313,6 +313,7 @@ Result<WatchEnd> KubeClient::watch(const ResourceRef& r, std::string_view ns,
         t = WatchEventType::kBookmark;
       } else if (type == "\"ERROR\"") {
         auto st = parseKubeStatus(object);
+        out.errorEvent = true;
         out.streamError =
             st ? classifyStatusObject(*st, ctx)
                : Error(ErrorCode::kTransient, ctx.operation + ": malformed ERROR event");

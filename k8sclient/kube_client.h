@@ -89,6 +89,7 @@ struct WatchEnd {
   // Set when the stream ended with an in-stream ERROR event (e.g. 410
   // Expired) or an undecodable line: the classified error.
   std::optional<Error> streamError;
+  bool errorEvent = false;  // streamError came from an ERROR event
 };
 
 struct KubeClientOptions {

@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
 #include "k8sclient/backoff.h"
+#include "k8sclient/leadership_gate.h"
 
 namespace exitrec {
 
@@ -163,6 +165,11 @@ Status validateLeaderElectionConfig(const LeaderElectionConfig& c) {
   return Status();
 }
 
+std::chrono::milliseconds leaseRequestTimeout(std::chrono::milliseconds renewDeadline) {
+  const auto t = std::max<std::chrono::milliseconds>(renewDeadline / 2, std::chrono::seconds(1));
+  return std::min(t, renewDeadline);
+}
+
 LeaderElector::LeaderElector(LeaseLock& lock, Clock& clock, LeaderElectionConfig config,
                              std::function<double()> random01)
     : lock_(lock),
@@ -262,6 +269,10 @@ bool LeaderElector::tryAcquireOrRenew() {
     spdlog::warn("k8sclient: {}: renewal failed: {}", lock_.describe(), res.error().describe());
     // Fall through to the slow path (re-read the record).
   }
+  // One round never outlives the renew deadline (a hung call already took it).
+  auto pastDeadline = [&] { return clock_.now() - now >= config_.renewDeadline; };
+  if (pastDeadline())
+    return false;
 
   // 2. Read the current record; create it if absent.
   auto current = lock_.get();
@@ -270,6 +281,8 @@ bool LeaderElector::tryAcquireOrRenew() {
       spdlog::warn("k8sclient: {}: get failed: {}", lock_.describe(), current.error().describe());
       return false;
     }
+    if (pastDeadline())
+      return false;
     auto created = lock_.create(rec);
     if (!created) {
       spdlog::info("k8sclient: {}: create failed: {}", lock_.describe(),
@@ -292,6 +305,8 @@ bool LeaderElector::tryAcquireOrRenew() {
     return false;
 
   // 4. Acquire or renew, guarded by the resourceVersion we just read.
+  if (pastDeadline())
+    return false;
   if (weHold) {
     rec.acquireTime = old.acquireTime;
     rec.leaseTransitions = old.leaseTransitions;
@@ -331,12 +346,16 @@ void LeaderElector::release() {
 }
 
 void LeaderElector::run() {
-  // Acquire.
+  // Acquire. The fence is granted from the start of the successful round.
   while (true) {
     if (stopped())
       return;
-    if (tryAcquireOrRenew())
+    const auto attemptStart = clock_.now();
+    if (tryAcquireOrRenew()) {
+      if (config_.fence != nullptr)
+        config_.fence->grant(attemptStart + config_.renewDeadline);
       break;
+    }
     const auto jittered = std::chrono::milliseconds(static_cast<long long>(
         static_cast<double>(config_.retryPeriod.count()) * (1.0 + 1.2 * random01_())));
     if (!sleepFor(jittered))
@@ -353,7 +372,10 @@ void LeaderElector::run() {
     const auto deadline = clock_.now() + config_.renewDeadline;
     bool renewed = false;
     while (!stopped()) {
+      const auto attemptStart = clock_.now();
       if (tryAcquireOrRenew()) {
+        if (config_.fence != nullptr)
+          config_.fence->grant(attemptStart + config_.renewDeadline);
         renewed = true;
         break;
       }
@@ -371,6 +393,9 @@ void LeaderElector::run() {
     if (!sleepFor(config_.retryPeriod))
       break;
   }
+  // Close the fence first: nothing may be written from here on.
+  if (config_.fence != nullptr)
+    config_.fence->revoke();
   if (lost) {
     spdlog::error("k8sclient: {}: failed to renew within {} ms: leadership lost", lock_.describe(),
                   config_.renewDeadline.count());

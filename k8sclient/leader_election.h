@@ -14,6 +14,15 @@
 //   leadership is lost: onStoppedLeading runs and run() returns.
 // - stop(): graceful; with releaseOnCancel the lease is released (holder ""
 //   and leaseDurationSeconds 1) so a successor takes over at once.
+// - Fencing (leadership_gate.h): with a LeaseFence in the config, every
+//   successful acquire or renew that started at S grants the fence until
+//   S + RenewDeadline; the fence is revoked before onStoppedLeading and before
+//   the release. Leader-only writes check the fence, so they stop when the
+//   deadline passes even if this thread is blocked in a hung lease call.
+// - Lease calls: give the LeaseLock a client whose per-request timeout is
+//   leaseRequestTimeout() (never the shared client's longer timeout), and an
+//   attempt makes no further call once RenewDeadline has passed since it
+//   began, so one round stays within the renew deadline plus one request.
 //
 // Threading: run() blocks the calling thread; callbacks run on it and must
 // return promptly (start/stop your work on your own threads). stop(),
@@ -34,6 +43,8 @@
 #include "k8sclient/kube_client.h"
 
 namespace exitrec {
+
+class LeaseFence;  // k8sclient/leadership_gate.h
 
 struct LeaderElectionRecord {
   std::string holderIdentity;
@@ -92,6 +103,8 @@ struct LeaderElectionConfig {
   std::chrono::milliseconds renewDeadline{std::chrono::seconds(10)};
   std::chrono::milliseconds retryPeriod{std::chrono::seconds(2)};
   bool releaseOnCancel = true;
+  // Optional; must outlive the elector (see "Fencing" above).
+  LeaseFence* fence = nullptr;
   std::function<void()> onStartedLeading;
   std::function<void()> onStoppedLeading;
   std::function<void(const std::string& identity)> onNewLeader;
@@ -99,6 +112,11 @@ struct LeaderElectionConfig {
 
 // LeaseDuration > RenewDeadline > 1.2 x RetryPeriod, all > 0, identity set.
 Status validateLeaderElectionConfig(const LeaderElectionConfig& c);
+
+// Per-request timeout for lease calls: controller-runtime's
+// max(RenewDeadline / 2, 1 s) (reference: kube-api-client.md section 2.5),
+// capped at RenewDeadline.
+std::chrono::milliseconds leaseRequestTimeout(std::chrono::milliseconds renewDeadline);
 
 class LeaderElector {
  public:

@@ -54,6 +54,31 @@ std::map<std::string, int> Reflector::restartCounts() const {
   return restarts_;
 }
 
+void Reflector::active() {
+  std::lock_guard<std::mutex> g(mu_);
+  lastActivity_ = clock_.now();
+}
+
+Status Reflector::health() const {
+  const std::string what = opts_.resource.plural + " watch";
+  if (!synced_)
+    return Error(ErrorCode::kTransient, what + ": not synced yet");
+  Clock::SteadyTime last;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    last = lastActivity_;
+  }
+  const auto silent = clock_.now() - last;
+  if (silent > opts_.maxWatchTimeout + opts_.idleTimeoutMargin) {
+    return Error(
+        ErrorCode::kTransient,
+        what + ": no list, event, bookmark or normal close for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) +
+            " s (stalled)");
+  }
+  return Status();
+}
+
 void Reflector::restart(std::string_view reason) {
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -99,6 +124,7 @@ bool Reflector::listOnce() {
     std::lock_guard<std::mutex> g(mu_);
     lastRv_ = res->resourceVersion;
   }
+  active();
   ++lists_;
   synced_ = true;
   if (observer_) {
@@ -142,6 +168,9 @@ void Reflector::run() {
     auto res = client_.watch(
         opts_.resource, opts_.namespaceName, wo,
         [&](WatchEventType type, std::string_view raw) {
+          active();
+          if (observer_)
+            observer_->onWatchEvent(opts_.resource.plural, watchEventTypeName(type));
           auto meta = readObjectMeta(raw);
           if (!meta) {
             spdlog::warn("k8sclient: watch {}: skipping event without metadata: {}",
@@ -181,6 +210,8 @@ void Reflector::run() {
     const WatchEnd& end = *res;
     if (end.end == StreamEnd::kCancelled)
       return;
+    if (end.errorEvent && observer_)
+      observer_->onWatchEvent(opts_.resource.plural, "ERROR");
     if (end.streamError) {
       const Error& e = *end.streamError;
       if (e.code == ErrorCode::kGone) {
@@ -197,6 +228,13 @@ void Reflector::run() {
         return;
       continue;
     }
+    if (end.end == StreamEnd::kIdleTimeout) {
+      // Silent past the timeoutSeconds the server promised to honour.
+      spdlog::warn("k8sclient: watch {}: no data for {} ms; the server never closed it (stalled)",
+                   opts_.resource.plural, wo.idleTimeout.count());
+      restart("idle_timeout");
+      continue;
+    }
     if (end.events == 0 && clock_.now() - started < opts_.shortWatch) {
       // Closed at once with nothing: reconnecting without a pause would hammer the server.
       restart("short_watch");
@@ -204,7 +242,10 @@ void Reflector::run() {
         return;
       continue;
     }
-    restart(end.end == StreamEnd::kIdleTimeout ? "idle_timeout" : "closed");
+    active();
+    if (observer_)
+      observer_->onWatchClosedNormally(opts_.resource.plural);
+    restart("closed");
   }
 }
 

@@ -47,13 +47,25 @@ class ReflectorSink {
 
 // Hooks for metrics and logs (wired to Prometheus elsewhere). Default no-ops.
 // Called on the reflector thread; must be fast.
+//
+// Activity: the API server proves a watch alive by a list, by any event
+// (bookmarks included) and by closing a watch normally (it honours the
+// timeoutSeconds we asked for). A watch that sends nothing until our idle
+// timer fires (timeoutSeconds + idleTimeoutMargin) is "stalled": a healthy
+// server would have closed it. Opening a stream proves nothing (a wedged
+// server may accept and then stay silent).
 class ReflectorObserver {
  public:
   virtual ~ReflectorObserver() = default;
-  // Why the watch ended and is being restarted: "closed", "idle_timeout",
-  // "short_watch", "gone_http", "gone_event", "error_event", "watch_error",
-  // "list_error".
+  // Why the watch ended and is being restarted: "closed", "idle_timeout"
+  // (stalled: the server never closed it), "short_watch", "gone_http",
+  // "gone_event", "error_event", "watch_error", "list_error".
   virtual void onWatchRestart(std::string_view /*resource*/, std::string_view /*reason*/) {}
+  // Every watch event: "ADDED", "MODIFIED", "DELETED", "BOOKMARK", or "ERROR"
+  // (an in-stream Status, e.g. 410 Expired).
+  virtual void onWatchEvent(std::string_view /*resource*/, std::string_view /*type*/) {}
+  // The server closed a watch normally: the watch was alive though quiet.
+  virtual void onWatchClosedNormally(std::string_view /*resource*/) {}
   virtual void onListed(std::string_view /*resource*/, std::size_t /*items*/,
                         std::chrono::milliseconds /*took*/) {}
   virtual void onBackoff(std::string_view /*resource*/, std::chrono::milliseconds /*delay*/) {}
@@ -67,7 +79,8 @@ struct ReflectorOptions {
   int pageSize = 500;
   std::chrono::seconds minWatchTimeout{300};  // server timeoutSeconds, random in [min, max)
   std::chrono::seconds maxWatchTimeout{600};
-  std::chrono::seconds idleTimeoutMargin{60};  // client idle timeout = timeoutSeconds + margin
+  // Client idle timeout = timeoutSeconds + margin; past it the watch is stalled.
+  std::chrono::milliseconds idleTimeoutMargin{std::chrono::seconds(60)};
   std::chrono::milliseconds shortWatch{1000};  // a watch this short with 0 events is a failure
   BackoffOptions backoff;
   std::function<double()> random01 = defaultRandom01;
@@ -91,11 +104,18 @@ class Reflector {
   // Watch restarts by reason (see ReflectorObserver::onWatchRestart).
   std::map<std::string, int> restartCounts() const;
   int listCount() const { return lists_.load(); }
+  // Ok while the API server has shown this watch alive recently: synced, and
+  // some activity (see ReflectorObserver) within maxWatchTimeout +
+  // idleTimeoutMargin, the longest a healthy but quiet watch stays silent.
+  // Otherwise the reason (e.g. "pods watch: no activity for 700 s"), for
+  // /readyz.
+  Status health() const;
 
  private:
   void run();
   bool listOnce();
   void restart(std::string_view reason);
+  void active();
   // Waits for the backoff delay (at least `atLeast`); false if stopped.
   bool backoffWait(std::chrono::milliseconds atLeast = std::chrono::milliseconds(0));
 
@@ -110,6 +130,7 @@ class Reflector {
   std::condition_variable cv_;
   bool stopped_ = false;
   std::string lastRv_;
+  Clock::SteadyTime lastActivity_{};
   std::map<std::string, int> restarts_;
   std::atomic<bool> synced_{false};
   std::atomic<int> lists_{0};

@@ -599,6 +599,28 @@ void Metrics::kfpUnknownRun() {
   impl_->kfpUnknownRunsC->Increment();
 }
 
+WatchRestartReason watchRestartReasonOf(std::string_view reason) {
+  if (reason == "closed")
+    return WatchRestartReason::kClosed;
+  if (reason == "idle_timeout")
+    return WatchRestartReason::kStalled;
+  if (reason == "gone_http" || reason == "gone_event")
+    return WatchRestartReason::kExpired;
+  return WatchRestartReason::kError;
+}
+
+WatchEventLabel watchEventLabelOf(std::string_view type) {
+  if (type == "ADDED")
+    return WatchEventLabel::kAdded;
+  if (type == "MODIFIED")
+    return WatchEventLabel::kModified;
+  if (type == "DELETED")
+    return WatchEventLabel::kDeleted;
+  if (type == "BOOKMARK")
+    return WatchEventLabel::kBookmark;
+  return WatchEventLabel::kError;
+}
+
 void Metrics::watchRestart(WatchedResource resource, WatchRestartReason reason) {
   impl_->watchRestartC[idx(resource)][idx(reason)]->Increment();
 }

@@ -85,7 +85,8 @@ enum class WatchRestartReason : std::uint8_t {
   kExpired,  // "expired": 410 Gone / resourceVersion too old; relisted
   kClosed,   // "closed": the server ended the stream (timeoutSeconds, EOF)
   kError,    // "error": transport or decode error
-  kStalled,  // "stalled": no event or bookmark within the watchdog interval
+  kStalled,  // "stalled": the server never closed the watch: no data for its
+             // timeoutSeconds + the idle margin (the reflector's watchdog)
 };
 
 enum class WatchEventLabel : std::uint8_t {
@@ -126,6 +127,13 @@ std::string_view labelValue(WatchEventLabel v);
 std::string_view labelValue(KfpOperation v);
 std::string_view labelValue(ReconcileResult v);
 std::string_view labelValue(ExitTaskFailurePolicyLabel v);
+
+// The reflector's restart reasons and event types (k8sclient/reflector.h
+// ReflectorObserver) as label values: "closed" -> kClosed; "idle_timeout" ->
+// kStalled; "gone_http"/"gone_event" -> kExpired; anything else -> kError.
+// Event types "ADDED" .. "ERROR"; anything else -> kError.
+WatchRestartReason watchRestartReasonOf(std::string_view reflectorReason);
+WatchEventLabel watchEventLabelOf(std::string_view type);
 
 // Allow-lists for values owned by other modules (the engine's generationName(),
 // Verdict::cause and phaseName()). Anything else is exported as "other"; an
@@ -283,8 +291,8 @@ class Metrics {
   // exit_reconciler_watch_events_total{resource, type}; also sets
   // exit_reconciler_watch_last_activity_timestamp_seconds{resource} to now.
   void watchEvent(WatchedResource resource, WatchEventLabel type);
-  // Sets the activity timestamp without an event (a list or (re)connect
-  // succeeded).
+  // Sets the activity timestamp without an event: a list succeeded, or the
+  // server closed a quiet watch normally (see k8sclient/reflector.h).
   void watchActive(WatchedResource resource);
   // exit_reconciler_tracked_workflows: compact records held in memory.
   void setTrackedWorkflows(std::int64_t count);

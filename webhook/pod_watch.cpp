@@ -11,6 +11,7 @@
 #include "k8sclient/kube_client.h"
 #include "k8sclient/work_queue.h"
 #include "metrics/metrics.h"
+#include "metrics/watch_observer.h"
 
 namespace exitrec {
 
@@ -24,8 +25,14 @@ struct PodBit {
 }  // namespace
 
 struct PodWatch::Impl {
-  Impl(KubeClient& c, Clock& clk, PodAnnotationChannel& ch, PodWatchOptions o)
-      : client(c), clock(clk), channel(ch), options(std::move(o)), queue("pods", clk) {}
+  Impl(KubeClient& c, Clock& clk, PodAnnotationChannel& ch, PodWatchOptions o,
+       ReflectorObserver* obs)
+      : client(c),
+        clock(clk),
+        channel(ch),
+        options(std::move(o)),
+        observer(obs),
+        queue("pods", clk) {}
 
   void process(const std::string& key);
   void workerLoop();
@@ -34,6 +41,7 @@ struct PodWatch::Impl {
   Clock& clock;
   PodAnnotationChannel& channel;
   PodWatchOptions options;
+  ReflectorObserver* observer;
   WorkQueue queue;
   std::unique_ptr<Informer<PodBit>> informer;
   std::vector<std::thread> workers;
@@ -82,8 +90,8 @@ void PodWatch::Impl::workerLoop() {
 }
 
 PodWatch::PodWatch(KubeClient& client, Clock& clock, PodAnnotationChannel& channel,
-                   PodWatchOptions options)
-    : impl_(std::make_unique<Impl>(client, clock, channel, std::move(options))) {}
+                   PodWatchOptions options, ReflectorObserver* observer)
+    : impl_(std::make_unique<Impl>(client, clock, channel, std::move(options), observer)) {}
 
 PodWatch::~PodWatch() {
   stop();
@@ -97,6 +105,9 @@ void PodWatch::start() {
   ro.namespaceName = impl_->options.namespaceName;
   ro.labelSelector = impl_->options.labelSelector;
   ro.pageSize = 200;
+  ro.minWatchTimeout = impl_->options.minWatchTimeout;
+  ro.maxWatchTimeout = impl_->options.maxWatchTimeout;
+  ro.idleTimeoutMargin = impl_->options.idleTimeoutMargin;
   Informer<PodBit>::Transform transform = [](const ObjectMeta&,
                                              std::string_view raw) -> Result<PodBit> {
     auto pod = nlohmann::json::parse(raw, nullptr, false);
@@ -116,8 +127,8 @@ void PodWatch::start() {
       impl->queue.add(key);
   };
   handlers.onDelete = [](const std::string&, const Informer<PodBit>::Ptr&, bool) {};
-  impl_->informer = std::make_unique<Informer<PodBit>>(impl_->client, impl_->clock, ro,
-                                                       std::move(transform), std::move(handlers));
+  impl_->informer = std::make_unique<Informer<PodBit>>(
+      impl_->client, impl_->clock, ro, std::move(transform), std::move(handlers), impl_->observer);
   for (int i = 0; i < std::max(1, impl_->options.workers); ++i)
     impl_->workers.emplace_back([impl] { impl->workerLoop(); });
   impl_->informer->start();
@@ -139,15 +150,24 @@ bool PodWatch::hasSynced() const {
   return impl_->informer && impl_->informer->hasSynced();
 }
 
+Status PodWatch::watchHealth() const {
+  return impl_->informer ? impl_->informer->reflector().health() : Status();
+}
+
 PodWatch::Stats PodWatch::stats() const {
   return Stats{impl_->handled.load(), impl_->injected.load(), impl_->failed.load()};
 }
 
 PodAnnotationService::PodAnnotationService(KubeClient& client, Clock& clock, Metrics* metrics,
                                            PodWatchOptions options)
-    : provider_(client, nullptr, clock),
+    : watchMetrics_(metrics != nullptr
+                        ? std::make_unique<WatchMetricsObserver>(*metrics, WatchedResource::kPods)
+                        : nullptr),
+      provider_(client, nullptr, clock),
       writer_(client),
       channel_(writer_, provider_, clock, metrics),
-      watch_(client, clock, channel_, std::move(options)) {}
+      watch_(client, clock, channel_, std::move(options), watchMetrics_.get()) {}
+
+PodAnnotationService::~PodAnnotationService() = default;
 
 }  // namespace exitrec

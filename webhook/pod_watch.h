@@ -15,6 +15,7 @@
 //
 // Thread-safety: start/stop from one owner thread; stats() from any thread.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,11 +27,16 @@
 namespace exitrec {
 
 class KubeClient;
+class ReflectorObserver;
 
 struct PodWatchOptions {
   std::string namespaceName;  // "" = all namespaces
   std::string labelSelector = "pipeline/runid,workflows.argoproj.io/workflow";
   int workers = 2;
+  // Watch lifetime (k8sclient ReflectorOptions; tests shorten them).
+  std::chrono::seconds minWatchTimeout{300};
+  std::chrono::seconds maxWatchTimeout{600};
+  std::chrono::milliseconds idleTimeoutMargin{std::chrono::seconds(60)};
 };
 
 class PodWatch {
@@ -41,8 +47,10 @@ class PodWatch {
     std::uint64_t failed = 0;    // handle() or the pod GET failed (re-queued)
   };
   // `client`, `clock` and `channel` must outlive the watch.
-  PodWatch(KubeClient& client, Clock& clock, PodAnnotationChannel& channel,
-           PodWatchOptions options);
+  // `observer` (nullable) gets the watch's events (metrics); it must outlive
+  // the watch.
+  PodWatch(KubeClient& client, Clock& clock, PodAnnotationChannel& channel, PodWatchOptions options,
+           ReflectorObserver* observer = nullptr);
   ~PodWatch();  // stop()
   PodWatch(const PodWatch&) = delete;
   PodWatch& operator=(const PodWatch&) = delete;
@@ -50,6 +58,8 @@ class PodWatch {
   void start();  // informer and workers; idempotent
   void stop();   // idempotent; waits for the workers' current pod
   bool hasSynced() const;
+  // The pod watch's health (k8sclient Reflector::health); ok when not started.
+  Status watchHealth() const;
   Stats stats() const;
 
  private:
@@ -63,11 +73,13 @@ class PodWatch {
 class PodAnnotationService {
  public:
   PodAnnotationService(KubeClient& client, Clock& clock, Metrics* metrics, PodWatchOptions options);
+  ~PodAnnotationService();
   void start() { watch_.start(); }
   void stop() { watch_.stop(); }
   PodWatch& watch() { return watch_; }
 
  private:
+  std::unique_ptr<ReflectorObserver> watchMetrics_;  // feeds the pods watch metrics
   KubeRunStateProvider provider_;
   KubeAnnotationWriter writer_;
   PodAnnotationChannel channel_;

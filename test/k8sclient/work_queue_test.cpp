@@ -84,6 +84,11 @@ TEST(WorkQueueTest, DedupAndNeverTwoWorkersOnOneKey) {
   EXPECT_EQ(q.len(), 0u);
 }
 
+// The delay thread is the clock's only waiter, and its deadline is still ahead.
+bool parkedOnFutureDeadline(const FakeClock& clock) {
+  return clock.waiterCount() == 1 && clock.dueWaiters() == 0;
+}
+
 TEST(WorkQueueTest, AddAfterUsesTheClockAndEarliestWins) {
   FakeClock clock;
   WorkQueue q("t", clock);
@@ -94,8 +99,10 @@ TEST(WorkQueueTest, AddAfterUsesTheClockAndEarliestWins) {
   EXPECT_EQ(q.len(), 1u);
   EXPECT_EQ(*q.get(), "now");
   EXPECT_EQ(q.waitingLen(), 1u);
+  ASSERT_TRUE(waitFor([&] { return parkedOnFutureDeadline(clock); }));
   clock.advance(seconds(4));
-  std::this_thread::sleep_for(milliseconds(20));
+  // Still parked on a deadline ahead of the clock: the item cannot be ready.
+  EXPECT_TRUE(parkedOnFutureDeadline(clock));
   EXPECT_EQ(q.len(), 0u);
   clock.advance(seconds(1));
   ASSERT_TRUE(waitFor([&] { return q.len() == 1; }));
@@ -113,8 +120,9 @@ TEST(WorkQueueTest, AddRateLimitedBacksOffPerItemAndForgetResets) {
   ASSERT_EQ(*q.get(), "a");
   q.done("a");
   q.addRateLimited("a");  // 10 ms
+  ASSERT_TRUE(waitFor([&] { return parkedOnFutureDeadline(clock); }));
   clock.advance(milliseconds(9));
-  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_TRUE(parkedOnFutureDeadline(clock));
   EXPECT_EQ(q.len(), 0u);
   clock.advance(milliseconds(1));
   ASSERT_TRUE(waitFor([&] { return q.len() == 1; }));
@@ -183,17 +191,19 @@ TEST(WorkQueueTest, ShutdownWithDrainWaitsForInFlightWork) {
   q.add("a");
   auto k = q.get();
   ASSERT_TRUE(k.has_value());
-  std::atomic<bool> drained{false};
+  // Order of two observable events: the drain may only return after done().
+  std::atomic<int> step{0};
+  int drainedAt = -1;
   std::thread t([&] {
     q.shutDownWithDrain();
-    drained = true;
+    drainedAt = step++;
   });
-  std::this_thread::sleep_for(milliseconds(30));
-  EXPECT_FALSE(drained.load());
+  ASSERT_TRUE(waitFor([&] { return q.shuttingDown(); }));
   EXPECT_FALSE(q.get().has_value());  // shut down: nothing more handed out
+  const int doneAt = step++;
   q.done(*k);
   t.join();
-  EXPECT_TRUE(drained.load());
+  EXPECT_GT(drainedAt, doneAt) << "shutDownWithDrain returned while work was in flight";
 }
 
 class CountingObserver : public WorkQueueObserver {

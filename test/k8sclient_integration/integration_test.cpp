@@ -315,13 +315,11 @@ TEST_F(SimTest, IdleTimeoutEndsAWatchNormallyAndCancelIsPrompt) {
   wo.idleTimeout = milliseconds(700);
   CancelSource never;
   int events = 0;
-  const auto t0 = std::chrono::steady_clock::now();
   auto r = client->watch(
       resources::kWorkflows, "", wo, [&](auto, auto) { return ++events > 0; }, never);
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->end, StreamEnd::kIdleTimeout);
   EXPECT_EQ(events, 1);  // the initial ADDED (watch without RV)
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
 
   // Cancelling aborts a blocked read at once.
   CancelSource cancel;
@@ -332,10 +330,8 @@ TEST_F(SimTest, IdleTimeoutEndsAWatchNormallyAndCancelIsPrompt) {
         resources::kWorkflows, "", wo, [](auto, auto) { return true; }, cancel));
   });
   ASSERT_TRUE(waitFor([&] { return sim->openWatches() == 1; }));
-  const auto t1 = std::chrono::steady_clock::now();
   cancel.cancel();
-  t.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - t1, seconds(2));
+  t.join();  // returns only if the cancel aborted the blocked read (the idle timeout is 60 s)
   ASSERT_TRUE(out.has_value());
   if (out->ok()) {
     EXPECT_EQ((*out)->end, StreamEnd::kCancelled);

@@ -253,8 +253,9 @@ void Evaluator::markSubtree(Index root, std::vector<std::uint8_t>& marks) {
 
 // Whether node i, a failure of ordinary work, lies in an exit-handler body.
 // Argo names every node created inside a group "<group>.…" ("(…)" for retry
-// attempts and iterations, "[…]" for steps), and ordinary work is never in an
-// exit or hooked subtree, so the node path decides, with no walk over the
+// attempts and iterations, "[…]" for steps; under KFP 2.17's templateDefaults
+// the group is a Retry node and its body "<group>(n).…"), and ordinary work is
+// never in an exit or hooked subtree, so the node path decides, with no walk over the
 // body (which can span the whole run, in random order in memory): a lookup of
 // each of the name's ancestors among the body roots' names.
 bool Evaluator::inBody(Index i) {
@@ -531,6 +532,12 @@ Verdict Evaluator::run() {
 
   findExitHandlers(v, spec, v.generation);
   markRetries();
+  // An exit-handler group inside a superseded attempt (e.g. root(0) of a
+  // root retried after an Error, KFP 2.17) is history, like its failures.
+  std::erase_if(v.exitHandlers, [&](const ExitHandlerReport& r) {
+    const Node* group = wf_.nodeByName(r.name);
+    return group != nullptr && superseded_[indexOf(group)] != 0;
+  });
 
   argoMain_ = assessor_.mainPhase();
   argoPhase_ = assessor_.workflowPhase();

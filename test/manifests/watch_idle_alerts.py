@@ -117,15 +117,28 @@ def series_file(run, rules_file, quiet_end, wedge_from, wedge_to):
     def pos(i):  # series time of scrape i
         return DILATION * (i + PAD)
 
-    def at(i):
-        return f"{pos(i)}s"
+    def at(i):  # between samples i and i+1: promtool sees sample i
+        return f"{pos(i) + DILATION // 2}s"
+
+    times = [t for t, _, _ in run.scrapes]
+
+    def series_time(T):
+        """Real wall time -> series time: scrape k's time maps to pos(k),
+        linear in between (scrapes are about, not exactly, 1 s apart)."""
+        if T <= times[0]:
+            return pos(0) - DILATION * (times[0] - T)
+        for k in range(1, len(times)):
+            if T <= times[k]:
+                frac = (T - times[k - 1]) / (times[k] - times[k - 1])
+                return pos(k - 1) + frac * DILATION
+        return pos(len(times) - 1) + DILATION * (T - times[-1])
 
     def dilated(i, res):
-        """Scrape i's activity timestamp in series time: its age, dilated."""
-        t, s, _ = run.scrapes[i]
-        v = value(s, "exit_reconciler_watch_last_activity_timestamp_seconds", resource=res)
-        # Whole seconds keep promtool's comparison exact.
-        return round(pos(i) - DILATION * (t - v)) if v and v > 0 else 0
+        """Scrape i's activity timestamp in series time (whole seconds keep
+        promtool's comparison exact)."""
+        v = value(run.scrapes[i][1], "exit_reconciler_watch_last_activity_timestamp_seconds",
+                  resource=res)
+        return round(series_time(v)) if v and v > 0 else 0
 
     pad = ["_"] * PAD
     series = []
@@ -157,7 +170,7 @@ def series_file(run, rules_file, quiet_end, wedge_from, wedge_to):
     expr_checks = []
     first = None
     for i in range(wedge_from, wedge_to + 1):
-        if pos(i) - dilated(i, "workflows") > 900:
+        if pos(i) + DILATION // 2 - dilated(i, "workflows") > 900:
             first = i if first is None else first
     assert first is not None, "the wedge never made the workflows watch look stalled"
     assert DILATION * (wedge_to - first) > hold_s, (
@@ -169,7 +182,7 @@ def series_file(run, rules_file, quiet_end, wedge_from, wedge_to):
                     'label_replace(vector(1), "resource", "workflows", "", "")',
             "eval_time": at(i),
             "exp_samples": [{"labels": '{namespace="kubeflow",resource="workflows"}',
-                             "value": pos(i) - dilated(i, "workflows")}]})
+                             "value": pos(i) + DILATION // 2 - dilated(i, "workflows")}]})
     return {
         "rule_files": [rules_file],
         "evaluation_interval": "1m",

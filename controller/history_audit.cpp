@@ -65,6 +65,77 @@ std::string tableHeader() {
          cell("GENERATION", 15) + cell("TRUE", 10) + cell("MISREPORTED", 12) + "CAUSE";
 }
 
+// Runs fn(0..n-1) on a fixed set of threads (the caller's included) and
+// returns when all are done.
+class WorkerPool {
+ public:
+  explicit WorkerPool(std::size_t threads) {
+    for (std::size_t t = 1; t < threads; ++t)
+      threads_.emplace_back([this] { loop(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void run(std::size_t n, const std::function<void(std::size_t)>& fn) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_ = 0;
+      active_ = threads_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain(fn, n);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return active_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  void drain(const std::function<void(std::size_t)>& fn, std::size_t n) {
+    for (std::size_t i = next_++; i < n; i = next_++)
+      fn(i);
+  }
+  void loop() {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_)
+        return;
+      seen = generation_;
+      const auto* fn = fn_;
+      const std::size_t n = n_;
+      lock.unlock();
+      drain(*fn, n);
+      lock.lock();
+      if (--active_ == 0)
+        done_.notify_all();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(std::size_t)>* fn_ = nullptr;
+  std::size_t n_ = 0;
+  std::atomic<std::size_t> next_{0};
+  std::size_t active_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
 }  // namespace
 
 // --- scanning -------------------------------------------------------------
@@ -80,6 +151,9 @@ Status scanHistory(KfpHistoryClient& client, const HistoryScanOptions& options,
   }
   long long total = 0;
   bool totalKnown = true;
+  // Threads live for the whole scan, so their per-thread buffers (parser,
+  // response body) are reused from run to run.
+  WorkerPool pool(static_cast<std::size_t>(std::max(1, options.concurrency)));
   for (const std::string& ns : listings) {
     KfpListQuery query;
     query.ns = ns;
@@ -113,28 +187,16 @@ Status scanHistory(KfpHistoryClient& client, const HistoryScanOptions& options,
       }
       const std::vector<KfpRunSummary>& runs = page->runs;
       std::vector<HistoryRunResult> results(runs.size());
-      std::atomic<std::size_t> nextIndex{0};
-      auto worker = [&] {
-        for (std::size_t i = nextIndex++; i < runs.size(); i = nextIndex++) {
-          results[i] = work(runs[i], ns);
-          if (!results[i].skip) {
-            counters.scanned.fetch_add(1);
-            if (results[i].misreported)
-              counters.misreported.fetch_add(1);
-            if (results[i].error)
-              counters.errors.fetch_add(1);
-          }
+      pool.run(runs.size(), [&](std::size_t i) {
+        results[i] = work(runs[i], ns);
+        if (!results[i].skip) {
+          counters.scanned.fetch_add(1);
+          if (results[i].misreported)
+            counters.misreported.fetch_add(1);
+          if (results[i].error)
+            counters.errors.fetch_add(1);
         }
-      };
-      const std::size_t threads = std::min<std::size_t>(
-          static_cast<std::size_t>(std::max(1, options.concurrency)), runs.size());
-      std::vector<std::thread> pool;
-      pool.reserve(threads);
-      for (std::size_t t = 1; t < threads; ++t)
-        pool.emplace_back(worker);
-      worker();
-      for (auto& t : pool)
-        t.join();
+      });
       for (const auto& r : results) {
         if (!r.skip)
           emit(r);

@@ -113,7 +113,8 @@ KfpHistoryClient::KfpHistoryClient(HttpTransport& transport, const TokenSource& 
   options_.baseUrl = trimSlash(options_.baseUrl);
 }
 
-Result<HttpResponse> KfpHistoryClient::get(std::string_view operation, const std::string& url) {
+Result<HttpResponse> KfpHistoryClient::get(std::string_view operation, const std::string& url,
+                                           const ChunkCallback& onChunk) {
   HttpRequest request;
   request.method = "GET";
   request.url = url;
@@ -125,7 +126,8 @@ Result<HttpResponse> KfpHistoryClient::get(std::string_view operation, const std
       return token.error();
     if (!token->empty())
       request.headers.set("Authorization", "Bearer " + *token);
-    Result<HttpResponse> response = transport_.send(request);
+    Result<HttpResponse> response =
+        onChunk ? transport_.sendChunked(request, onChunk) : transport_.send(request);
     if (!response)
       return response.error();
     if (response->status == 401 && attempt == 0 && token_.invalidate())
@@ -201,13 +203,34 @@ Result<KfpRunPage> KfpHistoryClient::listPage(const KfpListQuery& query,
 }
 
 Result<StoredManifest> KfpHistoryClient::getManifest(const std::string& runId) {
-  auto r = get("get_run_v1", options_.baseUrl + "/apis/v1beta1/runs/" + encodeQueryValue(runId));
+  // The body goes straight into one buffer with room for simdjson's padding,
+  // kept per thread (its capacity is reused from run to run).
+  thread_local std::string body;
+  body.clear();
+  bool tooLarge = false;
+  auto r =
+      get("get_run_v1", options_.baseUrl + "/apis/v1beta1/runs/" + encodeQueryValue(runId),
+          [&](std::string_view piece) {
+            if (body.size() + piece.size() > options_.maxResponseBytes) {
+              tooLarge = true;
+              return false;
+            }
+            if (body.capacity() < body.size() + piece.size() + kPadding)
+              body.reserve(std::max(body.capacity() * 2, body.size() + piece.size() + kPadding));
+            body.append(piece);
+            return true;
+          });
   if (!r)
     return r.error();
-  std::string& body = r->body;
+  if (tooLarge) {
+    return makeError(ErrorCode::kInvalidInput, "get_run_v1 " + runId + ": response exceeds " +
+                                                   std::to_string(options_.maxResponseBytes) +
+                                                   " bytes");
+  }
   const std::size_t length = body.size();
   body.append(kPadding, '\0');
-  simdjson::ondemand::parser parser;
+  // One parser per thread: its buffers are reused across runs.
+  thread_local simdjson::ondemand::parser parser;
   simdjson::padded_string_view view(body.data(), length, body.size());
   auto doc = parser.iterate(view);
   simdjson::ondemand::object root;
@@ -236,7 +259,12 @@ Result<StoredManifest> KfpHistoryClient::getManifest(const std::string& runId) {
     return makeError(ErrorCode::kNotFound,
                      "KFP stores an empty workflow manifest for run " + runId);
   }
-  auto owner = std::make_shared<std::string>();
+  // Reuse this thread's previous manifest buffer once nothing holds it.
+  thread_local std::shared_ptr<std::string> spare;
+  if (!spare || spare.use_count() != 1)
+    spare = std::make_shared<std::string>();
+  std::shared_ptr<std::string> owner = spare;
+  owner->clear();
   owner->reserve(manifest.size() + kPadding);
   owner->append(manifest);
   owner->append(kPadding, '\0');

@@ -75,7 +75,10 @@ class KfpHistoryClient {
   const std::string& baseUrl() const { return options_.baseUrl; }
 
  private:
-  Result<HttpResponse> get(std::string_view operation, const std::string& url);
+  // `onChunk`: receive a 2xx body piece by piece (the response body is then
+  // empty); nullptr: collect it.
+  Result<HttpResponse> get(std::string_view operation, const std::string& url,
+                           const ChunkCallback& onChunk = nullptr);
 
   HttpTransport& transport_;
   TokenSource token_;

@@ -453,7 +453,7 @@ void KfpHistoryApi::addRun(HistoryRun run) {
   runs_[id] = std::move(run);
 }
 
-void KfpHistoryApi::setManifestProvider(ManifestProvider provider) {
+void KfpHistoryApi::setEncodedManifestProvider(ManifestProvider provider) {
   std::lock_guard<std::mutex> g(mu_);
   provider_ = std::move(provider);
 }
@@ -715,6 +715,7 @@ KfpHistoryApi::Response KfpHistoryApi::list(
 
 KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string& runId) {
   std::optional<std::string> manifest;
+  std::optional<std::string> encoded;  // from the provider: a JSON string literal
   json run;
   std::string ns;
   {
@@ -734,7 +735,7 @@ KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string
     }
     manifest = r.manifest;
     if (!manifest && provider_)
-      manifest = provider_(r);
+      encoded = provider_(r);
     // toApiRunV1: id, name, status (conditions), times, namespace reference.
     run = {{"id", r.runId},
            {"name", r.displayName},
@@ -745,12 +746,17 @@ KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string
     if (r.finishedAt > 0)
       run["finished_at"] = kfphistory::formatTimestamp(r.finishedAt);
   }
-  json out = {{"run", std::move(run)}};
   // toApiRunDetailV1: workflow_manifest only when one is stored.
-  out["pipeline_runtime"] = json::object();
-  if (manifest)
-    out["pipeline_runtime"]["workflow_manifest"] = std::move(*manifest);
-  return {200, dump(out)};
+  std::string body = "{\"run\":" + dump(run) + ",\"pipeline_runtime\":{";
+  if (manifest) {
+    body += "\"workflow_manifest\":" + dump(json(std::move(*manifest)));
+  } else if (encoded) {
+    body.reserve(body.size() + encoded->size() + 32);
+    body += "\"workflow_manifest\":";
+    body += *encoded;
+  }
+  body += "}}";
+  return {200, std::move(body)};
 }
 
 KfpHistoryApi::Response KfpHistoryApi::getV2(const Auth& auth, const std::string& runId) {

@@ -102,7 +102,9 @@ class KfpHistoryApi {
     std::function<bool(const std::string& ns, const std::string& name)> remove;
   };
 
-  // Renders a run's manifest on demand (runs seeded without one).
+  // Renders a run's manifest on demand (runs seeded without one), already
+  // encoded as the JSON string literal KFP sends (quotes included): large
+  // histories render from pre-encoded templates instead of escaping per GET.
   using ManifestProvider = std::function<std::optional<std::string>(const HistoryRun& run)>;
 
   struct Response {
@@ -127,7 +129,7 @@ class KfpHistoryApi {
 
   // Seeding. The history starts with a state_history entry for the state.
   void addRun(HistoryRun run);
-  void setManifestProvider(ManifestProvider provider);
+  void setEncodedManifestProvider(ManifestProvider provider);
   void setCluster(Cluster cluster);
   void addIdentity(const std::string& token, Identity identity);
 

@@ -40,9 +40,10 @@ constexpr std::string_view kDescription =
     "Exit status: 0 nothing left to correct; 1 dry run found runs to correct; 2 usage\n"
     "error or a run that could not be read, reported or verified.";
 
+}  // namespace
+
 // Spaces requests at 1/qps (all threads of one backfill share it).
-class Pacer {
- public:
+struct Backfiller::Pacer {
   explicit Pacer(double qps)
       : interval_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
             std::chrono::duration<double>(1.0 / qps))) {}
@@ -58,11 +59,12 @@ class Pacer {
     std::this_thread::sleep_until(slot);
   }
 
- private:
   std::chrono::steady_clock::duration interval_;
   std::mutex mu_;
   std::chrono::steady_clock::time_point next_{};
 };
+
+namespace {
 
 struct Action {
   std::string runId;
@@ -126,6 +128,102 @@ Result<std::string> safeHistoricalReport(std::string_view manifestJson,
   // passes, and a same-named new CR is never mistaken for ours.
   meta.erase("resourceVersion");
   return dump(wf);
+}
+
+Backfiller::Backfiller(KfpHistoryClient& history, KfpReporter& kfp, WorkflowExists exists,
+                       std::string clusterProblem, BackfillOptions options)
+    : history_(history),
+      kfp_(kfp),
+      exists_(std::move(exists)),
+      clusterProblem_(std::move(clusterProblem)),
+      options_(std::move(options)),
+      pacer_(std::make_unique<Pacer>(options_.qps)) {}
+
+Backfiller::~Backfiller() = default;
+
+BackfillOutcome Backfiller::process(const KfpRunSummary& run) {
+  BackfillOutcome r;
+  Action a;
+  a.runId = run.runId;
+  a.dryRun = !options_.apply;
+  auto finish = [&](std::string action, std::string detail = {}) {
+    a.action = action;
+    a.detail = std::move(detail);
+    r.action = std::move(action);
+    r.cause = a.cause;
+    r.line = actionLine(a);
+    return r;
+  };
+  pacer_->wait();
+  StoredRunEvaluation e = evaluateStoredRun(history_, run, options_.evaluate, options_.namespaces);
+  if (e.otherNamespace) {
+    r.skip = true;
+    return r;
+  }
+  if (e.workflow) {
+    a.ns = e.workflow->namespace_;
+    a.name = e.workflow->name;
+  }
+  if (!e.verdict) {
+    r.error = true;
+    return finish("error", e.error);
+  }
+  const Verdict& v = *e.verdict;
+  r.generation = std::string(generationName(v.generation));
+  if (!v.misreported)
+    return finish("healthy");
+  r.misreported = true;
+  a.cause = v.cause.value_or("");
+  a.truePhase = std::string(phaseName(v.truePhase));
+  CorrectionConfig config;
+  config.kfpReport = KfpReportMode::kDirect;
+  config.exitTaskFailure = options_.evaluate.exitTaskFailure;
+  // The controller's record step on this run, as if it had seen it.
+  NextStep step = decideNextStep(*e.workflow, v, config, std::chrono::system_clock::now());
+  if (step.kind != StepKind::kRecord || step.action != ann::kActionCorrected)
+    return finish("skipped", "the controller would not correct it (" + step.why + ")");
+  if (!exists_)
+    return finish("skipped", clusterProblem_);
+  pacer_->wait();
+  auto existing = exists_(a.ns, a.name);
+  if (!existing) {
+    r.error = true;
+    return finish("error", "cannot check whether the Workflow exists: " + existing.error().message);
+  }
+  if (*existing) {
+    return finish("skipped-workflow-exists",
+                  "Workflow " + a.ns + "/" + a.name + " still exists: the controller corrects it");
+  }
+  auto body = safeHistoricalReport(e.manifest->text, step.patch);
+  if (!body) {
+    r.error = true;
+    return finish("error", body.error().message);
+  }
+  if (carriesFinalStateLabel(*body)) {  // never: safeHistoricalReport strips it
+    r.error = true;
+    return finish("error", "refusing to send a report carrying pipeline/persistedFinalState");
+  }
+  if (!options_.apply)
+    return finish("would-correct", "Workflow gone; would report phase " + a.truePhase);
+  pacer_->wait();
+  Status reported = kfp_.reportWorkflow(*body);
+  if (!reported && reported.error().code != ErrorCode::kNotFound) {
+    r.error = true;
+    return finish("report-failed", reported.error().message);
+  }
+  // NotFound is expected: KFP committed the run, then could not label the
+  // missing CR. Verify.
+  pacer_->wait();
+  auto state = kfp_.runState(run.runId);
+  if (!state) {
+    r.error = true;
+    return finish("verify-failed", state.error().message);
+  }
+  if (*state != "FAILED") {
+    r.error = true;
+    return finish("verify-failed", "KFP still says " + *state + " after the report");
+  }
+  return finish("corrected", "KFP now says FAILED");
 }
 
 int runBackfill(std::span<char* const> rawArgs, std::ostream& out, std::ostream& err) {
@@ -203,96 +301,37 @@ int runBackfill(std::span<char* const> rawArgs, std::ostream& out, std::ostream&
   KfpClient::Options ko;
   ko.baseUrl = parsed->get("kfp-api-url");
   KfpClient kfp(*c.transport, c.token, ko);
-  Pacer pacer(static_cast<double>(*qps));
-  std::mutex outMu;
+  BackfillOptions options;
+  options.apply = apply;
+  options.qps = static_cast<double>(*qps);
+  options.evaluate = c.evaluate;
+  options.namespaces = c.scan.namespaces;
+  WorkflowExists exists;
+  if (kube) {
+    exists = [&kube](const std::string& ns, const std::string& name) -> Result<bool> {
+      auto got = kube->get(resources::kWorkflows, ns, name);
+      if (got)
+        return true;
+      if (got.error().code == ErrorCode::kNotFound)
+        return false;
+      return got.error();
+    };
+  }
   std::size_t wouldCorrect = 0;
   std::size_t failed = 0;
   HistoryScanCounters counters;
 
-  auto work = [&](const KfpRunSummary& run, const std::string&) -> HistoryRunResult {
+  Backfiller backfiller(*c.client, kfp, exists, clusterProblem, options);
+  auto work = [&](const KfpRunSummary& run, const std::string&) {
+    BackfillOutcome o = backfiller.process(run);
     HistoryRunResult r;
-    Action a;
-    a.runId = run.runId;
-    a.dryRun = !apply;
-    auto finish = [&](std::string action, std::string detail = {}) {
-      a.action = std::move(action);
-      a.detail = std::move(detail);
-      r.line = actionLine(a);
-      return r;
-    };
-    pacer.wait();
-    StoredRunEvaluation e = evaluateStoredRun(*c.client, run, c.evaluate, c.scan.namespaces);
-    if (e.otherNamespace) {
-      r.skip = true;
-      return r;
-    }
-    if (e.workflow) {
-      a.ns = e.workflow->namespace_;
-      a.name = e.workflow->name;
-    }
-    if (!e.verdict) {
-      r.error = true;
-      return finish("error", e.error);
-    }
-    const Verdict& v = *e.verdict;
-    if (!v.misreported)
-      return finish("healthy");
-    r.misreported = true;
-    a.cause = v.cause.value_or("");
-    a.truePhase = std::string(phaseName(v.truePhase));
-    CorrectionConfig config;
-    config.kfpReport = KfpReportMode::kDirect;
-    config.exitTaskFailure = c.evaluate.exitTaskFailure;
-    // The controller's record step on this run, as if it had seen it.
-    NextStep step = decideNextStep(*e.workflow, v, config, std::chrono::system_clock::now());
-    if (step.kind != StepKind::kRecord || step.action != ann::kActionCorrected)
-      return finish("skipped", "the controller would not correct it (" + step.why + ")");
-    if (!kube)
-      return finish("skipped", clusterProblem);
-    pacer.wait();
-    auto existing = kube->get(resources::kWorkflows, a.ns, a.name);
-    if (existing) {
-      return finish("skipped-workflow-exists", "Workflow " + a.ns + "/" + a.name +
-                                                   " still exists: the controller corrects it");
-    }
-    if (existing.error().code != ErrorCode::kNotFound) {
-      r.error = true;
-      return finish("error",
-                    "cannot check whether the Workflow exists: " + existing.error().message);
-    }
-    auto body = safeHistoricalReport(e.manifest->text, step.patch);
-    if (!body) {
-      r.error = true;
-      return finish("error", body.error().message);
-    }
-    if (carriesFinalStateLabel(*body)) {  // never: safeHistoricalReport strips it
-      r.error = true;
-      return finish("error", "refusing to send a report carrying pipeline/persistedFinalState");
-    }
-    if (!apply) {
-      std::lock_guard<std::mutex> g(outMu);
+    r.skip = o.skip;
+    r.error = o.error;
+    r.misreported = o.misreported;
+    r.line = std::move(o.line);
+    if (o.action == "would-correct")
       ++wouldCorrect;
-      return finish("would-correct", "Workflow gone; would report phase " + a.truePhase);
-    }
-    pacer.wait();
-    Status reported = kfp.reportWorkflow(*body);
-    if (!reported && reported.error().code != ErrorCode::kNotFound) {
-      r.error = true;
-      return finish("report-failed", reported.error().message);
-    }
-    // NotFound is expected: KFP committed the run, then could not label the
-    // missing CR. Verify.
-    pacer.wait();
-    auto state = kfp.runState(run.runId);
-    if (!state) {
-      r.error = true;
-      return finish("verify-failed", state.error().message);
-    }
-    if (*state != "FAILED") {
-      r.error = true;
-      return finish("verify-failed", "KFP still says " + *state + " after the report");
-    }
-    return finish("corrected", "KFP now says FAILED");
+    return r;
   };
   auto emit = [&](const HistoryRunResult& r) {
     out << r.line << '\n' << std::flush;

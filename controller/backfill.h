@@ -29,12 +29,16 @@
 // corrected; 2 usage error or any run that failed (read, report, verify).
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
+#include "controller/kfp_history_client.h"
+#include "controller/reconciler.h"
 #include "engine/outcome.h"
 #include "engine/workflow.h"
 
@@ -56,5 +60,49 @@ bool carriesFinalStateLabel(std::string_view workflowJson);
 
 // Whether a Workflow still exists: true, false (NotFound), or an error.
 using WorkflowExists = std::function<Result<bool>(const std::string& ns, const std::string& name)>;
+
+struct BackfillOptions {
+  bool apply = false;
+  double qps = 5;  // every request of the per-run work is paced at this rate
+  EvaluateOptions evaluate;
+  std::vector<std::string> namespaces;  // single-user filter on the manifest's namespace
+};
+
+// What backfill did with one run. `action`: healthy, error, skipped,
+// skipped-workflow-exists, would-correct, report-failed, verify-failed,
+// corrected.
+struct BackfillOutcome {
+  bool skip = false;  // another namespace: nothing to report
+  std::string action;
+  bool error = false;
+  bool misreported = false;
+  std::string generation;  // engine generation name ("" without a verdict)
+  std::string cause;
+  std::string line;  // the NDJSON action line
+};
+
+// The per-run work of backfill (and of the controller's history sweep).
+// Thread-safe (the pacer is shared; one report per run).
+class Backfiller {
+ public:
+  // `exists` null: no cluster, so nothing is corrected (`clusterProblem` says
+  // why in each skipped line).
+  Backfiller(KfpHistoryClient& history, KfpReporter& kfp, WorkflowExists exists,
+             std::string clusterProblem, BackfillOptions options);
+  ~Backfiller();
+  Backfiller(const Backfiller&) = delete;
+  Backfiller& operator=(const Backfiller&) = delete;
+
+  BackfillOutcome process(const KfpRunSummary& run);
+
+ private:
+  struct Pacer;
+  KfpHistoryClient& history_;
+  KfpReporter& kfp_;
+  WorkflowExists exists_;
+  std::string clusterProblem_;
+  BackfillOptions options_;
+  std::unique_ptr<Pacer> pacer_;
+};
 
 }  // namespace exitrec

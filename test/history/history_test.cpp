@@ -10,8 +10,10 @@
 #include <sstream>
 
 #include "common/clock.h"
+#include "common/fake_clock.h"
 #include "controller/backfill.h"
 #include "controller/history_audit.h"
+#include "controller/history_sweep.h"
 #include "controller/kfp_history_client.h"
 #include "k8sclient/client_factory.h"
 #include "k8sclient/cpprest_transport.h"
@@ -499,6 +501,78 @@ TEST(SafeReportTest, StripsTheLabelAndResourceVersionAndAppliesThePatch) {
   EXPECT_EQ(wf["status"]["phase"], "Failed");
   EXPECT_FALSE(carriesFinalStateLabel(*body));
   EXPECT_TRUE(carriesFinalStateLabel(m));
+}
+
+}  // namespace
+}  // namespace exitrec
+
+namespace exitrec {
+namespace {
+
+class CountingSweepMetrics : public HistorySweepMetrics {
+ public:
+  void runScanned() override { ++scanned; }
+  void runMisreported(std::string_view generation, std::string_view cause) override {
+    misreported.emplace_back(std::string(generation) + "/" + std::string(cause));
+  }
+  void runCorrected() override { ++corrected; }
+  void runFailed() override { ++failed; }
+  void sweepDone(bool ok, double) override { passes += ok ? 1 : 0; }
+  int scanned = 0, corrected = 0, failed = 0, passes = 0;
+  std::vector<std::string> misreported;
+};
+
+class MemoryKfp : public KfpReporter {
+ public:
+  explicit MemoryKfp(KfpHistoryApi& api) : api_(api) {}
+  Status reportWorkflow(std::string_view wf) override {
+    auto r = api_.handle("POST", "/apis/v1beta1/workflows", {}, std::nullopt,
+                         nlohmann::json(std::string(wf)).dump());
+    if (r.status == 404)
+      return Error(ErrorCode::kNotFound, r.body);
+    if (r.status != 200)
+      return Error(ErrorCode::kInvalid, r.body);
+    return Status::okStatus();
+  }
+  Result<std::string> runState(const std::string& id) override { return api_.run(id)->state; }
+
+ private:
+  KfpHistoryApi& api_;
+};
+
+// FakeClock's wall time is 1798000000 (2026-12-23T...): the window is relative to it.
+TEST(HistorySweepTest, CorrectsOnlyRecentGoneRunsAndCountsThem) {
+  KfpHistoryApi api;
+  const std::int64_t now = 1798000000;
+  api.addRun(historyRun("recent", "ns", now - 3600, manifestFor("wf-r", "ns", "recent", true)));
+  api.addRun(historyRun("old", "ns", now - 5 * 86400, manifestFor("wf-o", "ns", "old", true)));
+  api.addRun(historyRun("alive", "ns", now - 600, manifestFor("wf-a", "ns", "alive", true)));
+  ASSERT_TRUE(api.start().ok());
+  auto transport = makeCpprestTransport({});
+  ASSERT_TRUE(transport.ok());
+  KfpHistoryClient client(**transport, TokenSource(), {.baseUrl = api.baseUrl()});
+  MemoryKfp kfp(api);
+  CountingSweepMetrics metrics;
+  FakeClock clock;
+  HistorySweepOptions o;
+  o.window = std::chrono::hours(48);
+  o.backfill.qps = 1000;
+  auto exists = [](const std::string&, const std::string& name) -> Result<bool> {
+    return name == "wf-a";
+  };
+  HistorySweep sweep(client, kfp, exists, o, metrics, clock);
+  ASSERT_TRUE(sweep.sweepOnce().ok());
+  EXPECT_EQ(api.run("recent")->state, "FAILED");
+  EXPECT_EQ(api.run("old")->state, "SUCCEEDED");    // outside the window
+  EXPECT_EQ(api.run("alive")->state, "SUCCEEDED");  // the controller's
+  EXPECT_EQ(metrics.scanned, 2);
+  EXPECT_EQ(metrics.corrected, 1);
+  EXPECT_EQ(metrics.misreported.size(), 2u);
+  EXPECT_EQ(metrics.misreported[0], "kfp-v2-sibling/exit-task-masked-failure");
+  ASSERT_TRUE(sweep.sweepOnce().ok());  // the corrected run is FAILED: not listed again
+  EXPECT_EQ(metrics.scanned, 3);
+  EXPECT_EQ(metrics.corrected, 1);
+  EXPECT_EQ(metrics.passes, 2);
 }
 
 }  // namespace

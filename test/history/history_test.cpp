@@ -2,7 +2,9 @@
 // trap, multi-user rules, the CR-gone report), `audit --kfp-api-url` and
 // `backfill` against it, with the Kubernetes simulator as the cluster.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -573,6 +575,33 @@ TEST(HistorySweepTest, CorrectsOnlyRecentGoneRunsAndCountsThem) {
   EXPECT_EQ(metrics.scanned, 3);
   EXPECT_EQ(metrics.corrected, 1);
   EXPECT_EQ(metrics.passes, 2);
+}
+
+}  // namespace
+}  // namespace exitrec
+
+namespace exitrec {
+namespace {
+
+// The launcher serves file audit itself and hands --kfp-api-url (which needs
+// the HTTP stack) to the operator binary.
+TEST(HistoryLauncherTest, AuditWithKfpApiUrlRunsThroughTheLauncher) {
+  KfpHistoryApi api;
+  api.addRun(historyRun("bad", "ns", 1767225600, manifestFor("wf-b", "ns", "bad", true)));
+  ASSERT_TRUE(api.start().ok());
+  const std::string cmd =
+      std::string(EXITREC_AUDIT_BIN) + " audit --kfp-api-url " + api.baseUrl() + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
+    out.append(buf, n);
+  const int status = ::pclose(p);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  auto lines = linesByRun(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  EXPECT_EQ(lines["bad"]["misreported"], true);
 }
 
 }  // namespace

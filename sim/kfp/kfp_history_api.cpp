@@ -495,6 +495,31 @@ bool KfpHistoryApi::claims(const std::string& method, const std::string& path) {
   return method == "POST" && (path == kV1Report || path == kV2Report);
 }
 
+bool KfpHistoryApi::serves(const std::string& method, const std::string& path,
+                           const std::string& body) const {
+  if (!claims(method, path))
+    return false;
+  std::string runId;
+  if (method == "GET") {
+    if (path.rfind(kV2RunPrefix, 0) != 0)
+      return true;
+    runId = path.substr(kV2RunPrefix.size());
+  } else {
+    json outer = json::parse(body, nullptr, false);
+    json wf = outer.is_string() ? json::parse(outer.get_ref<const std::string&>(), nullptr, false)
+                                : json();
+    const json* labels = wf.is_object() ? findPath(wf, "metadata", "labels") : nullptr;
+    if (labels == nullptr || !labels->is_object())
+      return false;
+    auto r = labels->find(kRunIdLabel);
+    if (r == labels->end() || !r->is_string())
+      return false;
+    runId = r->get<std::string>();
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  return runs_.count(runId) > 0;
+}
+
 bool KfpHistoryApi::mayRead(const Auth& auth, const std::string& ns) const {
   if (!options_.multiUser || auth.identity == nullptr)
     return true;

@@ -137,8 +137,12 @@ class KfpHistoryApi {
   std::vector<ReportRecord> reports() const;
   std::size_t listRequests() const;
 
-  // Whether handle() serves this request (a host simulator dispatches).
+  // Whether handle() serves this request path (the own server).
   static bool claims(const std::string& method, const std::string& path);
+  // Whether a host simulator (kfp_api_simulator.cpp) should hand this request
+  // over: the list, get-v1 and healthz always; get-v2 and reports only for
+  // runs of this store (the host keeps its own live runs).
+  bool serves(const std::string& method, const std::string& path, const std::string& body) const;
   // query: URL-decoded once, as the HTTP layer delivers it.
   Response handle(const std::string& method, const std::string& path,
                   const std::vector<std::pair<std::string, std::string>>& query,

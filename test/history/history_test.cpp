@@ -20,6 +20,7 @@
 #include "k8sclient/client_factory.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/kube_config.h"
+#include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_history_api.h"
 #include "sim/kfp/kfp_run_factory.h"
 #include "sim/kube_api_simulator.h"
@@ -602,6 +603,39 @@ TEST(HistoryLauncherTest, AuditWithKfpApiUrlRunsThroughTheLauncher) {
   auto lines = linesByRun(out);
   ASSERT_EQ(lines.size(), 1u) << out;
   EXPECT_EQ(lines["bad"]["misreported"], true);
+}
+
+}  // namespace
+}  // namespace exitrec
+
+namespace exitrec {
+namespace {
+
+// The KFP simulator hands its history component what it serves: the list and
+// get-v1 always, get-v2 and reports only for the component's own runs.
+TEST(HistoryHookTest, KfpSimulatorDispatchesHistoryRequests) {
+  KfpHistoryApi history;
+  history.addRun(historyRun("h1", "ns", 1767225600, manifestFor("wf-h1", "ns", "h1", true)));
+  EXPECT_TRUE(history.serves("GET", "/apis/v2beta1/runs", ""));
+  EXPECT_TRUE(history.serves("GET", "/apis/v2beta1/runs/h1", ""));
+  EXPECT_FALSE(history.serves("GET", "/apis/v2beta1/runs/live-run", ""));
+  const std::string other = nlohmann::json(manifestFor("wf-x", "ns", "live-run", true)).dump();
+  EXPECT_FALSE(history.serves("POST", "/apis/v1beta1/workflows", other));
+  const std::string mine = nlohmann::json(manifestFor("wf-h1", "ns", "h1", true)).dump();
+  EXPECT_TRUE(history.serves("POST", "/apis/v1beta1/workflows", mine));
+
+  KfpApiSimulator kfp(KfpApiSimulator::Options{});
+  kfp.attachHistory(&history);
+  ASSERT_TRUE(kfp.start().ok());
+  auto transport = makeCpprestTransport({});
+  ASSERT_TRUE(transport.ok());
+  KfpHistoryClient client(**transport, TokenSource(), {.baseUrl = kfp.baseUrl()});
+  auto page = client.listPage({}, "");
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->runs.size(), 1u);
+  auto manifest = client.getManifest("h1");
+  ASSERT_TRUE(manifest.ok()) << manifest.error().message;
+  EXPECT_NE(manifest->text.find("wf-h1"), std::string_view::npos);
 }
 
 }  // namespace

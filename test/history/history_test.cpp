@@ -335,6 +335,18 @@ TEST_F(HistoryAuditTest, EveryRunGetsAVerdictOrAnErrorLine) {
   EXPECT_NE(lines["offload"]["error"].get<std::string>().find("offloaded"), std::string::npos);
   EXPECT_NE(lines["nomanifest"]["error"].get<std::string>().find("no workflow manifest"),
             std::string::npos);
+  // Progress (no TTY): the final line counts every run against KFP's total.
+  EXPECT_NE(err.find("audit: 6/6 runs"), std::string::npos) << err;
+  EXPECT_NE(err.find("2 mis-reported, 3 errors"), std::string::npos) << err;
+}
+
+TEST_F(HistoryAuditTest, TableFormatStreamsRowsAndASummary) {
+  startKfp();
+  std::string out, err;
+  EXPECT_EQ(audit({"--format", "table"}, out, err), 2) << err;
+  EXPECT_EQ(out.rfind("KFP RUN ID", 0), 0u) << out;
+  EXPECT_NE(out.find("6 runs, 2 mis-reported, 3 not auditable"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: KFP stores no workflow manifest"), std::string::npos) << out;
 }
 
 // Single-user KFP ignores `namespace`: the stored manifest's namespace

@@ -25,12 +25,15 @@ for r in $(seq "$rounds"); do
   /usr/bin/time -f '%e %M' -o "$work/t" "$build/controller/exit-reconciler" audit \
     --kfp-api-url "$url" > /dev/null 2> "$work/err" || [ $? -eq 1 ]
   read -r secs rss < <(tail -1 "$work/t")
-  echo "cpp    round $r: $(awk -v n="$runs" -v s="$secs" 'BEGIN{printf "%.1f runs/s", n/s}') ${secs}s rss ${rss}KB" | tee -a "$work/cpp"
+  mbs=$(tail -1 "$work/err" | grep -o '[0-9.]* MB/s' | cut -d' ' -f1)
+  echo "cpp    round $r: $(awk -v n="$runs" -v s="$secs" 'BEGIN{printf "%.1f runs/s", n/s}') ${secs}s rss ${rss}KB ${mbs} MB/s" | tee -a "$work/cpp"
   /usr/bin/time -f '%e %M' -o "$work/t" /usr/bin/python3 "$here/baseline_history_audit.py" "$url" > "$work/py.json"
   read -r secs rss < <(tail -1 "$work/t")
   echo "python round $r: $(awk -v n="$runs" -v s="$secs" 'BEGIN{printf "%.1f runs/s", n/s}') ${secs}s rss ${rss}KB $(cat "$work/py.json")" | tee -a "$work/py"
 done
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 c=$(awk '{print $4}' "$work/cpp" | median); p=$(awk '{print $4}' "$work/py" | median)
-crss=$(awk '{print $7}' "$work/cpp" | tr -d KB | median); prss=$(awk '{print $7}' "$work/py" | tr -d KB | median)
-echo "median: cpp $c runs/s (rss ${crss}KB), python $p runs/s (rss ${prss}KB), ratio $(awk -v a="$c" -v b="$p" 'BEGIN{printf "%.1f", a/b}')x"
+crss=$(awk '{print $8}' "$work/cpp" | tr -d KB | median); prss=$(awk '{print $8}' "$work/py" | tr -d KB | median)
+cmb=$(awk '{print $9}' "$work/cpp" | median)
+pmb=$(grep -o '"mbPerSecond": [0-9.]*' "$work/py" | awk '{print $2}' | median)
+echo "median: cpp $c runs/s ${cmb} MB/s (rss ${crss}KB), python $p runs/s ${pmb} MB/s (rss ${prss}KB), ratio $(awk -v a="$c" -v b="$p" 'BEGIN{printf "%.1f", a/b}')x"

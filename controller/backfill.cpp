@@ -154,7 +154,8 @@ BackfillOutcome Backfiller::process(const KfpRunSummary& run) {
     r.line = actionLine(a);
     return r;
   };
-  pacer_->wait();
+  // Reads are sequential (one run at a time) and not paced: --qps bounds the
+  // requests of a correction (cluster check, report, verify).
   StoredRunEvaluation e = evaluateStoredRun(history_, run, options_.evaluate, options_.namespaces);
   if (e.otherNamespace) {
     r.skip = true;
@@ -240,7 +241,7 @@ int runBackfill(std::span<char* const> rawArgs, std::ostream& out, std::ostream&
       {.name = "report", .valueName = "FILE", .help = "append every action (NDJSON) to this file"});
   parser.add({.name = "qps",
               .valueName = "N",
-              .help = "most requests a second for the per-run work",
+              .help = "most correction requests a second (cluster check, report, verify)",
               .defaultValue = "5"});
   std::vector<std::string> namespaces;
   std::vector<char*> args = takeNamespaces(rawArgs, namespaces);

@@ -23,7 +23,8 @@
 // and no longer listed. Resumable: every action is appended to --report as
 // it happens; rerun with the same flags (or a later --finished-after).
 // Without a reachable cluster nothing is corrected, and the reason is given.
-// Every request of the per-run work is paced by --qps.
+// Runs are read one at a time; the requests of a correction (cluster check,
+// report, verify) are paced by --qps.
 //
 // Exit status: 0 nothing left to correct; 1 dry run: runs would be
 // corrected; 2 usage error or any run that failed (read, report, verify).
@@ -63,7 +64,7 @@ using WorkflowExists = std::function<Result<bool>(const std::string& ns, const s
 
 struct BackfillOptions {
   bool apply = false;
-  double qps = 5;  // every request of the per-run work is paced at this rate
+  double qps = 5;  // correction requests (cluster check, report, verify) a second
   EvaluateOptions evaluate;
   std::vector<std::string> namespaces;  // single-user filter on the manifest's namespace
 };

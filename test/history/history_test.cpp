@@ -494,6 +494,40 @@ TEST_F(BackfillTest, ApplyCorrectsExactlyTheGoneMisreportedRunsAndARerunChangesN
   EXPECT_EQ(linesByRun(out).count("gone"), 0u);
 }
 
+TEST_F(BackfillTest, MultiUserNeedsReportPermissionAndCorrectsPerNamespace) {
+  KfpHistoryApi::Options o;
+  o.multiUser = true;
+  startKfp(o);
+  KfpHistoryApi::Identity reader;
+  reader.namespaces = {"team-a"};
+  api->addIdentity("reader", reader);
+  KfpHistoryApi::Identity reporter = reader;
+  reporter.mayReport = true;
+  api->addIdentity("reporter", reporter);
+  const std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "/reader-token") << "reader";
+  std::ofstream(dir + "/reporter-token") << "reporter";
+  std::string out, err;
+  // Without `report workflows` KFP answers 403: nothing changes, exit 2.
+  EXPECT_EQ(backfill({"--kubeconfig", kube->kubeconfigPath(), "--apply", "--namespace", "team-a",
+                      "--kfp-token-file", dir + "/reader-token"},
+                     out, err),
+            2)
+      << err;
+  EXPECT_EQ(linesByRun(out)["gone"]["action"], "report-failed");
+  EXPECT_EQ(api->run("gone")->state, "SUCCEEDED");
+  EXPECT_EQ(backfill({"--kubeconfig", kube->kubeconfigPath(), "--apply", "--namespace", "team-a",
+                      "--kfp-token-file", dir + "/reporter-token"},
+                     out, err),
+            0)
+      << err;
+  auto lines = linesByRun(out);
+  EXPECT_EQ(lines["gone"]["action"], "corrected");
+  EXPECT_EQ(lines["labelled"]["action"], "corrected");
+  EXPECT_FALSE(lines.count("zipped"));  // team-b: not listed
+  EXPECT_EQ(api->run("zipped")->state, "SUCCEEDED");
+}
+
 TEST_F(BackfillTest, WithoutAClusterItCorrectsNothingAndSaysWhy) {
   startKfp();
   std::string out, err;

@@ -327,8 +327,8 @@ struct HistoryProgress::State {
     const double mb = static_cast<double>(counters.manifestBytes.load()) / 1e6;
     s << " runs, " << std::fixed << std::setprecision(1)
       << (seconds > 0 ? static_cast<double>(scanned) / seconds : 0.0) << " runs/s, "
-      << (seconds > 0 ? mb / seconds : 0.0) << " MB/s, "
-      << counters.misreported.load() << " mis-reported, " << counters.errors.load() << " errors";
+      << (seconds > 0 ? mb / seconds : 0.0) << " MB/s, " << counters.misreported.load()
+      << " mis-reported, " << counters.errors.load() << " errors";
     return s.str();
   }
 

@@ -60,8 +60,21 @@ int execOperator(int argc, char** argv) {
                                   ")");
 }
 
+// `audit --kfp-api-url` needs the HTTP stack: the operator serves it.
+int runAuditOrHistory(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i] == nullptr ? std::string_view() : std::string_view(argv[i]);
+    if (arg == "--")
+      break;
+    if (arg == "--kfp-api-url" || arg.starts_with("--kfp-api-url="))
+      return execOperator(argc, argv);
+  }
+  return exitrec::runAudit(argc, argv);
+}
+
 constexpr std::array kCommands = {
-    exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &exitrec::runAudit},
+    exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &runAuditOrHistory},
+    exitrec::cli::Subcommand{sub::kBackfill, sub::kBackfillSummary, &execOperator},
     exitrec::cli::Subcommand{sub::kRun, sub::kRunSummary, &execOperator},
     exitrec::cli::Subcommand{sub::kSandbox, sub::kSandboxSummary, &execOperator},
 };

@@ -9,7 +9,9 @@
 #include <iostream>
 
 #include "controller/audit.h"
+#include "controller/backfill.h"
 #include "controller/cli.h"
+#include "controller/history_audit.h"
 #include "controller/run_command.h"
 #include "controller/sandbox_command.h"
 #include "controller/subcommands.h"
@@ -19,7 +21,8 @@ namespace {
 namespace sub = exitrec::subcommands;
 
 constexpr std::array kCommands = {
-    exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &exitrec::runAudit},
+    exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &exitrec::runAuditCommand},
+    exitrec::cli::Subcommand{sub::kBackfill, sub::kBackfillSummary, &exitrec::runBackfill},
     exitrec::cli::Subcommand{sub::kRun, sub::kRunSummary, &exitrec::runRun},
     exitrec::cli::Subcommand{sub::kSandbox, sub::kSandboxSummary, &exitrec::runSandbox},
 };

@@ -19,7 +19,12 @@ inline constexpr std::string_view kDescription =
 
 inline constexpr std::string_view kAudit = "audit";
 inline constexpr std::string_view kAuditSummary =
-    "evaluate Workflows from files or stdin; report mis-reported runs";
+    "evaluate Workflows from files or stdin, or KFP's run history (--kfp-api-url); report "
+    "mis-reported runs";
+inline constexpr std::string_view kBackfill = "backfill";
+inline constexpr std::string_view kBackfillSummary =
+    "correct past KFP runs whose Workflow is gone, from KFP's stored manifests (dry run by "
+    "default)";
 inline constexpr std::string_view kRun = "run";
 inline constexpr std::string_view kRunSummary =
     "run the controller: watch KFP runs, correct mis-reported ones";

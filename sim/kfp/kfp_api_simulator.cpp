@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/http_server.h"
+#include "sim/kfp/kfp_history_api.h"
 
 namespace exitrec {
 namespace {
@@ -60,6 +61,12 @@ Status KfpApiSimulator::start() {
   so.threads = 8;
   server_ = std::make_unique<HttpServer>(so);
   server_->handle("/", [this](const HttpRequest& req, HttpResponseWriter& w) {
+    if (history_ != nullptr && history_->serves(req.method, req.path, req.body)) {
+      auto h =
+          history_->handle(req.method, req.path, req.query, req.header("Authorization"), req.body);
+      w.send(h.status, {{"Content-Type", "application/json"}}, h.body);
+      return;
+    }
     Response r = handle(req.method, req.path, req.header("Authorization"), req.body);
     w.send(r.status, {{"Content-Type", "application/json"}}, r.body);
   });

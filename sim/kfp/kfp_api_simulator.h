@@ -45,6 +45,7 @@ namespace exitrec {
 inline namespace server {
 class HttpServer;  // common/http_server.h, kept out of this header
 }
+class KfpHistoryApi;  // sim/kfp/kfp_history_api.h
 
 class KfpApiSimulator {
  public:
@@ -92,6 +93,9 @@ class KfpApiSimulator {
   void failNext(int count, int status = 503);
   void setDelay(std::chrono::milliseconds delay);
   void setToken(std::string token);
+  // Hands KFP's run history (list, get v1, and the runs it stores) to
+  // `history`; call before start(). Not owned.
+  void attachHistory(KfpHistoryApi* history) { history_ = history; }
 
   std::vector<Report> reports() const;
   // Accepted reports only.
@@ -123,6 +127,7 @@ class KfpApiSimulator {
   std::chrono::milliseconds delay_{0};
   std::vector<Report> reports_;
   std::map<std::string, Run> runs_;
+  KfpHistoryApi* history_ = nullptr;
 };
 
 }  // namespace exitrec

@@ -52,9 +52,10 @@ TEST(LauncherTest, HelpListsEveryCommandWithItsSummary) {
   EXPECT_EQ(r.exitCode, 0);
   EXPECT_TRUE(r.err.empty()) << r.err;
   for (const char* line :
-       {"  audit     evaluate Workflows from files or stdin",
-        "  run       run the controller: watch KFP runs, correct mis-reported ones",
-        "  sandbox   run the controller against simulated Kubernetes and KFP APIs"}) {
+       {"  audit      evaluate Workflows from files or stdin",
+        "  backfill   correct past KFP runs whose Workflow is gone",
+        "  run        run the controller: watch KFP runs, correct mis-reported ones",
+        "  sandbox    run the controller against simulated Kubernetes and KFP APIs"}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << "missing \"" << line << "\" in\n" << r.out;
   }
 }

@@ -15,6 +15,7 @@
 #include "controller/correction.h"
 #include "controller/history_audit.h"
 #include "controller/kfp_client.h"
+#include "controller/kfp_report_body.h"
 #include "k8sclient/client_factory.h"
 #include "k8sclient/kube_config.h"
 
@@ -98,17 +99,6 @@ std::string actionLine(const Action& a) {
 
 }  // namespace
 
-bool carriesFinalStateLabel(std::string_view workflowJson) {
-  json wf = json::parse(workflowJson, nullptr, false);
-  if (!wf.is_object())
-    return false;
-  auto m = wf.find("metadata");
-  if (m == wf.end() || !m->is_object())
-    return false;
-  auto l = m->find("labels");
-  return l != m->end() && l->is_object() && l->contains(std::string(lbl::kPersistedFinalState));
-}
-
 Result<std::string> safeHistoricalReport(std::string_view manifestJson,
                                          std::string_view recordPatch) {
   json wf = json::parse(manifestJson, nullptr, false);
@@ -118,16 +108,10 @@ Result<std::string> safeHistoricalReport(std::string_view manifestJson,
   if (!patch.is_object())
     return makeError(ErrorCode::kInvalidInput, "record patch is not a JSON object");
   wf.merge_patch(patch);
-  json& meta = wf["metadata"];
-  if (!meta.is_object())
-    return makeError(ErrorCode::kInvalidInput, "stored workflow has no metadata object");
-  // ReportWorkflowResource deletes the CR when this label is present.
-  if (auto labels = meta.find("labels"); labels != meta.end() && labels->is_object())
-    labels->erase(std::string(lbl::kPersistedFinalState));
-  // 2.17+ fences on resourceVersion only when the CR exists; an empty one
-  // passes, and a same-named new CR is never mistaken for ours.
-  meta.erase("resourceVersion");
-  return dump(wf);
+  // The label is stripped (KFP would try to delete the CR); resourceVersion is
+  // dropped: 2.17+ fences on it only when the CR exists, an empty one passes,
+  // and a same-named new CR is never mistaken for ours.
+  return kfpReportableWorkflow(dump(wf), {.keepResourceVersion = false});
 }
 
 Backfiller::Backfiller(KfpHistoryClient& history, KfpReporter& kfp, WorkflowExists exists,
@@ -200,7 +184,7 @@ BackfillOutcome Backfiller::process(const KfpRunSummary& run) {
     r.error = true;
     return finish("error", body.error().message);
   }
-  if (carriesFinalStateLabel(*body)) {  // never: safeHistoricalReport strips it
+  if (carriesPersistedFinalState(*body)) {  // never: safeHistoricalReport strips it
     r.error = true;
     return finish("error", "refusing to send a report carrying pipeline/persistedFinalState");
   }

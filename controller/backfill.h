@@ -55,10 +55,6 @@ int runBackfill(std::span<char* const> args, std::ostream& out, std::ostream& er
 Result<std::string> safeHistoricalReport(std::string_view manifestJson,
                                          std::string_view recordPatch);
 
-// Whether a serialized Workflow carries pipeline/persistedFinalState (the
-// last check before any POST).
-bool carriesFinalStateLabel(std::string_view workflowJson);
-
 // Whether a Workflow still exists: true, false (NotFound), or an error.
 using WorkflowExists = std::function<Result<bool>(const std::string& ns, const std::string& name)>;
 

@@ -17,6 +17,7 @@
 #include "controller/history_audit.h"
 #include "controller/history_sweep.h"
 #include "controller/kfp_history_client.h"
+#include "controller/kfp_report_body.h"
 #include "k8sclient/client_factory.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/kube_config.h"
@@ -548,8 +549,8 @@ TEST(SafeReportTest, StripsTheLabelAndResourceVersionAndAppliesThePatch) {
   EXPECT_EQ(wf["metadata"]["labels"]["pipeline/runid"], "r");
   EXPECT_EQ(wf["metadata"]["annotations"]["a"], "b");
   EXPECT_EQ(wf["status"]["phase"], "Failed");
-  EXPECT_FALSE(carriesFinalStateLabel(*body));
-  EXPECT_TRUE(carriesFinalStateLabel(m));
+  EXPECT_FALSE(carriesPersistedFinalState(*body));
+  EXPECT_TRUE(carriesPersistedFinalState(m));
 }
 
 }  // namespace

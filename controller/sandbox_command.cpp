@@ -1,12 +1,17 @@
 // `exit-reconciler sandbox`: the whole system on one machine with nothing to
-// prepare. Starts the Kubernetes API simulator and the KFP API simulator
-// in-process, seeds them with the sample runs (samples/*.json: every KFP
-// generation, mis-reported and healthy, plus plain Argo) and one KFP 2.3 run
-// that is still running and completes, mis-reported, a few seconds later;
-// the KFP simulator first receives each run's phase as KFP's persistence agent
-// reported it. Then it runs the controller against them, prints a before/after
-// table and keeps /metrics up until Ctrl-C (or exits with
-// --exit-after-report).
+// prepare. Starts the Kubernetes API simulator, the KFP API simulator (in the
+// KFP version of --kfp-version, with KFP's workflow client to the Kubernetes
+// simulator, so it deletes and labels Workflows as the real server does) and
+// KFP's persistence-agent emulation, in-process. Every KFP run is created the
+// way KFP creates it (CreateRun: the Workflow CR, then the run row); the agent
+// then reports the sample runs (every KFP generation, mis-reported and
+// healthy, plus plain Argo) and KFP labels them pipeline/persistedFinalState.
+// One KFP 2.3 run is still running and completes, mis-reported, a few seconds
+// after the controller starts, racing the agent. The controller runs against
+// all of it; the before/after table shows what KFP recorded and whether KFP
+// deleted any Workflow (counted in the Kubernetes simulator's mutation log).
+// /metrics stays up until Ctrl-C (or it exits with --exit-after-report: non-zero
+// when a Workflow was deleted or a mis-reported run is not FAILED in KFP).
 
 #include "controller/sandbox_command.h"
 
@@ -30,6 +35,8 @@
 #include "k8sclient/kube_client.h"
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_run_factory.h"
+#include "sim/kfp/kfp_workflow_fields.h"
+#include "sim/kfp/persistence_agent_sim.h"
 #include "sim/kube_api_simulator.h"
 
 #ifndef EXITREC_SAMPLES_DIR
@@ -70,10 +77,20 @@ std::string annotationOf(const json& wf, const char* key) {
   return v == a->end() ? "" : v->get<std::string>();
 }
 
-// What KFP's persistence agent would have reported when the run finished.
-void agentReport(KfpApiSimulator& kfp, const std::string& workflowJson) {
-  kfp.handle("POST", "/apis/v1beta1/workflows", std::string("Bearer ") + kKfpToken,
-             json(workflowJson).dump());
+// Workflow deletions in the Kubernetes simulator's mutation log (only KFP
+// deletes Workflows here), by "namespace/name".
+std::set<std::string> deletedWorkflows(const KubeApiSimulator& kube) {
+  std::set<std::string> out;
+  const std::string marker = "/workflows/";
+  for (const auto& m : kube.mutationLog()) {
+    const auto at = m.path.find(marker);
+    const auto nsAt = m.path.find("/namespaces/");
+    if (m.verb != "delete" || at == std::string::npos || nsAt == std::string::npos)
+      continue;
+    const std::string ns = m.path.substr(nsAt + 12, at - nsAt - 12);
+    out.insert(ns + "/" + m.path.substr(at + marker.size()));
+  }
+  return out;
 }
 
 volatile std::sig_atomic_t gInterrupted = 0;
@@ -94,6 +111,12 @@ int runSandbox(int argc, char** argv) {
   parser.add({"metrics-addr", "ADDR", "serve the controller's /metrics here",
               "EXIT_RECONCILER_METRICS_ADDR", "127.0.0.1:9090"});
   parser.add({"complete-after", "DURATION", "when the still-running run completes", "", "3s"});
+  parser.add({"kfp-version",
+              "VERSION",
+              "the KFP API server the KFP simulator imitates",
+              "",
+              "2.4-2.16",
+              {"2.0-2.3", "2.4-2.16", "2.17", "master"}});
   cli::FlagSpec exitAfter{
       "exit-after-report", "", "exit once the table is printed (CI)", "", "", {}, true};
   parser.add(exitAfter);
@@ -128,7 +151,11 @@ int runSandbox(int argc, char** argv) {
     std::cerr << "sandbox: Kubernetes API simulator: " << s.error().describe() << "\n";
     return 1;
   }
-  KfpApiSimulator kfp({"127.0.0.1", 0, kKfpToken});
+  KfpApiSimulator::Options kfpOptions;
+  kfpOptions.token = kKfpToken;
+  kfpOptions.version = parseKfpVersion(args->get("kfp-version")).value_or(KfpVersion::k2_4To2_16);
+  kfpOptions.kubeApiUrl = kube.baseUrl();
+  KfpApiSimulator kfp(kfpOptions);
   if (Status s = kfp.start(); !s) {
     std::cerr << "sandbox: KFP API simulator: " << s.error().describe() << "\n";
     return 1;
@@ -138,6 +165,7 @@ int runSandbox(int argc, char** argv) {
 
   // --- Seed -------------------------------------------------------------------
   std::vector<SeededRun> runs;
+  std::int64_t oldestFinish = 0;  // Unix seconds of the oldest sample's status.finishedAt
   std::set<std::string> namespaces = {"kubeflow"};
   std::vector<std::pair<std::string, std::string>> documents;  // origin, JSON
   const std::string samplesDir = args->get("samples");
@@ -172,6 +200,10 @@ int runSandbox(int argc, char** argv) {
   late.completed = false;
   documents.emplace_back("(generated) " + late.name, makeKfpRunJson(late));
 
+  for (const std::string& ns : namespaces) {
+    (void)kube.seed(
+        json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+  }
   for (const auto& [origin, text] : documents) {
     json doc = json::parse(text, nullptr, false);
     auto wf = parseWorkflowJson(text);
@@ -179,7 +211,10 @@ int runSandbox(int argc, char** argv) {
       std::cerr << "sandbox: skipping " << origin << ": not a Workflow\n";
       continue;
     }
-    namespaces.insert(wf->namespace_);
+    if (namespaces.insert(wf->namespace_).second) {
+      (void)kube.seed(json{
+          {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", wf->namespace_}}}});
+    }
     const Verdict v = evaluate(*wf);
     SeededRun r;
     r.ns = wf->namespace_;
@@ -190,22 +225,23 @@ int runSandbox(int argc, char** argv) {
     r.truePhase = std::string(phaseName(v.truePhase));
     r.misreported = v.misreported;
     r.lateCompletion = wf->name == late.name;
+    if (const auto f = kfpsim::finishedAtSeconds(doc); f > 0)
+      oldestFinish = oldestFinish == 0 ? f : std::min(oldestFinish, f);
     if (!r.runId.empty()) {
-      agentReport(kfp, text);
-      auto run = kfp.run(r.runId);
-      r.kfpBefore = run ? run->state : "-";
-    } else {
-      r.kfpBefore = "-";
-    }
-    runs.push_back(r);
-    if (Status s = kube.seed(doc); !s) {
+      // KFP's CreateRun: the Workflow CR first, then the run row (PENDING).
+      KfpApiSimulator::CreateRunRequest req;
+      req.runId = r.runId;
+      req.workflow = doc;
+      if (auto created = kfp.createRun(req); !created) {
+        std::cerr << "sandbox: creating the KFP run of " << origin << ": "
+                  << created.error().describe() << "\n";
+        return 1;
+      }
+    } else if (Status s = kube.seed(doc); !s) {
       std::cerr << "sandbox: seeding " << origin << ": " << s.error().describe() << "\n";
       return 1;
     }
-  }
-  for (const std::string& ns : namespaces) {
-    (void)kube.seed(
-        json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+    runs.push_back(r);
   }
 
   auto transport = makeCpprestTransport(TlsOptions{});
@@ -216,8 +252,48 @@ int runSandbox(int argc, char** argv) {
   KubeClient client(std::shared_ptr<HttpTransport>(std::move(transport).value()), kube.baseUrl(),
                     TokenSource());
 
+  // --- KFP's persistence agent -------------------------------------------------
+  // It reports every run and KFP labels the finished ones, so the controller
+  // meets what it meets in a real cluster: completed Workflows that already
+  // carry pipeline/persistedFinalState.
+  PersistenceAgentSim::Options agentOptions;
+  agentOptions.kubeApiUrl = kube.baseUrl();
+  // KFP's 24 h TTL counts from status.finishedAt, and the samples finished long
+  // ago: the agent's post-TTL report would make KFP delete them at once. The
+  // TTL is stretched to 24 h past the oldest sample.
+  if (const auto f = kfpsim::parseRfc3339Seconds(late.finishedAt); f && *f > 0)
+    oldestFinish = oldestFinish == 0 ? *f : std::min(oldestFinish, *f);
+  const auto nowSeconds = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  if (oldestFinish > 0 && nowSeconds > oldestFinish) {
+    agentOptions.ttlSecondsAfterWorkflowFinish += std::chrono::seconds(nowSeconds - oldestFinish);
+  }
+  PersistenceAgentSim agent(agentOptions,
+                            [&kfp](const std::string& w) { return kfp.reportFromAgent(w); });
+  if (Status s = agent.start(); !s) {
+    std::cerr << "sandbox: persistence agent: " << s.error().describe() << "\n";
+    return 1;
+  }
+  const auto agentDeadline = std::chrono::steady_clock::now() + 30s;
+  auto agentCaughtUp = [&] {
+    for (const auto& r : runs) {
+      auto run = r.runId.empty() ? std::nullopt : kfp.run(r.runId);
+      if (run && run->state == "PENDING")
+        return false;
+    }
+    return true;
+  };
+  while (!agentCaughtUp() && std::chrono::steady_clock::now() < agentDeadline)
+    std::this_thread::sleep_for(100ms);
+  for (auto& r : runs) {
+    auto run = r.runId.empty() ? std::nullopt : kfp.run(r.runId);
+    r.kfpBefore = run ? run->state : "-";
+  }
+
   std::cout << "Sandbox: Kubernetes API simulator at " << kube.baseUrl()
-            << ", KFP API simulator at " << kfp.baseUrl() << "\n"
+            << ", KFP API simulator (KFP " << kfpVersionName(kfpOptions.version) << ") at "
+            << kfp.baseUrl() << ", KFP persistence agent emulated\n"
             << "Seeded " << runs.size() << " runs; starting the controller ("
             << "exit-reconciler run --kfp-report direct --leader-elect) ...\n";
 
@@ -249,9 +325,11 @@ int runSandbox(int argc, char** argv) {
   late.completed = true;
   json completed = json::parse(makeKfpRunJson(late));
   if (auto live = client.get(resources::kWorkflows, late.ns, late.name); live) {
-    completed["metadata"]["resourceVersion"] = (*live)["metadata"]["resourceVersion"];
-    // KFP's persistence agent reports the completion first (SUCCEEDED, wrongly).
-    agentReport(kfp, completed.dump());
+    completed["metadata"] = (*live)["metadata"];
+    completed["metadata"]["labels"]["workflows.argoproj.io/completed"] = "true";
+    completed["metadata"]["labels"]["workflows.argoproj.io/phase"] = "Succeeded";
+    // Argo completes it; KFP's persistence agent reports it (SUCCEEDED, wrongly)
+    // while the controller corrects it.
     if (auto u = client.update(resources::kWorkflows, late.ns, late.name, completed); !u) {
       std::cerr << "sandbox: completing " << late.name << ": " << u.error().describe() << "\n";
     }
@@ -261,7 +339,7 @@ int runSandbox(int argc, char** argv) {
   for (auto& r : runs) {
     if (r.lateCompletion) {
       r.reported = "Running -> Succeeded";
-      r.kfpBefore = "RUNNING -> SUCCEEDED";
+      r.kfpBefore = r.kfpBefore + " -> SUCCEEDED";
       r.truePhase = "Failed";
       r.misreported = true;
     }
@@ -276,6 +354,8 @@ int runSandbox(int argc, char** argv) {
     for (const auto& r : runs) {
       if (!r.misreported)
         continue;
+      if (deletedWorkflows(kube).count(r.ns + "/" + r.name) != 0)
+        continue;  // gone for good: reported below as a failure
       auto wf = client.get(resources::kWorkflows, r.ns, r.name);
       if (!wf || annotationOf(*wf, "exit-reconciler.io/event-emitted-at").empty())
         allDone = false;
@@ -283,12 +363,14 @@ int runSandbox(int argc, char** argv) {
     if (!allDone)
       std::this_thread::sleep_for(200ms);
   }
+  const std::set<std::string> deleted = deletedWorkflows(kube);
 
   // --- Table -------------------------------------------------------------------
   struct Row {
-    std::string run, generation, reported, truth, after, kfpBefore, kfpAfter, action;
+    std::string run, generation, reported, truth, after, kfpBefore, kfpAfter, action, deleted;
   };
   std::vector<Row> rows;
+  int kfpNotFailed = 0;
   for (const auto& r : runs) {
     Row row;
     row.run = r.ns + "/" + r.name;
@@ -296,20 +378,24 @@ int runSandbox(int argc, char** argv) {
     row.reported = r.reported;
     row.truth = r.truePhase.empty() ? "-" : r.truePhase;
     auto wf = client.get(resources::kWorkflows, r.ns, r.name);
-    row.after = wf ? (*wf)["status"].value("phase", "") : "?";
+    const bool wasDeleted = deleted.count(row.run) != 0;
+    row.after = wf ? (*wf)["status"].value("phase", "") : (wasDeleted ? "(deleted)" : "?");
+    row.deleted = wasDeleted ? "DELETED" : "-";
     row.kfpBefore = r.kfpBefore;
     auto run = r.runId.empty() ? std::nullopt : kfp.run(r.runId);
     row.kfpAfter = run ? run->state : "-";
     const std::string action = wf ? annotationOf(*wf, "exit-reconciler.io/action") : "";
     row.action = action.empty() ? "-" : action;
     rows.push_back(row);
+    if (r.misreported && !r.runId.empty() && row.kfpAfter != "FAILED")
+      ++kfpNotFailed;
   }
-  std::vector<std::string> header = {"RUN", "GENERATION", "REPORTED",  "TRUE",
-                                     "NOW", "KFP BEFORE", "KFP AFTER", "ACTION"};
+  std::vector<std::string> header = {"RUN",        "GENERATION", "REPORTED", "TRUE",    "NOW",
+                                     "KFP BEFORE", "KFP AFTER",  "ACTION",   "WORKFLOW"};
   std::vector<std::size_t> width(header.size());
   auto cells = [](const Row& r) {
-    return std::vector<std::string>{r.run,   r.generation, r.reported, r.truth,
-                                    r.after, r.kfpBefore,  r.kfpAfter, r.action};
+    return std::vector<std::string>{r.run,       r.generation, r.reported, r.truth,  r.after,
+                                    r.kfpBefore, r.kfpAfter,   r.action,   r.deleted};
   };
   for (std::size_t i = 0; i < header.size(); ++i)
     width[i] = header[i].size();
@@ -329,9 +415,16 @@ int runSandbox(int argc, char** argv) {
   for (const Row& r : rows)
     print(cells(r));
   std::cout << "\n"
-            << (allDone ? "Every mis-reported run was corrected, reported to KFP and announced."
-                        : "Not every mis-reported run was corrected in time (see the log).")
+            << (!deleted.empty()
+                    ? "KFP DELETED Workflows (see the WORKFLOW column): the run is gone."
+                : allDone ? "Every mis-reported run was corrected, reported to KFP and announced."
+                          : "Not every mis-reported run was corrected in time (see the log).")
             << "\n";
+  std::cout << "Workflows deleted by KFP: " << deleted.size()
+            << (deleted.empty() ? ""
+                                : " (a report carried pipeline/persistedFinalState, or KFP "
+                                  "did not know the run)")
+            << "\nMis-reported runs not FAILED in KFP: " << kfpNotFailed << "\n";
   std::cout << "Metrics: http://127.0.0.1:" << metricsPort.load() << "/metrics\n";
 
   if (!args->getSwitch("exit-after-report")) {
@@ -341,10 +434,11 @@ int runSandbox(int argc, char** argv) {
   }
   stop = true;
   controller.join();
+  agent.stop();
   kfp.stop();
   kube.stop();
   std::filesystem::remove_all(stateDir);
-  return allDone && controllerExit == 0 ? 0 : 1;
+  return allDone && controllerExit == 0 && deleted.empty() && kfpNotFailed == 0 ? 0 : 1;
 }
 
 }  // namespace exitrec

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The local sandbox: builds (installing missing Debian packages), then runs
 # `exit-reconciler sandbox`: the controller against simulated Kubernetes and
-# KFP APIs seeded with sample runs of every KFP generation. Prints a
-# before/after table and keeps /metrics up until Ctrl-C.
+# KFP APIs (the KFP simulator imitates the KFP version of --kfp-version, and
+# KFP's persistence agent is emulated) seeded with sample runs of every KFP
+# generation. Prints a before/after table, with any Workflow KFP deleted, and
+# keeps /metrics up until Ctrl-C.
 #   scripts/sandbox.sh                      # interactive
-#   scripts/sandbox.sh --exit-after-report  # CI: exit 0 when every mis-reported run was corrected
+#   scripts/sandbox.sh --kfp-version 2.17   # 2.0-2.3 | 2.4-2.16 (default) | 2.17 | master
+#   scripts/sandbox.sh --exit-after-report  # CI: exit 0 when every mis-reported run was
+#                                           # corrected, FAILED in KFP, and nothing deleted
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"

@@ -117,6 +117,16 @@ int main(int argc, char** argv) {
   (void)kube.seed(
       json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "kubeflow"}}}});
 
+  // KFP knows a run only once it created it (the simulator follows KFP's
+  // CreateRun; a report never creates a run).
+  auto registerRun = [&kfp](const std::string& name) {
+    KfpApiSimulator::CreateRunRequest req;
+    req.runId = "run-" + name;
+    req.ns = "kubeflow";
+    req.workflowName = name;
+    return kfp.createRun(req).ok();
+  };
+
   // --- Preload ------------------------------------------------------------
   const int bodyTasks = std::max(1, (nodes - 8) / 3);
   std::size_t bytes = 0;
@@ -130,7 +140,7 @@ int main(int argc, char** argv) {
     misreported += s.bodyFails;
     std::string text = makeKfpRunJson(s);
     bytes += text.size();
-    if (!kube.seed(json::parse(text)).ok())
+    if (!registerRun(s.name) || !kube.seed(json::parse(text)).ok())
       return 1;
   }
   std::printf("preloaded %d runs (%d nodes each, %.0f MB JSON, %d mis-reported) in %.1f s\n", runs,
@@ -216,7 +226,7 @@ int main(int argc, char** argv) {
     s.name = "live-" + std::to_string(i);
     s.bodyTasks = bodyTasks;
     s.completed = false;
-    if (!kube.seed(json::parse(makeKfpRunJson(s))).ok())
+    if (!registerRun(s.name) || !kube.seed(json::parse(makeKfpRunJson(s))).ok())
       return 1;
     owned[static_cast<std::size_t>(i % updaters)].push_back(s.name);
   }
@@ -323,7 +333,7 @@ int main(int argc, char** argv) {
       }
       rvOf.erase(name);
       completionSeq++;
-      if (kube.seed(json::parse(done->second.nextText)).ok())
+      if (registerRun(done->second.nextName) && kube.seed(json::parse(done->second.nextText)).ok())
         name = done->second.nextName;
     }
   };

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "common/clock.h"
 #include "common/http_server.h"
 #include "sim/kfp/kfp_history_api.h"
+#include "sim/kfp/kfp_report_handler.h"
+#include "sim/kfp/kfp_workflow_fields.h"
 
 namespace exitrec {
 namespace {
@@ -24,25 +26,67 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// googleRpcStatus, as grpc-gateway answers (KFP adds the legacy "error" key).
-KfpApiSimulator::Response rpcError(int httpStatus, int grpcCode, const std::string& message) {
-  json body = {
-      {"error", message}, {"code", grpcCode}, {"message", message}, {"details", json::array()}};
-  return {httpStatus, dump(body)};
+// runtime.HTTPStatusFromCode (grpc-gateway v1.16 and v2 agree on these).
+int httpStatusFor(int code) {
+  switch (code) {
+    case 0:
+      return 200;
+    case 1:
+      return 408;
+    case 3:
+    case 9:
+    case 11:
+      return 400;
+    case 4:
+      return 504;
+    case 5:
+      return 404;
+    case 6:
+    case 10:
+      return 409;
+    case 7:
+      return 403;
+    case 8:
+      return 429;
+    case 12:
+      return 501;
+    case 14:
+      return 503;
+    case 16:
+      return 401;
+    default:
+      return 500;
+  }
 }
 
-std::string stringAt(const json& obj, const char* a, const char* b) {
-  auto ia = obj.find(a);
-  if (ia == obj.end() || !ia->is_object())
-    return {};
-  auto ib = ia->find(b);
-  if (ib == ia->end() || !ib->is_string())
-    return {};
-  return ib->get<std::string>();
+// The gRPC code an injected HTTP status stands for.
+int codeForHttpStatus(int status) {
+  switch (status) {
+    case 400:
+      return grpc_code::kInvalidArgument;
+    case 401:
+      return grpc_code::kUnauthenticated;
+    case 403:
+      return 7;
+    case 404:
+      return grpc_code::kNotFound;
+    case 409:
+      return 6;
+    case 429:
+      return 8;
+    case 503:
+      return grpc_code::kUnavailable;
+    default:
+      return status >= 500 ? grpc_code::kInternal : grpc_code::kUnknown;
+  }
 }
 
-std::string nowText() {
-  return formatRfc3339(std::chrono::system_clock::now());
+KfpApiSimulator::RpcResult rpc(int code, std::string message) {
+  KfpApiSimulator::RpcResult r;
+  r.code = code;
+  r.external = message;
+  r.message = std::move(message);
+  return r;
 }
 
 }  // namespace
@@ -54,7 +98,13 @@ KfpApiSimulator::~KfpApiSimulator() {
   stop();
 }
 
+Clock& KfpApiSimulator::clock() const {
+  return options_.clock != nullptr ? *options_.clock : SystemClock::instance();
+}
+
 Status KfpApiSimulator::start() {
+  if (Status s = connectKube(); !s)
+    return s;
   HttpServer::Options so;
   so.address = options_.address;
   so.port = options_.port;
@@ -68,7 +118,7 @@ Status KfpApiSimulator::start() {
       return;
     }
     Response r = handle(req.method, req.path, req.header("Authorization"), req.body);
-    w.send(r.status, {{"Content-Type", "application/json"}}, r.body);
+    w.send(r.status, {{"Content-Type", r.contentType}}, r.body);
   });
   Status s = server_->start();
   if (!s)
@@ -104,6 +154,11 @@ void KfpApiSimulator::setToken(std::string token) {
   token_ = std::move(token);
 }
 
+void KfpApiSimulator::setOutage(bool on) {
+  std::lock_guard<std::mutex> g(mu_);
+  outage_ = on;
+}
+
 std::vector<KfpApiSimulator::Report> KfpApiSimulator::reports() const {
   std::lock_guard<std::mutex> g(mu_);
   return reports_;
@@ -115,6 +170,19 @@ std::size_t KfpApiSimulator::acceptedReports() const {
                                                 [](const Report& r) { return r.status == 200; }));
 }
 
+std::size_t KfpApiSimulator::acceptedReportsFor(const std::string& runId,
+                                                const std::string& state) const {
+  std::lock_guard<std::mutex> g(mu_);
+  return static_cast<std::size_t>(std::count_if(
+      reports_.begin(), reports_.end(),
+      [&](const Report& r) { return r.status == 200 && r.runId == runId && r.state == state; }));
+}
+
+std::vector<KfpApiSimulator::Deletion> KfpApiSimulator::deletions() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return deletions_;
+}
+
 std::optional<KfpApiSimulator::Run> KfpApiSimulator::run(const std::string& runId) const {
   std::lock_guard<std::mutex> g(mu_);
   auto it = runs_.find(runId);
@@ -123,17 +191,47 @@ std::optional<KfpApiSimulator::Run> KfpApiSimulator::run(const std::string& runI
   return it->second;
 }
 
+std::size_t KfpApiSimulator::runGets(const std::string& runId) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = runGets_.find(runId);
+  return it == runGets_.end() ? 0 : it->second;
+}
+
+std::size_t KfpApiSimulator::unroutedRequests() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return unrouted_;
+}
+
+void KfpApiSimulator::recordReport(Report rec) {
+  std::lock_guard<std::mutex> g(mu_);
+  reports_.push_back(std::move(rec));
+}
+
+void KfpApiSimulator::recordDeletion(Deletion d) {
+  std::lock_guard<std::mutex> g(mu_);
+  deletions_.push_back(std::move(d));
+}
+
 std::string KfpApiSimulator::stateForPhase(const std::string& phase) {
+  // model.RuntimeState.ToV2 (backend/src/apiserver/model/run.go, 2.16.1):
+  // upper-cased, legacy spellings folded.
   std::string upper = phase;
   std::transform(upper.begin(), upper.end(), upper.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  if (upper == "PENDING" || upper == "RUNNING" || upper == "SUCCEEDED" || upper == "FAILED") {
+  if (upper == "PENDING" || upper == "RUNNING" || upper == "SUCCEEDED" || upper == "FAILED" ||
+      upper == "SKIPPED" || upper == "CANCELING" || upper == "CANCELED" || upper == "PAUSED") {
     return upper;
   }
+  if (upper == "ENABLED" || upper == "READY")
+    return "RUNNING";
+  if (upper == "DONE")
+    return "SUCCEEDED";
   if (upper == "ERROR")
     return "FAILED";
   if (upper == "TERMINATING")
     return "CANCELING";
+  if (upper == "DISABLED")
+    return "CANCELED";
   return "RUNTIME_STATE_UNSPECIFIED";
 }
 
@@ -142,6 +240,8 @@ std::string KfpApiSimulator::runToJson(const Run& run) {
   j["run_id"] = run.runId;
   j["display_name"] = run.displayName;
   j["storage_state"] = "AVAILABLE";
+  if (!run.recurringRunId.empty())
+    j["recurring_run_id"] = run.recurringRunId;
   if (!run.createdAt.empty())
     j["created_at"] = run.createdAt;
   if (!run.finishedAt.empty())
@@ -160,12 +260,16 @@ std::string KfpApiSimulator::reportsToJson(const std::vector<Report>& reports) {
   json out = json::array();
   for (const Report& r : reports) {
     json j = {{"api", r.api},
+              {"source", r.source},
               {"status", r.status},
+              {"grpcCode", r.grpcCode},
               {"namespace", r.ns},
               {"name", r.name},
               {"uid", r.uid},
               {"runId", r.runId},
               {"phase", r.phase},
+              {"state", r.state},
+              {"persistedFinalState", r.carriedFinalStateLabel},
               {"resourceVersion", r.resourceVersion},
               {"at", formatRfc3339(r.at)}};
     if (!r.error.empty())
@@ -173,6 +277,25 @@ std::string KfpApiSimulator::reportsToJson(const std::vector<Report>& reports) {
     out.push_back(std::move(j));
   }
   return dump(out);
+}
+
+KfpApiSimulator::Response KfpApiSimulator::errorResponse(const RpcResult& r) const {
+  // A UserError's GRPCStatus carries one google.rpc.Status detail
+  // (backend/src/common/util/error.go); the gateway marshals either
+  // grpc-gateway v1's errorBody or v2's google.rpc.Status (kfp_sim_version.h).
+  json detail = {{"@type", "type.googleapis.com/google.rpc.Status"},
+                 {"code", r.detailCode < 0 ? r.code : r.detailCode},
+                 {"message", r.external}};
+  json body;
+  if (effectiveGatewayErrors(options_.version, options_.gatewayErrors) == GatewayErrors::kV1) {
+    body = {{"error", r.message},
+            {"code", r.code},
+            {"message", r.message},
+            {"details", json::array({detail})}};
+  } else {
+    body = {{"code", r.code}, {"message", r.message}, {"details", json::array({detail})}};
+  }
+  return {httpStatusFor(r.code), dump(body)};
 }
 
 KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
@@ -186,7 +309,8 @@ KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
   {
     std::lock_guard<std::mutex> g(mu_);
     if (!token_.empty() && authorization != "Bearer " + token_) {
-      return rpcError(401, 16, "Unauthenticated: missing or invalid bearer token");
+      return errorResponse(
+          rpc(grpc_code::kUnauthenticated, "Unauthenticated: missing or invalid bearer token"));
     }
     delay = delay_;
   }
@@ -196,118 +320,139 @@ KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
   const bool isReport = method == "POST" && (path == kV1Report || path == kV2Report);
   const bool isRun =
       method == "GET" && path.rfind(kRunsPrefix, 0) == 0 && path.size() > kRunsPrefix.size();
-  if (!isReport && !isRun)
-    return rpcError(404, 5, "Not Found: " + method + " " + path);
+  if (!isReport && !isRun) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      ++unrouted_;
+    }
+    // Outside /apis/: gorilla mux's NotFoundHandler (Go's http.NotFound).
+    // Under /apis/: the gateway's mux; v1.16 answers http.Error's text, v2
+    // its routing error handler's Status (backend/src/apiserver/main.go
+    // startHTTPProxy registers runtimeMux under PathPrefix("/apis/")).
+    if (path.rfind("/apis/", 0) != 0)
+      return {404, "404 page not found\n", "text/plain; charset=utf-8"};
+    if (effectiveGatewayErrors(options_.version, options_.gatewayErrors) == GatewayErrors::kV1)
+      return {404, "Not Found\n", "text/plain; charset=utf-8"};
+    return {404, R"({"code":5,"message":"Not Found"})"};
+  }
 
   if (delay.count() > 0)
     std::this_thread::sleep_for(delay);
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (failCount_ > 0) {
-      --failCount_;
-      Response r = rpcError(failStatus_, 14, "injected fault: service unavailable");
+    if (outage_ || failCount_ > 0) {
+      const int status = outage_ ? 503 : failStatus_;
+      if (!outage_)
+        --failCount_;
+      RpcResult fault = rpc(codeForHttpStatus(status),
+                            outage_ ? "connection error: desc = \"transport: Error while dialing: "
+                                      "dial tcp: connect: connection refused\""
+                                    : "injected fault");
+      Response r = errorResponse(fault);
+      r.status = status;
       if (isReport) {
         Report rec;
         rec.api = path == kV1Report ? "v1beta1" : "v2beta1";
-        rec.status = failStatus_;
-        rec.error = "injected fault";
-        rec.at = std::chrono::system_clock::now();
+        rec.source = "http";
+        rec.status = status;
+        rec.grpcCode = fault.code;
+        rec.error = outage_ ? "outage" : "injected fault";
+        rec.at = clock().wallNow();
         reports_.push_back(std::move(rec));
       }
       return r;
     }
   }
   if (isReport)
-    return report(path == kV1Report ? "v1beta1" : "v2beta1", body);
+    return report(path == kV1Report ? "v1beta1" : "v2beta1", body, "http", nullptr);
   return getRun(path.substr(kRunsPrefix.size()));
 }
 
-KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api, const std::string& body) {
+KfpApiSimulator::RpcResult KfpApiSimulator::reportFromAgent(const std::string& workflowJson) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (outage_)
+      return rpc(grpc_code::kUnavailable, "connection error: connection refused");
+  }
+  RpcResult r;
+  // The agent's ReportWorkflowV1 request: the Workflow string itself.
+  report("v1beta1", dump(json(workflowJson)), "agent", &r);
+  return r;
+}
+
+KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api, const std::string& body,
+                                                  const std::string& source, RpcResult* out) {
+  std::shared_lock<std::shared_mutex> creating(createMu_);
   Report rec;
   rec.api = api;
-  rec.at = std::chrono::system_clock::now();
-  auto reject = [&](const std::string& message) {
-    rec.status = 400;
-    rec.error = message;
-    std::lock_guard<std::mutex> g(mu_);
-    reports_.push_back(rec);
-    return rpcError(400, 3, message);
-  };
-
-  json outer = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (outer.is_discarded() || !outer.is_string()) {
-    return reject(
-        "Invalid input error: the request body must be a JSON string holding the serialized "
-        "Workflow");
-  }
-  json wf = json::parse(outer.get_ref<const std::string&>(), nullptr, false);
-  if (wf.is_discarded() || !wf.is_object()) {
-    return reject("Invalid input error: could not unmarshal the workflow: not a JSON object");
-  }
-  rec.name = stringAt(wf, "metadata", "name");
-  rec.ns = stringAt(wf, "metadata", "namespace");
-  rec.uid = stringAt(wf, "metadata", "uid");
-  rec.resourceVersion = stringAt(wf, "metadata", "resourceVersion");
-  rec.phase = stringAt(wf, "status", "phase");
-  if (rec.name.empty() || rec.ns.empty() || rec.uid.empty()) {
-    return reject(
-        "Invalid input error: the workflow must have a non-empty name, namespace and uid");
-  }
-  const json* labels = nullptr;
-  if (auto m = wf.find("metadata"); m != wf.end() && m->is_object()) {
-    if (auto l = m->find("labels"); l != m->end() && l->is_object())
-      labels = &*l;
-  }
-  if (labels != nullptr) {
-    if (auto r = labels->find("pipeline/runid"); r != labels->end() && r->is_string()) {
-      rec.runId = r->get<std::string>();
+  rec.source = source;
+  rec.at = clock().wallNow();
+  RpcResult result = [&]() -> RpcResult {
+    // grpc-gateway decodes the body into the request's string field.
+    json outer = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (outer.is_discarded() || !outer.is_string()) {
+      return rpc(grpc_code::kInvalidArgument,
+                 "Invalid input error: the request body must be a JSON string holding the "
+                 "serialized Workflow");
     }
-  }
-  if (rec.runId.empty()) {
-    return reject("Invalid input error: workflow " + rec.ns + "/" + rec.name +
-                  " is missing the Run ID label");
-  }
-
-  const std::string state = stateForPhase(rec.phase);
-  const std::string now = nowText();
-  std::string displayName = rec.name;
-  if (auto m = wf.find("metadata"); m != wf.end() && m->is_object()) {
-    if (auto a = m->find("annotations"); a != m->end() && a->is_object()) {
-      if (auto n = a->find("pipelines.kubeflow.org/run_name"); n != a->end() && n->is_string()) {
-        displayName = n->get<std::string>();
+    // report_server.go validateReportWorkflowRequest, wrapped "Report workflow failed".
+    json wf = json::parse(outer.get_ref<const std::string&>(), nullptr, false);
+    const std::string problem = wf.is_discarded() ? "not JSON" : kfpsim::decodeProblem(wf);
+    if (!problem.empty()) {
+      RpcResult r = rpc(
+          grpc_code::kInvalidArgument,
+          "Report workflow failed: InvalidInputError: Could not unmarshal workflow: " + problem);
+      r.external = "Could not unmarshal workflow: " + problem;
+      return r;
+    }
+    rec.name = kfpsim::metaString(wf, "name");
+    rec.ns = kfpsim::metaString(wf, "namespace");
+    rec.uid = kfpsim::metaString(wf, "uid");
+    rec.resourceVersion = kfpsim::metaString(wf, "resourceVersion");
+    rec.phase = kfpsim::statusString(wf, "phase");
+    rec.runId = kfpsim::metaMapValue(wf, "labels", kfpsim::kLabelRunId).value_or("");
+    rec.carriedFinalStateLabel =
+        kfpsim::metaMapValue(wf, "labels", kfpsim::kLabelPersistedFinalState).has_value();
+    // "The workflow must have a name|namespace|UID: %+v" (the spec follows).
+    for (const auto& [field, key, value] : {std::tuple{"name", "name", rec.name},
+                                            {"namespace", "namespace", rec.ns},
+                                            {"UID", "uid", rec.uid}}) {
+      if (value.empty()) {
+        const std::string why =
+            std::string("The workflow must have a ") + field + ": metadata." + key + " is empty";
+        RpcResult r =
+            rpc(grpc_code::kInvalidArgument, "Report workflow failed: InvalidInputError: " + why);
+        r.external = why;
+        return r;
       }
     }
-  }
-  std::string finishedAt = stringAt(wf, "status", "finishedAt");
-  std::string startedAt = stringAt(wf, "status", "startedAt");
-
-  rec.status = 200;
-  std::lock_guard<std::mutex> g(mu_);
-  Run& run = runs_[rec.runId];
-  if (run.runId.empty()) {
-    run.runId = rec.runId;
-    run.createdAt = startedAt.empty() ? now : startedAt;
-  }
-  run.displayName = displayName;
-  run.workflowName = rec.name;
-  run.workflowNamespace = rec.ns;
-  run.resourceVersion = rec.resourceVersion;
-  if (!finishedAt.empty())
-    run.finishedAt = finishedAt;
-  if (run.state != state)
-    run.stateHistory.emplace_back(now, state);
-  run.state = state;
-  reports_.push_back(std::move(rec));
-  return {200, "{}"};
+    KfpReportHandler handler(*this);
+    RpcResult r = handler.reportWorkflowResource(wf, rec);
+    if (!r.ok())
+      r.message = "Failed to report workflow: " + r.message;
+    return r;
+  }();
+  rec.status = httpStatusFor(result.code);
+  rec.grpcCode = result.code;
+  rec.error = result.ok() ? "" : result.message;
+  recordReport(rec);
+  if (out != nullptr)
+    *out = result;
+  if (result.ok())
+    return {200, "{}"};
+  return errorResponse(result);
 }
 
 KfpApiSimulator::Response KfpApiSimulator::getRun(const std::string& runId) {
   std::lock_guard<std::mutex> g(mu_);
+  ++runGets_[runId];
   auto it = runs_.find(runId);
   if (it == runs_.end()) {
-    return rpcError(
-        404, 5,
-        "Failed to get run " + runId + ": ResourceNotFoundError: Run " + runId + " not found");
+    RpcResult r =
+        rpc(grpc_code::kNotFound,
+            "Failed to get run " + runId + ": ResourceNotFoundError: Run " + runId + " not found");
+    r.external = "Run " + runId + " not found";
+    return errorResponse(r);
   }
   return {200, runToJson(it->second)};
 }
@@ -317,32 +462,13 @@ KfpApiSimulator::Response KfpApiSimulator::control(const std::string& method,
                                                    const std::string& body) {
   json args = body.empty() ? json::object() : json::parse(body, nullptr, false);
   if (args.is_discarded() || !args.is_object())
-    return rpcError(400, 3, "body must be an object");
+    return errorResponse(rpc(grpc_code::kInvalidArgument, "body must be an object"));
   try {
     return controlWith(method, path, args);
   } catch (const json::exception& e) {
-    return rpcError(400, 3, std::string("bad control request: ") + e.what());
+    return errorResponse(
+        rpc(grpc_code::kInvalidArgument, std::string("bad control request: ") + e.what()));
   }
-}
-
-KfpApiSimulator::Response KfpApiSimulator::controlWith(const std::string& method,
-                                                       const std::string& path,
-                                                       const nlohmann::json& args) {
-  if (method == "POST" && path == "/_kfp/fail") {
-    failNext(args.value("count", 1), args.value("status", 503));
-    return {200, "{}"};
-  }
-  if (method == "POST" && path == "/_kfp/delay") {
-    setDelay(std::chrono::milliseconds(args.value("ms", 0)));
-    return {200, "{}"};
-  }
-  if (method == "POST" && path == "/_kfp/token") {
-    setToken(args.value("token", ""));
-    return {200, "{}"};
-  }
-  if (method == "GET" && path == "/_kfp/reports")
-    return {200, reportsToJson(reports())};
-  return rpcError(404, 5, "Not Found: " + method + " " + path);
 }
 
 }  // namespace exitrec

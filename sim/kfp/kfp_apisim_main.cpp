@@ -1,6 +1,12 @@
 // kfp-apisim: the KFP API simulator as a process (sandbox, e2e tests, bench).
 //
 //   kfp-apisim [--addr 127.0.0.1] [--port 0] [--token T | --token-file F] [--ready-file PATH]
+//              [--kfp-version 2.0-2.3|2.4-2.16|2.17|master] [--gateway-errors auto|v1|v2]
+//              [--kube-api-url URL [--kube-token T | --kube-token-file F]]
+//              [--workflow-gc-grace-period-seconds N]
+//
+// --kube-api-url is the Kubernetes API KFP's workflow client uses (deletes and
+// labels Workflow CRs, as the real server does); without it no CR is touched.
 //
 // When listening it writes PATH atomically with {"port":N,"url":"..."}; SIGTERM
 // or SIGINT stop it cleanly.
@@ -26,7 +32,10 @@ int usage(const std::string& problem) {
   if (!problem.empty())
     std::cerr << "kfp-apisim: " << problem << "\n";
   std::cerr << "usage: kfp-apisim [--addr ADDR] [--port N] [--token T | --token-file FILE] "
-               "[--ready-file PATH]\n";
+               "[--ready-file PATH] [--kfp-version "
+            << exitrec::kfpVersionChoices()
+            << "] [--gateway-errors auto|v1|v2] [--kube-api-url URL] [--kube-token T | "
+               "--kube-token-file FILE] [--workflow-gc-grace-period-seconds N]\n";
   return 2;
 }
 
@@ -70,6 +79,43 @@ int main(int argc, char** argv) {
       if (!in)
         return usage("--token-file: cannot read " + v);
       std::getline(in, opts.token);
+    } else if (arg == "--kfp-version") {
+      if (!value(v))
+        return usage("--kfp-version needs a value");
+      auto parsed = exitrec::parseKfpVersion(v);
+      if (!parsed) {
+        return usage("--kfp-version: unknown version \"" + v + "\" (want " +
+                     std::string(exitrec::kfpVersionChoices()) + ")");
+      }
+      opts.version = *parsed;
+    } else if (arg == "--gateway-errors") {
+      if (!value(v))
+        return usage("--gateway-errors needs a value");
+      auto parsed = exitrec::parseGatewayErrors(v);
+      if (!parsed)
+        return usage("--gateway-errors: want auto, v1 or v2, got \"" + v + "\"");
+      opts.gatewayErrors = *parsed;
+    } else if (arg == "--kube-api-url") {
+      if (!value(opts.kubeApiUrl))
+        return usage("--kube-api-url needs a value");
+    } else if (arg == "--kube-token") {
+      if (!value(opts.kubeToken))
+        return usage("--kube-token needs a value");
+    } else if (arg == "--kube-token-file") {
+      if (!value(v))
+        return usage("--kube-token-file needs a value");
+      std::ifstream in(v);
+      if (!in)
+        return usage("--kube-token-file: cannot read " + v);
+      std::getline(in, opts.kubeToken);
+    } else if (arg == "--workflow-gc-grace-period-seconds") {
+      if (!value(v))
+        return usage("--workflow-gc-grace-period-seconds needs a value");
+      try {
+        opts.workflowGcGracePeriod = std::chrono::seconds(std::stoll(v));
+      } catch (const std::exception&) {
+        return usage("--workflow-gc-grace-period-seconds: not a number: " + v);
+      }
     } else if (arg == "--ready-file") {
       if (!value(readyFile))
         return usage("--ready-file needs a value");
@@ -95,7 +141,8 @@ int main(int argc, char** argv) {
     }
     std::rename(tmp.c_str(), readyFile.c_str());
   }
-  std::cerr << "kfp-apisim: listening on " << sim.baseUrl() << "\n";
+  std::cerr << "kfp-apisim: listening on " << sim.baseUrl() << " as KFP "
+            << exitrec::kfpVersionName(opts.version) << "\n";
   while (gStop == 0) {
     struct timespec ts {
       0, 50'000'000

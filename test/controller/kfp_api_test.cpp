@@ -37,6 +37,17 @@ std::string literal(const std::string& s) {
   return json(s).dump();
 }
 
+// Runs exist only once KFP created them (the simulator no longer creates one
+// on a first report, as KFP does not).
+void createRun(KfpApiSimulator& sim, const std::string& runId = "run-1",
+               const std::string& workflow = "wf") {
+  KfpApiSimulator::CreateRunRequest req;
+  req.runId = runId;
+  req.ns = "kubeflow";
+  req.workflowName = workflow;
+  ASSERT_TRUE(sim.createRun(req).ok());
+}
+
 TEST(KfpApiSimulatorTest, ReportBodyMustBeAStringHoldingAWorkflow) {
   KfpApiSimulator sim({});
   const std::string path = "/apis/v1beta1/workflows";
@@ -64,6 +75,7 @@ TEST(KfpApiSimulatorTest, ReportBodyMustBeAStringHoldingAWorkflow) {
 
 TEST(KfpApiSimulatorTest, RunStateFollowsTheReportedPhaseLikeKfp) {
   KfpApiSimulator sim({});
+  createRun(sim);
   for (const auto& [phase, state] :
        std::vector<std::pair<std::string, std::string>>{{"Running", "RUNNING"},
                                                         {"Succeeded", "SUCCEEDED"},
@@ -90,8 +102,8 @@ TEST(KfpApiSimulatorTest, RunStateFollowsTheReportedPhaseLikeKfp) {
     EXPECT_TRUE(h.contains("update_time"));
     states.push_back(h["state"]);
   }
-  EXPECT_EQ(states, (std::vector<std::string>{"RUNNING", "SUCCEEDED", "FAILED", "PENDING",
-                                              "RUNTIME_STATE_UNSPECIFIED"}));
+  EXPECT_EQ(states, (std::vector<std::string>{"PENDING", "RUNNING", "SUCCEEDED", "FAILED",
+                                              "PENDING", "RUNTIME_STATE_UNSPECIFIED"}));
   EXPECT_EQ(sim.handle("GET", "/apis/v2beta1/runs/nope", std::nullopt, "").status, 404);
 }
 
@@ -106,6 +118,7 @@ TEST(KfpApiSimulatorTest, RunJsonUsesTheSwaggerPropertyNames) {
   const json& props = doc["definitions"]["v2beta1Run"]["properties"];
   ASSERT_TRUE(props.is_object());
   KfpApiSimulator sim({});
+  createRun(sim);
   ASSERT_EQ(sim.handle("POST", "/apis/v1beta1/workflows", std::nullopt,
                        literal(workflowWithPhase("Failed")))
                 .status,
@@ -126,6 +139,7 @@ TEST(KfpApiSimulatorTest, RunJsonUsesTheSwaggerPropertyNames) {
 
 TEST(KfpApiSimulatorTest, BearerTokenAndFaults) {
   KfpApiSimulator sim({"127.0.0.1", 0, "secret"});
+  createRun(sim);
   const std::string body = literal(workflowWithPhase("Failed"));
   EXPECT_EQ(sim.handle("POST", "/apis/v1beta1/workflows", std::nullopt, body).status, 401);
   EXPECT_EQ(sim.handle("POST", "/apis/v1beta1/workflows", "Bearer wrong", body).status, 401);
@@ -158,6 +172,8 @@ class KfpClientTest : public ::testing::Test {
     writeToken("token-a");
     sim_ = std::make_unique<KfpApiSimulator>(KfpApiSimulator::Options{"127.0.0.1", 0, "token-a"});
     ASSERT_TRUE(sim_->start().ok());
+    createRun(*sim_);
+    createRun(*sim_, "6f1f0c1e-0000-4000-8000-000000000001", "masked");
     auto t = makeCpprestTransport(TlsOptions{});
     ASSERT_TRUE(t.ok());
     transport_ = std::move(t).value();

@@ -127,8 +127,9 @@ TEST_F(E2eEnv, SurvivesConflictsWatchDropsGoneAndKfpOutagesWithoutLosingACorrect
   EXPECT_EQ(ctl.wait(15s), 0) << ctl.log();
 }
 
-// --kfp-report persistence-agent: the test plays KFP's persistence agent and
-// API server (report the Workflow, then label it pipeline/persistedFinalState).
+// --kfp-report persistence-agent: the test plays KFP's persistence agent (it
+// reports the Workflow; the KFP simulator then labels it
+// pipeline/persistedFinalState, as KFP does).
 TEST_F(E2eEnv, PersistenceAgentModeLeavesTheReportToTheAgentAndVerifiesIt) {
   const std::string name = "agent-mode";
   const std::string runId = "run-" + name;
@@ -138,8 +139,7 @@ TEST_F(E2eEnv, PersistenceAgentModeLeavesTheReportToTheAgentAndVerifiesIt) {
         kfp_->handle("POST", "/apis/v1beta1/workflows", "Bearer kfp-token", json(wf.dump()).dump())
             .status,
         200);
-    wf["metadata"]["labels"]["pipeline/persistedFinalState"] = "true";
-    ASSERT_TRUE(client_->update(resources::kWorkflows, "kubeflow", name, wf).ok());
+    ASSERT_TRUE(waitFor([&] { return labelled(name); }, 5s));
   };
   create(masked(name));
   agentReports();  // the run finished: the agent reported it (Succeeded, wrongly)

@@ -1,7 +1,9 @@
 #pragma once
 // End-to-end environment: the Kubernetes API simulator and the KFP API
-// simulator in-process, the controller (`exit-reconciler run`) as a child
-// process, and a KubeClient for the test's own reads and writes.
+// simulator (in the KFP version kfpVersion() returns, with KFP's workflow
+// client wired to the Kubernetes simulator) in-process, optionally KFP's
+// persistence-agent emulation, the controller (`exit-reconciler run`) as a
+// child process, and a KubeClient for the test's own reads and writes.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -26,6 +28,7 @@
 #include "k8sclient/kube_client.h"
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_run_factory.h"
+#include "sim/kfp/persistence_agent_sim.h"
 #include "sim/kube_api_simulator.h"
 #include "test/metrics/exposition.h"
 
@@ -113,6 +116,8 @@ class ControllerProcess {
 
 class E2eEnv : public ::testing::Test {
  protected:
+  virtual KfpVersion kfpVersion() const { return KfpVersion::k2_4To2_16; }
+
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
            ("exitrec-e2e-" + std::to_string(::getpid()) + "-" +
@@ -129,7 +134,10 @@ class E2eEnv : public ::testing::Test {
             ->seed(json{
                 {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "kubeflow"}}}})
             .ok());
-    kfp_ = std::make_unique<KfpApiSimulator>(KfpApiSimulator::Options{"127.0.0.1", 0, "kfp-token"});
+    KfpApiSimulator::Options kfpOptions{"127.0.0.1", 0, "kfp-token"};
+    kfpOptions.version = kfpVersion();
+    kfpOptions.kubeApiUrl = kube_->baseUrl();
+    kfp_ = std::make_unique<KfpApiSimulator>(kfpOptions);
     ASSERT_TRUE(kfp_->start().ok());
     tokenFile_ = (dir_ / "kfp-token").string();
     std::ofstream(tokenFile_) << "kfp-token\n";
@@ -140,6 +148,8 @@ class E2eEnv : public ::testing::Test {
   }
   void TearDown() override {
     procs_.clear();
+    if (agent_)
+      agent_->stop();
     if (kfp_)
       kfp_->stop();
     if (kube_)
@@ -148,9 +158,9 @@ class E2eEnv : public ::testing::Test {
       std::filesystem::remove_all(dir_);
   }
 
-  std::vector<std::string> baseArgs() const {
+  std::vector<std::string> baseArgs(const std::string& kfpPath = "") const {
     return {"--kubeconfig",      kube_->kubeconfigPath(),
-            "--kfp-api-url",     kfp_->baseUrl(),
+            "--kfp-api-url",     kfp_->baseUrl() + kfpPath,
             "--kfp-token-file",  tokenFile_,
             "--health-addr",     "127.0.0.1:0",
             "--metrics-addr",    "127.0.0.1:0",
@@ -160,16 +170,67 @@ class E2eEnv : public ::testing::Test {
   }
 
   ControllerProcess& startController(std::vector<std::string> extra = {},
-                                     const std::string& tag = "ctl") {
-    std::vector<std::string> args = baseArgs();
+                                     const std::string& tag = "ctl",
+                                     const std::string& kfpPath = "") {
+    std::vector<std::string> args = baseArgs(kfpPath);
     args.insert(args.end(), extra.begin(), extra.end());
     const std::string log = (dir_ / (tag + "-" + std::to_string(procs_.size()) + ".log")).string();
     procs_.push_back(std::make_unique<ControllerProcess>(args, log));
     return *procs_.back();
   }
 
+  // A KFP run is created as KFP's CreateRun does (the Workflow CR, then the
+  // run row); a plain Argo Workflow is just seeded.
   void create(const KfpRunSpec& spec) {
+    json wf = json::parse(makeKfpRunJson(spec));
+    if (spec.shape == RunShape::kArgo) {
+      ASSERT_TRUE(kube_->seed(wf).ok()) << spec.name;
+      return;
+    }
+    KfpApiSimulator::CreateRunRequest req;
+    req.runId = wf["metadata"]["labels"]["pipeline/runid"];
+    req.workflow = wf;
+    auto r = kfp_->createRun(req);
+    ASSERT_TRUE(r.ok()) << spec.name << ": " << r.error().describe();
+  }
+  // A Workflow whose run KFP does not know.
+  void seedUnknown(const KfpRunSpec& spec) {
     ASSERT_TRUE(kube_->seed(json::parse(makeKfpRunJson(spec))).ok()) << spec.name;
+  }
+
+  // KFP's persistence agent, resyncing every 2 s (KFP: 30 s) so races come quickly.
+  void startAgent() {
+    PersistenceAgentSim::Options o;
+    o.kubeApiUrl = kube_->baseUrl();
+    o.resyncPeriod = std::chrono::seconds(2);
+    agent_ = std::make_unique<PersistenceAgentSim>(
+        o, [this](const std::string& wf) { return kfp_->reportFromAgent(wf); });
+    ASSERT_TRUE(agent_->start().ok());
+  }
+  // Waits until the agent has looked at every Workflow `rounds` more times.
+  bool agentRounds(int rounds, std::size_t workflows) {
+    const std::size_t from = agent_->stats().saves;
+    return waitFor(
+        [&] {
+          return agent_->stats().saves >= from + static_cast<std::size_t>(rounds) * workflows;
+        },
+        30s);
+  }
+
+  // Workflow deletions the Kubernetes simulator received (only KFP deletes them).
+  int workflowDeletes() {
+    int n = 0;
+    for (const auto& m : kube_->mutationLog())
+      n += m.verb == "delete" && m.path.find("/workflows/") != std::string::npos;
+    return n;
+  }
+  bool labelled(const std::string& name) {
+    json wf = get(name);
+    return wf.is_object() && wf["metadata"]["labels"].contains("pipeline/persistedFinalState");
+  }
+  std::string kfpState(const std::string& runId) {
+    auto r = kfp_->run(runId);
+    return r ? r->state : "<no run>";
   }
 
   json get(const std::string& name) {
@@ -265,6 +326,7 @@ class E2eEnv : public ::testing::Test {
   std::unique_ptr<KubeApiSimulator> kube_;
   std::unique_ptr<KfpApiSimulator> kfp_;
   std::unique_ptr<KubeClient> client_;
+  std::unique_ptr<PersistenceAgentSim> agent_;
   std::vector<std::unique_ptr<ControllerProcess>> procs_;
 };
 

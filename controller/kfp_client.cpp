@@ -52,10 +52,10 @@ std::optional<int> grpcCode(const json& body) {
 // KFP's handlers answer gRPC NotFound (code 5) with a descriptive message
 // ("Failed to report workflow: ..." from ReportWorkflowResource, "Failed to
 // get a run: ..." from GetRun). A path nothing serves gives instead:
-// - under /apis/ on KFP with grpc-gateway v2 (2.16+): DefaultRoutingErrorHandler
+// - under /apis/ on KFP with grpc-gateway v2 (2.14.0+): DefaultRoutingErrorHandler
 //   (runtime/errors.go) answers status.Error(codes.NotFound,
 //   http.StatusText(404)), i.e. {"code":5,"message":"Not Found"};
-// - with grpc-gateway v1 (2.0–2.15), its ServeMux answers the plain text
+// - with grpc-gateway v1 (2.0–2.5.x), its ServeMux answers the plain text
 //   "Not Found" (runtime/mux.go, OtherErrorHandler);
 // - outside /apis/, KFP's gorilla router, an ingress or a proxy answer their
 //   own text or HTML page.

@@ -207,6 +207,19 @@ std::optional<std::string> HttpRequest::header(std::string_view name) const {
 struct HttpServer::Impl {
   HttpServer* owner = nullptr;
   std::atomic<bool> stopping{false};
+
+  // Tells the owner (or stderr) that a request thread caught a throw.
+  void reportException(const std::string& what) noexcept {
+    try {
+      if (owner->options_.onHandlerException) {
+        owner->options_.onHandlerException(what);
+      } else {
+        std::fprintf(stderr, "http server: request failed with an exception: %s\n", what.c_str());
+      }
+    } catch (...) {
+      // The barrier must not throw; nothing is left to report with.
+    }
+  }
   // Handlers running now; stop() lets them finish their last writes before
   // civetweb's stop flag makes every write fail.
   std::mutex activeMu;
@@ -472,10 +485,21 @@ int HttpServer::Impl::beginRequest(struct mg_connection* conn) {
     ++self->activeHandlers;
   }
   int result = 500;
+  // serve() catches what handlers throw; this catches the rest (e.g. out of
+  // memory while reading the request), which would otherwise end the process.
+  auto guardedServe = [&]() noexcept {
+    try {
+      result = serve(conn);
+    } catch (const std::exception& e) {
+      self->reportException(e.what());
+    } catch (...) {
+      self->reportException("non-standard exception");
+    }
+  };
   if (self->owner->options_.inlineHandlers) {
-    result = serve(conn);
+    guardedServe();
   } else {
-    std::thread worker([&] { result = serve(conn); });
+    std::thread worker(guardedServe);
     worker.join();
   }
   {
@@ -540,9 +564,16 @@ int HttpServer::Impl::serve(struct mg_connection* conn) {
   try {
     (*best)(req, writer);
   } catch (const std::exception& e) {
+    self->reportException(std::string(req.method + " " + req.path + ": ") + e.what());
     if (!writer.responded()) {
       writer.send(500, {{"Content-Type", "text/plain"}},
                   std::string("internal error: ") + e.what() + "\n");
+      return 500;
+    }
+  } catch (...) {
+    self->reportException(req.method + " " + req.path + ": non-standard exception");
+    if (!writer.responded()) {
+      writer.send(500, {{"Content-Type", "text/plain"}}, "internal error\n");
       return 500;
     }
   }

@@ -119,6 +119,10 @@ class HttpServer {
     // those stacks are small (Debian: 100 KiB), so only for shallow handlers
     // (no deep recursion, no large locals).
     bool inlineHandlers = false;
+    // The exception barrier of the request threads: a handler that throws
+    // gets 500 (if it had not answered) and this is called with what it threw
+    // (from the request thread; must not throw). Unset: one line on stderr.
+    std::function<void(std::string_view what)> onHandlerException;
   };
 
   explicit HttpServer(Options options);

@@ -186,9 +186,25 @@ void Controller::startInformer() {
   ro.idleTimeoutMargin = options_.idleTimeoutMargin;
   const CorrectionConfig correction = options_.correction;
   Clock* clock = &clock_;
-  auto transform = [correction, clock](const ObjectMeta&,
-                                       std::string_view raw) -> Result<WorkflowRecord> {
-    return projectWorkflow(raw, correction, clock->wallNow());
+  auto project = options_.project;
+  // Never an error and never a throw: either would skip the object silently
+  // (the informer logs an error on every relist) or, thrown through the list
+  // splitter, fail the whole list. A rejected record is stored instead.
+  auto transform = [correction, clock, project](const ObjectMeta& meta,
+                                                std::string_view raw) -> Result<WorkflowRecord> {
+    WorkflowRecord rec;
+    try {
+      rec = project(raw, correction, clock->wallNow());
+    } catch (const std::exception& e) {
+      rec = rejectedRecord(kRejectProjection, std::string("projection threw: ") + e.what());
+    } catch (...) {
+      rec = rejectedRecord(kRejectProjection, "projection threw a non-standard exception");
+    }
+    if (!rec.rejected.empty()) {
+      rec.uid = meta.uid;
+      rec.resourceVersion = meta.resourceVersion;
+    }
+    return rec;
   };
   Informer<WorkflowRecord>::Handlers handlers;
   // Runs waiting for KFP's persistence agent: counted from the records as
@@ -199,32 +215,93 @@ void Controller::startInformer() {
     if (delta != 0)
       metrics_->runsAwaitingPersistenceAgent(awaitingAgent_ += delta);
   };
-  handlers.onAdd = [this, countAwaiting](const std::string& key,
-                                         const Informer<WorkflowRecord>::Ptr& rec) {
-    metrics_->runSeen(*rec);
-    metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
-    countAwaiting(nullptr, rec.get());
-    if (rec->needsWork())
-      enqueue(key);
+  // A rejected record is logged and counted; a good one clears the key's mark.
+  auto screen = [this](const std::string& key, const WorkflowRecord& rec) {
+    if (!rec.rejected.empty()) {
+      noteRejected(key, rec.resourceVersion, rec.rejected, rec.rejectDetail);
+    } else {
+      std::lock_guard<std::mutex> g(rejectedMu_);
+      rejectedAt_.erase(key);
+    }
   };
-  handlers.onUpdate = [this, countAwaiting](const std::string& key,
-                                            const Informer<WorkflowRecord>::Ptr& old,
-                                            const Informer<WorkflowRecord>::Ptr& rec) {
-    countAwaiting(old.get(), rec.get());
-    if (rec->needsWork())
-      enqueue(key);
+  handlers.onAdd = [this, countAwaiting, screen](const std::string& key,
+                                                 const Informer<WorkflowRecord>::Ptr& rec) {
+    barrier("add", key, [&] {
+      screen(key, *rec);
+      // A run that could not be read has no verdict; one over a bound is
+      // counted as not evaluable.
+      if (rec->rejected.empty() || rec->rejected == kRejectTooLarge)
+        metrics_->runSeen(*rec);
+      metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
+      countAwaiting(nullptr, rec.get());
+      if (rec->needsWork())
+        enqueue(key);
+    });
+  };
+  handlers.onUpdate = [this, countAwaiting, screen](const std::string& key,
+                                                    const Informer<WorkflowRecord>::Ptr& old,
+                                                    const Informer<WorkflowRecord>::Ptr& rec) {
+    barrier("update", key, [&] {
+      screen(key, *rec);
+      countAwaiting(old.get(), rec.get());
+      if (rec->needsWork())
+        enqueue(key);
+    });
   };
   handlers.onDelete = [this, countAwaiting](const std::string& key,
                                             const Informer<WorkflowRecord>::Ptr& last, bool) {
-    metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
-    countAwaiting(last.get(), nullptr);
-    std::lock_guard<std::mutex> g(mu_);
-    if (queue_)
-      queue_->forget(key);
+    barrier("delete", key, [&] {
+      metrics_->trackedWorkflows(informer_ ? informer_->size() : 0);
+      countAwaiting(last.get(), nullptr);
+      {
+        std::lock_guard<std::mutex> g(rejectedMu_);
+        rejectedAt_.erase(key);
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      if (queue_)
+        queue_->forget(key);
+    });
   };
   informer_ = std::make_unique<Informer<WorkflowRecord>>(kube_, clock_, ro, transform, handlers,
                                                          observers_.get());
   informer_->start();
+}
+
+template <typename Fn>
+void Controller::barrier(std::string_view where, const std::string& key, Fn&& fn) noexcept {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    noteRejected(key, "", kRejectProjection, std::string(where) + " handler threw: " + e.what());
+  } catch (...) {
+    noteRejected(key, "", kRejectProjection,
+                 std::string(where) + " handler threw a non-standard exception");
+  }
+}
+
+void Controller::noteRejected(const std::string& key, const std::string& resourceVersion,
+                              std::string_view reason, const std::string& detail) {
+  try {
+    std::string mark = resourceVersion;
+    mark.append("/").append(reason);
+    {
+      std::lock_guard<std::mutex> g(rejectedMu_);
+      std::string& last = rejectedAt_[key];
+      // An unknown resourceVersion (a handler threw) is logged every time.
+      if (!resourceVersion.empty() && last == mark)
+        return;
+      last = std::move(mark);
+    }
+    ++rejectedTotal_;
+    metrics_->objectRejected(reason);
+    spdlog::warn(
+        "{}: skipped (reason {}, resourceVersion {}): {}; nothing is done for this run "
+        "until it changes",
+        key, reason, resourceVersion.empty() ? "unknown" : resourceVersion, detail);
+  } catch (...) {
+    // Out of memory while reporting: nothing more can be done, and the caller
+    // must go on with the other runs.
+  }
 }
 
 bool Controller::hasSynced() const {
@@ -289,7 +366,17 @@ void Controller::workerLoop() {
       continue;
     }
     metrics_->workers(++active_, options_.workers);
-    process(*key);
+    // The thread's exception barrier: one run's throw must neither end the
+    // process (std::terminate) nor this worker.
+    try {
+      process(*key);
+    } catch (const std::exception& e) {
+      queue->forget(*key);
+      noteRejected(*key, "", kRejectReconcile, std::string("worker threw: ") + e.what());
+    } catch (...) {
+      queue->forget(*key);
+      noteRejected(*key, "", kRejectReconcile, "worker threw a non-standard exception");
+    }
     metrics_->workers(--active_, options_.workers);
     queue->done(*key);
     metrics_->queueGauges(std::chrono::duration<double>(queue->unfinishedWork()).count(),
@@ -309,7 +396,21 @@ void Controller::process(const std::string& key) {
   const std::string ns = slash == std::string::npos ? "" : key.substr(0, slash);
   const std::string name = slash == std::string::npos ? key : key.substr(slash + 1);
   const auto start = std::chrono::steady_clock::now();
-  ReconcileOutcome out = reconciler_.reconcile(ns, name);
+  ReconcileOutcome out;
+  try {
+    out = reconciler_.reconcile(ns, name);
+  } catch (const std::exception& e) {
+    // Deterministic for this version of the object: retrying would spin.
+    queue.forget(key);
+    noteRejected(key, rec->resourceVersion, kRejectReconcile,
+                 std::string("reconcile threw: ") + e.what());
+    return;
+  } catch (...) {
+    queue.forget(key);
+    noteRejected(key, rec->resourceVersion, kRejectReconcile,
+                 "reconcile threw a non-standard exception");
+    return;
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->reconciled(out.kind, seconds);
@@ -332,8 +433,15 @@ void Controller::process(const std::string& key) {
       queue.addAfter(key, out.after);
       break;
     case ReconcileOutcome::Kind::kDrop:
-      spdlog::error("{}: {} failed permanently (waiting for the next change): {}", key, out.detail,
-                    out.error ? out.error->describe() : "");
+      // The object as stored cannot be read (the engine's errors are
+      // kInvalidInput; the API's never are) or the API refused a step for
+      // good (e.g. 422): skipped until the object changes.
+      noteRejected(key, rec->resourceVersion,
+                   out.error && out.error->code == ErrorCode::kInvalidInput ? kRejectParse
+                   : out.detail.rfind("patch", 0) == 0                      ? kRejectPatch
+                                                                            : kRejectReconcile,
+                   out.detail + " failed permanently: " +
+                       (out.error ? out.error->describe() : std::string()));
       queue.forget(key);
       break;
   }

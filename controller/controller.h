@@ -17,15 +17,25 @@
 // is parsed and evaluated once in the transform, and only a compact record is
 // stored. Workers GET the full object only when a step is due.
 //
+// Hostile objects (docs/controller.md, "Hostile input"): one Workflow never
+// stops the others. Projection never throws into the informer (a run it
+// cannot read is stored as a rejected record); every handler and worker runs
+// behind an exception barrier; a run that is rejected, whose reconcile throws
+// or whose patch is refused for good is skipped until its next change, logged
+// once per resourceVersion and counted in
+// exit_reconciler_objects_rejected_total{reason}.
+//
 // Thread-safety: the lifecycle methods are called from one thread; the rest
 // is internally synchronized.
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -97,6 +107,10 @@ class Controller {
     std::chrono::seconds minWatchTimeout{300};
     std::chrono::seconds maxWatchTimeout{600};
     std::chrono::milliseconds idleTimeoutMargin{std::chrono::seconds(60)};
+    // The informer's projection (tests replace it to prove the barrier).
+    std::function<WorkflowRecord(std::string_view raw, const CorrectionConfig& config,
+                                 Clock::WallTime now)>
+        project = projectWorkflow;
   };
 
   // Every reference must outlive the controller. `kfp` may be null (no direct
@@ -120,12 +134,20 @@ class Controller {
   // Records that still need a step (for logs and the sandbox).
   std::size_t pending() const;
   std::shared_ptr<const WorkflowRecord> record(const std::string& key) const;
+  // Runs skipped since start (each counted once per resourceVersion).
+  std::uint64_t rejectedCount() const { return rejectedTotal_.load(); }
 
  private:
   class Observers;
   void enqueue(const std::string& key);
   void workerLoop();
   void process(const std::string& key);
+  // Logs and counts a skipped run, once per (key, resourceVersion, reason).
+  void noteRejected(const std::string& key, const std::string& resourceVersion,
+                    std::string_view reason, const std::string& detail);
+  // Runs `fn` (a handler on the reflector thread); a throw is logged and counted.
+  template <typename Fn>
+  void barrier(std::string_view where, const std::string& key, Fn&& fn) noexcept;
 
   Options options_;
   KubeClient& kube_;
@@ -143,6 +165,12 @@ class Controller {
   std::atomic<int> active_{0};
   // Records with WorkflowRecord::awaitingPersistenceAgent() (a gauge).
   std::atomic<std::int64_t> awaitingAgent_{0};
+
+  // Last rejection logged per key: "<resourceVersion>/<reason>". Bounded by
+  // the informer's keys (erased on delete and on a good projection).
+  std::mutex rejectedMu_;
+  std::unordered_map<std::string, std::string> rejectedAt_;
+  std::atomic<std::uint64_t> rejectedTotal_{0};
 };
 
 }  // namespace exitrec

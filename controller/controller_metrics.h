@@ -24,6 +24,9 @@ class ControllerMetrics : public ReconcileObserver {
   // A completed run seen for the first time in this process.
   virtual void runSeen(const WorkflowRecord& /*record*/) {}
   virtual void trackedWorkflows(std::size_t /*count*/) {}
+  // A run skipped as hostile or broken (once per resourceVersion); reason is
+  // one of the kReject* labels of controller/workflow_record.h.
+  virtual void objectRejected(std::string_view /*reason*/) {}
   // Corrected runs waiting for KFP's persistence agent to re-report them.
   virtual void runsAwaitingPersistenceAgent(std::int64_t /*count*/) {}
   // Watch machinery: reason as in ReflectorObserver; type "ADDED" etc.

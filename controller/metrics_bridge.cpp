@@ -73,6 +73,8 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
     }
   }
 
+  void objectRejected(std::string_view reason) override { m_.objectRejected(reason); }
+
   void trackedWorkflows(std::size_t count) override {
     m_.setTrackedWorkflows(static_cast<std::int64_t>(count));
   }

@@ -46,6 +46,8 @@ std::string defaultIdentity() {
 int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleSignals,
                   const RunHooks& hooks) {
   Clock& clock = SystemClock::instance();
+  // Every Workflow read in this process (informer, workers, webhook) obeys it.
+  setMaxDecompressedNodeBytes(config.maxNodeStatusBytes);
   if (handleSignals) {
     gSignal = 0;
     std::signal(SIGTERM, onSignal);

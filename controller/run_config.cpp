@@ -1,6 +1,8 @@
 #include "controller/run_config.h"
 
+#include <cctype>
 #include <fstream>
+#include <optional>
 
 #include "controller/annotations.h"
 #include "controller/health_server.h"
@@ -35,6 +37,32 @@ cli::FlagSpec toggle(std::string name, std::string help, bool defaultValue) {
 
 Error invalid(const std::string& message) {
   return Error(ErrorCode::kInvalidInput, message);
+}
+
+// "8Mi", "512Ki", "1Gi", "8MiB" or a bare number of bytes.
+std::optional<std::size_t> parseBytes(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
+  if (digits == 0 || digits > 12)
+    return std::nullopt;
+  const std::size_t value = std::stoull(std::string(text.substr(0, digits)));
+  std::string_view unit = text.substr(digits);
+  if (unit.size() == 3 && unit.back() == 'B')
+    unit.remove_suffix(1);
+  int shift = 0;
+  if (unit == "Ki") {
+    shift = 10;
+  } else if (unit == "Mi") {
+    shift = 20;
+  } else if (unit == "Gi") {
+    shift = 30;
+  } else if (!unit.empty()) {
+    return std::nullopt;
+  }
+  if (value > (std::size_t{1} << 40) >> shift)
+    return std::nullopt;  // far past any bound; also keeps the shift from overflowing
+  return value << shift;
 }
 
 }  // namespace
@@ -113,6 +141,10 @@ cli::FlagParser runFlagParser() {
              "kfp-exit-reconciler"));
   p.add(flag("webhook-configuration-name", "NAME", "MutatingWebhookConfiguration to patch",
              "kfp-exit-reconciler"));
+  p.add(flag("max-node-status-bytes", "BYTES",
+             "largest decoded status.compressedNodes read (e.g. 8Mi); a run over it is not "
+             "evaluable and skipped. Keep 40Mi + (workers + 1) x 5 x this under the memory limit",
+             "8Mi"));
   p.add(toggle("pod-annotations",
                "watch pods of KFP runs and annotate Pending exit-task pods with the run's true "
                "status (the channel that needs no webhook; leader only)",
@@ -218,6 +250,16 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
       return invalid("--webhook-addr: " + parsed.error().message);
     if (c.webhookCertFile.empty())
       return invalid("--webhook-cert-file: required with --webhook-addr");
+  }
+  {
+    const std::string& text = a.get("max-node-status-bytes");
+    auto bytes = parseBytes(text);
+    if (!bytes || *bytes < (std::size_t{64} << 10) || *bytes > (std::size_t{4} << 30)) {
+      return invalid(
+          "--max-node-status-bytes: expected a size from 64Ki to 4Gi such as 8Mi, got \"" + text +
+          "\"");
+    }
+    c.maxNodeStatusBytes = *bytes;
   }
   c.logFormat = a.get("log-format");
   c.logLevel = a.get("log-level");

@@ -56,6 +56,11 @@ struct RunConfig {
   // Pod-annotation channel (webhook/pod_watch.h): the leader annotates Pending
   // exit-task pods.
   bool podAnnotations = false;
+  // Bound on a Workflow's decoded status.compressedNodes (tenant-writable: a
+  // few KiB of gzip can inflate to any size). A run over it is not evaluable
+  // and skipped. Sizing in docs/controller.md ("Hostile input").
+  std::size_t maxNodeStatusBytes = kDefaultMaxNodeStatusBytes;
+  static constexpr std::size_t kDefaultMaxNodeStatusBytes = std::size_t{8} << 20;  // 8 MiB
 
   // The informer's label selector.
   std::string labelSelector() const;

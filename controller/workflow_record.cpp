@@ -1,6 +1,7 @@
 #include "controller/workflow_record.h"
 
 #include <ctime>
+#include <optional>
 
 #include "controller/annotations.h"
 
@@ -45,14 +46,57 @@ WorkflowRecord makeRecord(const Workflow& wf, const Verdict& verdict, const Next
   return r;
 }
 
-Result<WorkflowRecord> projectWorkflow(std::string_view rawWorkflow, const CorrectionConfig& config,
-                                       Clock::WallTime now) {
-  Result<Workflow> wf = parseWorkflowJson(rawWorkflow);
-  if (!wf)
-    return wf.error();
-  const Verdict verdict = evaluate(*wf, EvaluateOptions{config.exitTaskFailure});
-  const NextStep next = decideNextStep(*wf, verdict, config, now);
-  return makeRecord(*wf, verdict, next);
+WorkflowRecord rejectedRecord(std::string_view reason, std::string detail) {
+  WorkflowRecord r;
+  r.rejected = reason;
+  r.rejectDetail = std::move(detail);
+  r.evaluable = false;
+  return r;
+}
+
+namespace {
+
+// Runs one stage; a throw becomes a rejected record naming the stage.
+template <typename Fn>
+std::optional<WorkflowRecord> guarded(std::string_view stage, Fn&& fn) {
+  try {
+    fn();
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return rejectedRecord(stage, std::string(stage) + " threw: " + e.what());
+  } catch (...) {
+    return rejectedRecord(stage, std::string(stage) + " threw a non-standard exception");
+  }
+}
+
+}  // namespace
+
+WorkflowRecord projectWorkflow(std::string_view rawWorkflow, const CorrectionConfig& config,
+                               Clock::WallTime now) {
+  std::optional<Result<Workflow>> wf;
+  if (auto r = guarded(kRejectParse, [&] { wf.emplace(parseWorkflowJson(rawWorkflow)); }))
+    return std::move(*r);
+  if (!*wf)
+    return rejectedRecord(kRejectParse, wf->error().message);
+  const Workflow& w = wf->value();
+  std::optional<Verdict> verdict;
+  if (auto r = guarded(kRejectProjection, [&] {
+        verdict.emplace(evaluate(w, EvaluateOptions{config.exitTaskFailure}));
+      }))
+    return std::move(*r);
+  std::optional<NextStep> next;
+  if (auto r =
+          guarded(kRejectDecide, [&] { next.emplace(decideNextStep(w, *verdict, config, now)); }))
+    return std::move(*r);
+  std::optional<WorkflowRecord> rec;
+  if (auto r = guarded(kRejectProjection, [&] { rec.emplace(makeRecord(w, *verdict, *next)); }))
+    return std::move(*r);
+  if (!w.nodeStatusOverLimit.empty()) {
+    // Evaluated as not evaluable (no nodes were read); skipped and counted.
+    rec->rejected = kRejectTooLarge;
+    rec->rejectDetail = verdict->notEvaluableReason;
+  }
+  return std::move(*rec);
 }
 
 }  // namespace exitrec

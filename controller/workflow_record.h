@@ -10,6 +10,12 @@
 // completed runs costs one parse per run, and memory per run is a few hundred
 // bytes whatever its node count.
 //
+// Hostile objects: every field of a Workflow is tenant-writable (Argo's CRD
+// has no status subresource), so projection never throws and never fails the
+// informer. A run that cannot be read, evaluated or decided is kept as a
+// rejected record (needsWork() false, `rejected` names the stage) so that it
+// is skipped, logged and counted, and a later good version replaces it.
+//
 // Pure; thread-safe.
 
 #include <cstdint>
@@ -42,6 +48,10 @@ struct WorkflowRecord {
   // Exit-handler correctness view: {bodyPhase, exitTaskPhase} per handler.
   std::vector<std::pair<Phase, Phase>> exitHandlers;
   std::int64_t finishedAtUnix = 0;  // 0 when unknown
+  // Why this run is skipped, as a bounded metric label (kReject* below), or
+  // empty; rejectDetail says what was wrong (for the log line).
+  std::string_view rejected;
+  std::string rejectDetail;
 
   // True when a worker has something to do for this run.
   bool needsWork() const { return nextStep != StepKind::kNone; }
@@ -49,9 +59,26 @@ struct WorkflowRecord {
   bool awaitingPersistenceAgent() const { return why == kAwaitingPersistenceAgent; }
 };
 
-// Parses, evaluates and decides. Errors: the engine's parse errors.
-Result<WorkflowRecord> projectWorkflow(std::string_view rawWorkflow, const CorrectionConfig& config,
-                                       Clock::WallTime now);
+// Values of WorkflowRecord::rejected (label `reason` of
+// exit_reconciler_objects_rejected_total).
+inline constexpr std::string_view kRejectParse = "parse";            // unreadable JSON or fields
+inline constexpr std::string_view kRejectTooLarge = "too-large";     // over a size bound
+inline constexpr std::string_view kRejectProjection = "projection";  // evaluation threw
+inline constexpr std::string_view kRejectDecide = "decide";          // the state machine threw
+// Worker side (controller.cpp): the reconcile threw, or a patch was refused.
+inline constexpr std::string_view kRejectReconcile = "reconcile";
+inline constexpr std::string_view kRejectPatch = "patch";
+
+// Parses, evaluates and decides. Never throws: a run that cannot be parsed
+// (kRejectParse), evaluated (kRejectProjection) or decided (kRejectDecide)
+// comes back rejected with identity fields as far as they were read; a run
+// whose node status is over the engine's bound (setMaxDecompressedNodeBytes)
+// is not evaluable and rejected kRejectTooLarge.
+WorkflowRecord projectWorkflow(std::string_view rawWorkflow, const CorrectionConfig& config,
+                               Clock::WallTime now);
+
+// A record for a run that could not be projected.
+WorkflowRecord rejectedRecord(std::string_view reason, std::string detail);
 
 // Builds the record from an already evaluated workflow.
 WorkflowRecord makeRecord(const Workflow& wf, const Verdict& verdict, const NextStep& next);

@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -88,12 +89,15 @@ std::size_t grow(std::string& out, std::size_t used, std::size_t maxOutput) {
   return out.size() - used;
 }
 
-Error tooLarge(std::size_t maxOutput) {
+std::atomic<std::size_t> gMaxNodeBytes{kMaxDecompressedNodes};
+
+Error tooLarge(std::size_t maxOutput, bool& overLimit) {
+  overLimit = true;
   return fail("decompressed node status exceeds the limit of " + std::to_string(maxOutput) +
               " bytes");
 }
 
-Result<std::string> gunzip(std::string_view data, std::size_t maxOutput) {
+Result<std::string> gunzip(std::string_view data, std::size_t maxOutput, bool& overLimit) {
   z_stream zs{};
   // 15 + 32: zlib or gzip header, detected automatically.
   if (inflateInit2(&zs, 15 + 32) != Z_OK)
@@ -108,7 +112,7 @@ Result<std::string> gunzip(std::string_view data, std::size_t maxOutput) {
   for (;;) {
     std::size_t room = grow(out, used, maxOutput);
     if (room == 0)
-      return tooLarge(maxOutput);
+      return tooLarge(maxOutput, overLimit);
     if (room > 0x40000000u)
       room = 0x40000000u;
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + used);
@@ -127,7 +131,7 @@ Result<std::string> gunzip(std::string_view data, std::size_t maxOutput) {
   return out;
 }
 
-Result<std::string> unzstd(std::string_view data, std::size_t maxOutput) {
+Result<std::string> unzstd(std::string_view data, std::size_t maxOutput, bool& overLimit) {
   std::unique_ptr<ZSTD_DStream, decltype(&ZSTD_freeDStream)> ds(ZSTD_createDStream(),
                                                                 ZSTD_freeDStream);
   if (!ds)
@@ -140,7 +144,7 @@ Result<std::string> unzstd(std::string_view data, std::size_t maxOutput) {
   while (in.pos < in.size || last != 0) {
     std::size_t room = grow(out, used, maxOutput);
     if (room == 0)
-      return tooLarge(maxOutput);
+      return tooLarge(maxOutput, overLimit);
     ZSTD_outBuffer ob{out.data() + used, room, 0};
     last = ZSTD_decompressStream(ds.get(), &ob, &in);
     if (ZSTD_isError(last))
@@ -154,7 +158,7 @@ Result<std::string> unzstd(std::string_view data, std::size_t maxOutput) {
   return out;
 }
 
-Result<std::string> unbrotli(std::string_view data, std::size_t maxOutput) {
+Result<std::string> unbrotli(std::string_view data, std::size_t maxOutput, bool& overLimit) {
   std::unique_ptr<BrotliDecoderState, decltype(&BrotliDecoderDestroyInstance)> st(
       BrotliDecoderCreateInstance(nullptr, nullptr, nullptr), BrotliDecoderDestroyInstance);
   if (!st)
@@ -166,7 +170,7 @@ Result<std::string> unbrotli(std::string_view data, std::size_t maxOutput) {
   for (;;) {
     std::size_t room = grow(out, used, maxOutput);
     if (room == 0)
-      return tooLarge(maxOutput);
+      return tooLarge(maxOutput, overLimit);
     std::size_t availOut = room;
     auto* nextOut = reinterpret_cast<std::uint8_t*>(out.data() + used);
     BrotliDecoderResult rc =
@@ -192,7 +196,22 @@ Result<std::string> unbrotli(std::string_view data, std::size_t maxOutput) {
 
 }  // namespace
 
+void setMaxDecompressedNodeBytes(std::size_t bytes) {
+  gMaxNodeBytes.store(bytes, std::memory_order_relaxed);
+}
+
+std::size_t maxDecompressedNodeBytes() {
+  return gMaxNodeBytes.load(std::memory_order_relaxed);
+}
+
 Result<std::string> decompressNodes(std::string_view base64Text, std::size_t maxOutput) {
+  bool overLimit = false;
+  return decompressNodes(base64Text, maxOutput, overLimit);
+}
+
+Result<std::string> decompressNodes(std::string_view base64Text, std::size_t maxOutput,
+                                    bool& overLimit) {
+  overLimit = false;
   auto raw = decodeBase64(base64Text);
   if (!raw)
     return raw;
@@ -210,10 +229,10 @@ Result<std::string> decompressNodes(std::string_view base64Text, std::size_t max
     return true;
   };
   if (magic({0x28, 0xb5, 0x2f, 0xfd}))
-    return unzstd(bytes, maxOutput);
+    return unzstd(bytes, maxOutput, overLimit);
   if (magic({0x1f, 0x8b}))
-    return gunzip(bytes, maxOutput);
-  return unbrotli(bytes, maxOutput);
+    return gunzip(bytes, maxOutput, overLimit);
+  return unbrotli(bytes, maxOutput, overLimit);
 }
 
 }  // namespace exitrec

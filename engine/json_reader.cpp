@@ -1409,7 +1409,14 @@ bool decodeStatus(Decoder& d, od::value& v, const Path& path, Workflow& wf, Stat
 // Parses the decompressed nodes map with a parser of its own (the outer one
 // is mid-document).
 void decodeCompressedNodes(Decoder& outer, const std::string& compressed, Workflow& wf) {
-  auto text = decompressNodes(compressed);
+  bool overLimit = false;
+  auto text = decompressNodes(compressed, maxDecompressedNodeBytes(), overLimit);
+  if (!text && overLimit) {
+    // Not an error in the object: too big to read here (evaluate() says so).
+    wf.nodeStatusOverLimit = text.error().message;
+    wf.nodesWereCompressed = true;
+    return;
+  }
   if (!text) {
     outer.recordError(text.error());
     return;

@@ -529,6 +529,13 @@ Verdict Evaluator::run() {
     v.cause = "node-status-offloaded";
     return v;
   }
+  if (wf_.nodes.empty() && !wf_.nodeStatusOverLimit.empty()) {
+    v.evaluable = false;
+    v.notEvaluableReason = wf_.nodeStatusOverLimit;
+    v.truePhase = v.reportedPhase;
+    v.cause = "node-status-too-large";
+    return v;
+  }
 
   findExitHandlers(v, spec, v.generation);
   markRetries();

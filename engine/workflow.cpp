@@ -197,7 +197,8 @@ Workflow::Workflow(const Workflow& other)
       startedAt(other.startedAt),
       finishedAt(other.finishedAt),
       offloadNodeStatusVersion(other.offloadNodeStatusVersion),
-      nodesWereCompressed(other.nodesWereCompressed) {
+      nodesWereCompressed(other.nodesWereCompressed),
+      nodeStatusOverLimit(other.nodeStatusOverLimit) {
   nodes.reserve(other.nodes.size());
   for (const auto& n : other.nodes)
     addNode(n);

@@ -207,6 +207,10 @@ struct Workflow {
   std::string finishedAt;
   std::string offloadNodeStatusVersion;  // non-empty = offloaded
   bool nodesWereCompressed = false;
+  // Non-empty when status.compressedNodes decoded past the reader's bound
+  // (maxDecompressedNodeBytes()): says so; `nodes` is then left empty and
+  // evaluate() reports the run not evaluable ("node-status-too-large").
+  std::string nodeStatusOverLimit;
   std::vector<Node> nodes;
 
   Workflow() = default;
@@ -300,6 +304,15 @@ Status readWorkflows(std::shared_ptr<const void> owner, std::string_view text,
 inline constexpr std::size_t kMaxDecompressedNodes = std::size_t{256} << 20;  // 256 MiB
 Result<std::string> decompressNodes(std::string_view base64Text,
                                     std::size_t maxOutput = kMaxDecompressedNodes);
+// Same; `overLimit` is set to whether a failure was the bound (not bad data).
+Result<std::string> decompressNodes(std::string_view base64Text, std::size_t maxOutput,
+                                    bool& overLimit);
+
+// The bound the readers (parseWorkflowJson, readWorkflows) apply to decoded
+// status.compressedNodes. Process-wide, set once at start-up from the
+// controller's --max-node-status-bytes; default kMaxDecompressedNodes.
+void setMaxDecompressedNodeBytes(std::size_t bytes);
+std::size_t maxDecompressedNodeBytes();
 
 // Argo's node ID: "<wf>-<fnv1a32(name)>", or the workflow name itself.
 std::string argoNodeId(std::string_view workflowName, std::string_view nodeName);

@@ -6,7 +6,9 @@
 // - only completed runs are mis-reported;
 // - the verdict JSON is one valid JSON object with exactly the audit keys;
 // - the fast nodes-map scan and the validating decoder read the same nodes
-//   and reject the same workflows with the same message.
+//   and reject the same workflows with the same message;
+// - a workflow whose compressed node status decodes past the bound (1 MiB
+//   here, so that bombs are cheap to explore) is not evaluable.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -29,8 +31,12 @@ void check(bool ok, const char* what, const exitrec::Verdict& v) {
   std::abort();
 }
 
-void checkVerdict(const exitrec::Verdict& v) {
+void checkVerdict(const exitrec::Workflow& wf, const exitrec::Verdict& v) {
   using exitrec::Phase;
+  if (!wf.nodeStatusOverLimit.empty()) {
+    check(wf.nodes.empty() && !v.evaluable && v.cause == "node-status-too-large",
+          "node status over the bound is not evaluable", v);
+  }
   if (v.evaluable && exitrec::isFailedOrError(v.reportedPhase)) {
     check(v.truePhase == v.reportedPhase, "a failed run keeps its reported phase", v);
   }
@@ -67,6 +73,11 @@ std::string readDigest(std::string_view text, bool fastScan) {
 
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  exitrec::setMaxDecompressedNodeBytes(std::size_t{1} << 20);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   // The last byte picks the exit-task policy so both paths are explored.
@@ -78,7 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       text, [&](exitrec::Result<exitrec::Workflow> workflow, std::string_view /*origin*/) {
         if (!workflow.ok())
           return;
-        checkVerdict(exitrec::evaluate(*workflow, options));
+        checkVerdict(*workflow, exitrec::evaluate(*workflow, options));
       });
   (void)status;  // rejecting the input as a whole is a valid outcome
   if (readDigest(text, true) != readDigest(text, false)) {
@@ -86,7 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::abort();
   }
   // The compressed-nodes decoder on its own (base64 + gzip/zstd/brotli).
-  auto nodes = exitrec::decompressNodes(text);
+  auto nodes = exitrec::decompressNodes(text, exitrec::maxDecompressedNodeBytes());
   (void)nodes;
   return 0;
 }

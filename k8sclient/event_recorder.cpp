@@ -1,6 +1,9 @@
 #include "k8sclient/event_recorder.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "k8sclient/leader_election.h"
@@ -16,7 +19,48 @@ constexpr std::size_t kMaxMessage = 1024;
 std::string typeName(EventType t) {
   return t == EventType::kWarning ? "Warning" : "Normal";
 }
+
+// At most `max` bytes of `text`, never ending inside a UTF-8 sequence (a cut
+// sequence makes the JSON encoder throw).
+std::string utf8Prefix(const std::string& text, std::size_t max) {
+  if (text.size() <= max)
+    return text;
+  std::size_t end = max;
+  // Back up over continuation bytes (10xxxxxx) to the start of the sequence.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+    --end;
+  return text.substr(0, end);
+}
+
+std::uint32_t fnv1a(std::string_view s) {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
 }  // namespace
+
+// client-go names an Event "<object name>.<unix nanos in hex>"
+// (tools/record/event.go, recorderImpl.makeEvent; tools/events does the same)
+// and never shortens it; a Workflow name of up to 253 characters then gives an
+// Event name past the 253 a name may have. A name that does not fit keeps a
+// prefix, ended by an alphanumeric (DNS subdomain rule), plus the FNV-1a hash
+// of the whole name, so two long names with the same prefix stay apart.
+std::string eventName(std::string_view objectName, std::string_view suffix) {
+  constexpr std::size_t kMaxName = 253;
+  if (objectName.size() + suffix.size() <= kMaxName)
+    return std::string(objectName).append(suffix);
+  char hash[16];
+  std::snprintf(hash, sizeof(hash), "-%08x", static_cast<unsigned>(fnv1a(objectName)));
+  std::size_t keep = kMaxName - suffix.size() - std::strlen(hash);
+  std::string_view prefix = objectName.substr(0, std::min(keep, objectName.size()));
+  while (!prefix.empty() && !std::isalnum(static_cast<unsigned char>(prefix.back())))
+    prefix.remove_suffix(1);
+  return std::string(prefix).append(hash).append(suffix);
+}
 
 EventRecorder::EventRecorder(KubeClient& client, Clock& clock, std::string component,
                              std::string instance, std::size_t cacheSize)
@@ -28,7 +72,7 @@ EventRecorder::EventRecorder(KubeClient& client, Clock& clock, std::string compo
 
 Status EventRecorder::record(const ObjectReference& obj, EventType type, const std::string& reason,
                              const std::string& rawMessage) {
-  const std::string message = rawMessage.substr(0, kMaxMessage);
+  const std::string message = utf8Prefix(rawMessage, kMaxMessage);
   std::string key = obj.apiVersion;
   for (const std::string* part :
        {&obj.kind, &obj.namespaceName, &obj.name, &obj.uid, &reason, &message}) {
@@ -68,7 +112,7 @@ Status EventRecorder::createEvent(const std::string& key, const ObjectReference&
   char suffix[32];
   std::snprintf(suffix, sizeof(suffix), ".%llx", static_cast<unsigned long long>(nanos));
   const std::string ns = obj.namespaceName.empty() ? "default" : obj.namespaceName;
-  const std::string name = obj.name + suffix;
+  const std::string name = eventName(obj.name, suffix);
   const std::string ts = formatRfc3339(wall);
   json involved = {{"apiVersion", obj.apiVersion}, {"kind", obj.kind}, {"name", obj.name}};
   if (!obj.namespaceName.empty())

@@ -30,6 +30,10 @@ struct ObjectReference {
 
 enum class EventType { kNormal, kWarning };
 
+// The Event name for an object: "<objectName><suffix>" (suffix ".<hex nanos>"),
+// shortened with a hash of objectName to fit 253 characters. Exposed for tests.
+std::string eventName(std::string_view objectName, std::string_view suffix);
+
 class EventRecorder {
  public:
   // `client` and `clock` must outlive the recorder. `component` is the

@@ -286,6 +286,8 @@ struct Metrics::Impl {
   Family<Counter>* watchEvents;
   Family<Gauge>* watchActivity;
   Family<Gauge>* trackedWorkflows;
+  Family<Counter>* objectsRejected;
+  std::array<prometheus::Counter*, kRejectReasonLabels.size() + 1> objectsRejectedC{};  // + other
   Family<Gauge>* awaitingAgent;
   Family<Counter>* wqAdds;
   Family<Gauge>* wqDepth;
@@ -387,6 +389,13 @@ struct Metrics::Impl {
                "(0 = not watched).");
     trackedWorkflows = &build(BuildGauge(), "exit_reconciler_tracked_workflows",
                               "Workflows held as compact records in memory.");
+    objectsRejected =
+        &build(BuildCounter(), "exit_reconciler_objects_rejected_total",
+               "Runs skipped because they could not be read, evaluated, decided or written, "
+               "once per resourceVersion, by reason.");
+    for (std::size_t i = 0; i < kRejectReasonLabels.size(); ++i)
+      objectsRejectedC[i] = &objectsRejected->Add({{"reason", str(kRejectReasonLabels[i])}});
+    objectsRejectedC.back() = &objectsRejected->Add({{"reason", str(kOtherLabel)}});
     awaitingAgent =
         &build(BuildGauge(), "exit_reconciler_runs_awaiting_persistence_agent",
                "Corrected runs whose re-report by KFP's persistence agent has not been seen yet "
@@ -633,6 +642,11 @@ void Metrics::watchEvent(WatchedResource resource, WatchEventLabel type) {
 void Metrics::watchActive(WatchedResource resource) {
   auto now = impl_->clock->wallNow().time_since_epoch();
   impl_->watchActivityG[idx(resource)]->Set(std::chrono::duration<double>(now).count());
+}
+
+void Metrics::objectRejected(std::string_view reason) {
+  auto it = std::find(kRejectReasonLabels.begin(), kRejectReasonLabels.end(), reason);
+  impl_->objectsRejectedC[static_cast<std::size_t>(it - kRejectReasonLabels.begin())]->Increment();
 }
 
 void Metrics::setTrackedWorkflows(std::int64_t count) {

@@ -149,6 +149,9 @@ inline constexpr std::array<std::string_view, 7> kApiVerbLabels = {
 inline constexpr std::array<std::string_view, 6> kApiResourceLabels = {
     "workflows", "pods", "events", "leases", "secrets", "mutatingwebhookconfigurations"};
 inline constexpr std::string_view kOtherLabel = "other";
+// Why a run was skipped as hostile or broken (controller/workflow_record.h).
+inline constexpr std::array<std::string_view, 6> kRejectReasonLabels = {
+    "parse", "too-large", "projection", "decide", "reconcile", "patch"};
 
 // The Kubernetes API calls the controller makes in normal operation (the RBAC
 // seed in manifests/rbac-calls.txt). Their request counters (with the
@@ -294,6 +297,10 @@ class Metrics {
   // Sets the activity timestamp without an event: a list succeeded, or the
   // server closed a quiet watch normally (see k8sclient/reflector.h).
   void watchActive(WatchedResource resource);
+  // exit_reconciler_objects_rejected_total{reason}: a run skipped because it
+  // could not be read, evaluated, decided or written (once per
+  // resourceVersion); reason from kRejectReasonLabels, else "other".
+  void objectRejected(std::string_view reason);
   // exit_reconciler_tracked_workflows: compact records held in memory.
   void setTrackedWorkflows(std::int64_t count);
   // exit_reconciler_runs_awaiting_persistence_agent: corrected runs whose

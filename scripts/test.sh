@@ -41,7 +41,7 @@ fi
 fuzz_result="not run"
 if [ -x "$ROOT/scripts/fuzz.sh" ]; then
   echo "== fuzz"
-  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" "$ROOT/scripts/fuzz.sh"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-150}" "$ROOT/scripts/fuzz.sh"  # four targets share it
   fuzz_result="clean"
   stage_done fuzz
 fi

@@ -186,6 +186,7 @@ struct AdmissionWebhook::Job {
   std::condition_variable cv;
   bool done = false;
   ExitTaskDecision decision;
+  std::string failure;  // non-empty: the decision threw (the worker's barrier)
 };
 
 AdmissionWebhook::AdmissionWebhook(AdmissionWebhookOptions options, RunStateProvider& provider,
@@ -230,6 +231,9 @@ Status AdmissionWebhook::start() {
   // Shallow handlers (the pod decision runs on the webhook's own workers):
   // no thread start per review.
   so.inlineHandlers = true;
+  so.onHandlerException = [](std::string_view what) {
+    spdlog::error("webhook: HTTP handler failed with an exception: {}", what);
+  };
   server_ = std::make_unique<HttpServer>(so);
   server_->handle(options_.path, [this](const HttpRequest& req, HttpResponseWriter& w) {
     if (req.method != "POST") {
@@ -315,10 +319,22 @@ void AdmissionWebhook::workerLoop() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    ExitTaskDecision d = resolver_.decide(job->pod, job->ns);
+    // The pool thread's exception barrier: a pod or Workflow that makes the
+    // decision throw is admitted unchanged (counted `error`), and this
+    // thread goes on with the next pod.
+    ExitTaskDecision d;
+    std::string failure;
+    try {
+      d = resolver_.decide(job->pod, job->ns);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "non-standard exception";
+    }
     {
       std::lock_guard<std::mutex> g(job->mu);
       job->decision = std::move(d);
+      job->failure = std::move(failure);
       job->done = true;
     }
     job->cv.notify_all();
@@ -327,6 +343,24 @@ void AdmissionWebhook::workerLoop() {
 
 AdmissionReply AdmissionWebhook::review(std::string_view body) {
   const auto started = clock_.now();
+  // The request thread's barrier: a review that throws is answered 500 (the
+  // API server applies the webhook's failurePolicy) and counted `error`.
+  try {
+    return reviewUnguarded(body, started);
+  } catch (const std::exception& e) {
+    spdlog::error("webhook: review failed with an exception: {}", e.what());
+  } catch (...) {
+    spdlog::error("webhook: review failed with a non-standard exception");
+  }
+  AdmissionReply reply;
+  reply.httpStatus = 500;
+  reply.body = "internal error while reviewing the pod\n";
+  reply.result = InjectionResult::kError;
+  record(reply.result, false, started);
+  return reply;
+}
+
+AdmissionReply AdmissionWebhook::reviewUnguarded(std::string_view body, Clock::SteadyTime started) {
   AdmissionReply reply;
   // Most pods are out of scope: decide those from a few fields, no DOM copy.
   if (auto fast = fastOutOfScopeResponse(body, &notExitTask_)) {
@@ -386,6 +420,11 @@ AdmissionReply AdmissionWebhook::review(std::string_view body) {
     return allowUnchanged(InjectionResult::kDeadlineExceeded, true);
   }
   // The worker no longer touches the job once done is set.
+  if (!job->failure.empty()) {
+    spdlog::error("webhook: deciding pod {}/{} threw ({}); allowed unchanged", id.namespace_,
+                  id.name, job->failure);
+    return allowUnchanged(InjectionResult::kError, true);
+  }
   ExitTaskDecision& d = job->decision;
   using O = ExitTaskDecision::Outcome;
   switch (d.outcome) {

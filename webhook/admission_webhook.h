@@ -127,6 +127,7 @@ class AdmissionWebhook {
  private:
   struct Job;
   void workerLoop();
+  AdmissionReply reviewUnguarded(std::string_view body, Clock::SteadyTime started);
   void record(InjectionResult r, bool inScope, Clock::SteadyTime started);
 
   AdmissionWebhookOptions options_;

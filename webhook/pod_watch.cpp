@@ -84,7 +84,21 @@ void PodWatch::Impl::process(const std::string& key) {
 
 void PodWatch::Impl::workerLoop() {
   while (auto key = queue.get()) {
-    process(*key);
+    // The worker's exception barrier: a pod whose handling throws is dropped
+    // until its next change (retrying the same object would throw again);
+    // the other pods go on.
+    try {
+      process(*key);
+    } catch (const std::exception& e) {
+      ++failed;
+      queue.forget(*key);
+      spdlog::error("pod annotations: pod {}: handling threw ({}); skipped until it changes", *key,
+                    e.what());
+    } catch (...) {
+      ++failed;
+      queue.forget(*key);
+      spdlog::error("pod annotations: pod {}: handling threw; skipped until it changes", *key);
+    }
     queue.done(*key);
   }
 }
@@ -110,10 +124,15 @@ void PodWatch::start() {
   ro.idleTimeoutMargin = impl_->options.idleTimeoutMargin;
   Informer<PodBit>::Transform transform = [](const ObjectMeta&,
                                              std::string_view raw) -> Result<PodBit> {
-    auto pod = nlohmann::json::parse(raw, nullptr, false);
-    if (pod.is_discarded())
-      return Error(ErrorCode::kInvalidInput, "pod is not valid JSON");
-    return PodBit{PodAnnotationChannel::wants(pod)};
+    // Never throws into the reflector (a throw would fail the whole list).
+    try {
+      auto pod = nlohmann::json::parse(raw, nullptr, false);
+      if (pod.is_discarded())
+        return Error(ErrorCode::kInvalidInput, "pod is not valid JSON");
+      return PodBit{PodAnnotationChannel::wants(pod)};
+    } catch (const std::exception& e) {
+      return Error(ErrorCode::kInvalidInput, std::string("pod projection threw: ") + e.what());
+    }
   };
   Impl* impl = impl_.get();
   Informer<PodBit>::Handlers handlers;

@@ -84,7 +84,16 @@ Result<std::shared_ptr<const Workflow>> WorkflowReads::freshLocked(
       const auto startedAt = clock_.now();
       lk.unlock();
       const auto t0 = std::chrono::steady_clock::now();
-      Result<std::shared_ptr<const Workflow>> r = fetch_(e->ns, e->name);
+      // A throwing fetch must not leave the entry in flight forever (every
+      // later reader would wait on it) nor end the refresher thread.
+      Result<std::shared_ptr<const Workflow>> r =
+          Error(ErrorCode::kTransient, "workflow read failed with an exception");
+      try {
+        r = fetch_(e->ns, e->name);
+      } catch (const std::exception& ex) {
+        r = Error(ErrorCode::kTransient, std::string("workflow read threw: ") + ex.what());
+      } catch (...) {
+      }
       const auto spent = std::chrono::steady_clock::now() - t0;
       lk.lock();
       stats_.fetchTime += std::chrono::duration_cast<std::chrono::nanoseconds>(spent);

@@ -203,6 +203,53 @@ TEST(CompressedNodesErrors, BadPayloadInsideAWorkflowNamesTheField) {
   EXPECT_FALSE(parseWorkflowJson(b.json()).ok());
 }
 
+TEST(CompressedNodesErrors, OnlyTheBoundSetsOverLimit) {
+  std::string zeros(2 << 20, '\0');
+  bool overLimit = false;
+  EXPECT_FALSE(decompressNodes(base64(gzipCompress(zeros)), 1 << 20, overLimit).ok());
+  EXPECT_TRUE(overLimit);
+  EXPECT_FALSE(decompressNodes(base64("not compressed"), 1 << 20, overLimit).ok());
+  EXPECT_FALSE(overLimit);
+  EXPECT_TRUE(decompressNodes(base64(gzipCompress(zeros)), 4 << 20, overLimit).ok());
+  EXPECT_FALSE(overLimit);
+}
+
+// The readers obey the process-wide bound (--max-node-status-bytes): a run
+// over it is read without nodes and is not evaluable, with the reason; it is
+// never guessed healthy or mis-reported.
+TEST(CompressedNodesBound, ARunOverTheBoundIsNotEvaluable) {
+  const std::size_t previous = maxDecompressedNodeBytes();
+  WfBuilder b = failedBodyRun();
+  Json nodes = b.doc()["status"]["nodes"];
+  nodes.begin().value()["unreadField"] = std::string(3 << 20, 'a');  // unknown: ignored
+  Json doc = b.doc();
+  doc["status"]["nodes"] = Json::object();
+  doc["status"]["compressedNodes"] = base64(gzipCompress(nodes.dump()));
+  ASSERT_LT(doc.dump().size(), 64u << 10);
+
+  setMaxDecompressedNodeBytes(1 << 20);
+  auto wf = parseWorkflowJson(doc.dump());
+  setMaxDecompressedNodeBytes(previous);
+  ASSERT_TRUE(wf.ok()) << wf.error().message;
+  EXPECT_TRUE(wf->nodes.empty());
+  EXPECT_TRUE(wf->nodesWereCompressed);
+  EXPECT_NE(wf->nodeStatusOverLimit.find("exceeds the limit of 1048576 bytes"), std::string::npos)
+      << wf->nodeStatusOverLimit;
+  EXPECT_EQ(Workflow(*wf).nodeStatusOverLimit, wf->nodeStatusOverLimit);  // copies keep it
+  Verdict v = evaluate(*wf);
+  EXPECT_FALSE(v.evaluable);
+  EXPECT_FALSE(v.misreported);
+  EXPECT_EQ(v.cause, "node-status-too-large");
+  EXPECT_EQ(v.truePhase, v.reportedPhase);
+  EXPECT_EQ(v.notEvaluableReason, wf->nodeStatusOverLimit);
+
+  // Under a larger bound the same document is read and evaluated.
+  auto read = parseWorkflowJson(doc.dump());
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_TRUE(read->nodeStatusOverLimit.empty());
+  EXPECT_TRUE(evaluate(*read).evaluable);
+}
+
 TEST(Offloaded, IsNotEvaluableAndNeverGuessed) {
   WfBuilder b("wf");
   b.phase("Succeeded");

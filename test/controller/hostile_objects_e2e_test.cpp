@@ -60,15 +60,14 @@ class HostileObjects : public E2eEnv {
     return json::parse(makeKfpRunJson(s));
   }
   void seed(const json& wf) { ASSERT_TRUE(kube_->seed(wf).ok()) << wf["metadata"]["name"]; }
-  // A good run as KFP knows it: the persistence agent reported it while it
-  // ran (the controller never reports a run KFP does not have).
+  // A good run as KFP knows it: created through KFP's CreateRun (the CR,
+  // then the run row); the controller never reports a run KFP does not have.
   void seedKnownToKfp(const json& wf) {
-    seed(wf);
-    ASSERT_EQ(
-        kfp_->handle("POST", "/apis/v1beta1/workflows", "Bearer kfp-token", json(wf.dump()).dump())
-            .status,
-        200)
-        << wf["metadata"]["name"];
+    KfpApiSimulator::CreateRunRequest req;
+    req.runId = wf["metadata"]["labels"]["pipeline/runid"];
+    req.workflow = wf;
+    auto r = kfp_->createRun(req);
+    ASSERT_TRUE(r.ok()) << wf["metadata"]["name"] << ": " << r.error().describe();
   }
 
   // exit_reconciler_objects_rejected_total{reason}, -1 when unreadable.

@@ -557,10 +557,12 @@ struct KubeApiSimulator::Impl {
   // ---- request handling ----
 
   void handle(const HttpRequest& req, HttpResponseWriter& w);
+  // `client`: the name from a /_client/<name>/ path prefix, "" without one.
+  void handleRouted(const HttpRequest& req, HttpResponseWriter& w, const std::string& client);
   void handleControl(const HttpRequest& req, HttpResponseWriter& w);
   void handleResource(const HttpRequest& req, HttpResponseWriter& w, const ResourceType& t,
                       const std::string& ns, const std::string& name, const std::string& sub,
-                      bool clusterPath);
+                      bool clusterPath, const std::string& client);
   // Serves one request whose RBAC verb is known. Sets `injected` when a
   // failNext() rule answered it.
   void serveVerb(const HttpRequest& req, HttpResponseWriter& w, const ResourceType& t,
@@ -836,6 +838,29 @@ bool isMutatingVerb(const std::string& verb) {
 }  // namespace
 
 void KubeApiSimulator::Impl::handle(const HttpRequest& req, HttpResponseWriter& w) {
+  // A server URL ending in /_client/<name> (e.g. one kubeconfig per process)
+  // names the client in the request log; the rest of the path is served as
+  // usual. Real API servers behind a path-routing proxy see the same shape.
+  constexpr std::string_view kClientPrefix = "/_client/";
+  if (req.path.rfind(kClientPrefix, 0) == 0) {
+    const std::size_t slash = req.path.find('/', kClientPrefix.size());
+    const std::string client = req.path.substr(
+        kClientPrefix.size(),
+        slash == std::string::npos ? std::string::npos : slash - kClientPrefix.size());
+    if (client.empty()) {
+      sendError(w, pathNotFound());
+      return;
+    }
+    HttpRequest routed = req;
+    routed.path = slash == std::string::npos ? "/" : req.path.substr(slash);
+    handleRouted(routed, w, client);
+    return;
+  }
+  handleRouted(req, w, "");
+}
+
+void KubeApiSimulator::Impl::handleRouted(const HttpRequest& req, HttpResponseWriter& w,
+                                          const std::string& client) {
   if (opts.logRequests) {
     std::cerr << "kube-apisim: " << req.method << " " << req.path
               << (req.rawQuery.empty() ? "" : "?" + req.rawQuery) << "\n";
@@ -1008,13 +1033,13 @@ void KubeApiSimulator::Impl::handle(const HttpRequest& req, HttpResponseWriter& 
     return;
   }
   bool clusterPath = t->namespaced && ns.empty();
-  handleResource(req, w, *t, ns, name, sub, clusterPath);
+  handleResource(req, w, *t, ns, name, sub, clusterPath, client);
 }
 
 void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponseWriter& w,
                                             const ResourceType& t, const std::string& ns,
                                             const std::string& name, const std::string& sub,
-                                            bool clusterPath) {
+                                            bool clusterPath, const std::string& client) {
   if (!sub.empty()) {
     // No subresources are simulated (workflows have none, like the real CRD).
     sendError(w, pathNotFound());
@@ -1067,6 +1092,7 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
     rec.body = req.body;
     rec.query = req.rawQuery;
     rec.userAgent = req.header("User-Agent").value_or("");
+    rec.client = client;
     rec.at = std::chrono::system_clock::now();
     rec.doneAt = rec.at;
     std::lock_guard<std::mutex> lock(mu);
@@ -2143,6 +2169,7 @@ void KubeApiSimulator::Impl::handleControl(const HttpRequest& req, HttpResponseW
                   {"body", m.body.substr(0, maxBody)},
                   {"seq", m.seq},
                   {"userAgent", m.userAgent},
+                  {"client", m.client},
                   {"atMs", millis(m.at)},
                   {"doneAtMs", millis(m.doneAt)},
                   {"status", m.status},

@@ -46,10 +46,11 @@ struct SimRequestRecord {
   std::string path;         // URL path without the query
   std::string contentType;  // request Content-Type
   std::string body;
-  std::string query;                         // raw query string (e.g. "fieldManager=x&dryRun=All")
-  std::uint64_t seq = 0;                     // arrival order, from 1, over all mutating requests
-  std::string userAgent;                     // request User-Agent ("" when absent)
-  std::chrono::system_clock::time_point at;  // arrival
+  std::string query;      // raw query string (e.g. "fieldManager=x&dryRun=All")
+  std::uint64_t seq = 0;  // arrival order, from 1, over all mutating requests
+  std::string userAgent;  // request User-Agent ("" when absent)
+  std::string client;     // <name> of a /_client/<name>/ path prefix ("" without one)
+  std::chrono::system_clock::time_point at;      // arrival
   std::chrono::system_clock::time_point doneAt;  // answered (== at until then)
   int status = 0;                                // HTTP status answered; 0 while in flight
   bool injected = false;                         // answered by a failNext() rule, never served

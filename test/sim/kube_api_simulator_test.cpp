@@ -597,10 +597,13 @@ TEST_F(SimTest, RequestLogRecordsSeqAgentStatusAndInjectedFailures) {
                  {{"User-Agent", "replica-a"}})
                 .status,
             409);
-  EXPECT_EQ(call("PATCH", std::string(kWfPath) + "/r1", patch, "application/merge-patch+json",
-                 {{"User-Agent", "replica-b"}})
+  EXPECT_EQ(call("PATCH", "/_client/b" + std::string(kWfPath) + "/r1", patch,
+                 "application/merge-patch+json", {{"User-Agent", "replica-b"}})
                 .status,
             200);
+  EXPECT_EQ(callJson("GET", "/_client/b" + std::string(kWfPath) + "/r1")["metadata"]["labels"]["k"],
+            "v");
+  EXPECT_EQ(call("GET", "/_client/").status, 404);
   EXPECT_EQ(call("PATCH", std::string(kWfPath) + "/missing", patch, "application/merge-patch+json",
                  {{"User-Agent", "replica-b"}})
                 .status,
@@ -622,6 +625,9 @@ TEST_F(SimTest, RequestLogRecordsSeqAgentStatusAndInjectedFailures) {
   EXPECT_EQ(all[1]["userAgent"], "replica-b");
   EXPECT_EQ(all[1]["status"], 200);
   EXPECT_EQ(all[1]["injected"], false);
+  EXPECT_EQ(all[1]["client"], "b");
+  EXPECT_EQ(all[1]["path"], std::string(kWfPath) + "/r1");
+  EXPECT_EQ(all[0]["client"], "");
   EXPECT_EQ(all[2]["status"], 404);
 
   // Without injected=1 (and in mutationLog()) only served requests appear.

@@ -2152,8 +2152,8 @@ void KubeApiSimulator::Impl::handleControl(const HttpRequest& req, HttpResponseW
     }
     if (auto v = req.queryParam("injected"))
       withInjected = parseGoBool(*v).value_or(false);
-    auto millis = [](std::chrono::system_clock::time_point tp) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+    auto micros = [](std::chrono::system_clock::time_point tp) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()).count();
     };
     json arr = json::array();
     std::lock_guard<std::mutex> lock(mu);
@@ -2170,8 +2170,8 @@ void KubeApiSimulator::Impl::handleControl(const HttpRequest& req, HttpResponseW
                   {"seq", m.seq},
                   {"userAgent", m.userAgent},
                   {"client", m.client},
-                  {"atMs", millis(m.at)},
-                  {"doneAtMs", millis(m.doneAt)},
+                  {"atUs", micros(m.at)},
+                  {"doneAtUs", micros(m.doneAt)},
                   {"status", m.status},
                   {"injected", m.injected}};
       if (m.body.size() > maxBody)

@@ -618,9 +618,9 @@ TEST_F(SimTest, RequestLogRecordsSeqAgentStatusAndInjectedFailures) {
   EXPECT_EQ(all[0]["body"], patch.substr(0, 5));
   EXPECT_EQ(all[0]["bodySize"], patch.size());
   EXPECT_GE(
-      all[0]["atMs"].get<long long>(),
-      std::chrono::duration_cast<std::chrono::milliseconds>(before.time_since_epoch()).count() - 1);
-  EXPECT_GE(all[0]["doneAtMs"].get<long long>(), all[0]["atMs"].get<long long>());
+      all[0]["atUs"].get<long long>(),
+      std::chrono::duration_cast<std::chrono::microseconds>(before.time_since_epoch()).count() - 1);
+  EXPECT_GE(all[0]["doneAtUs"].get<long long>(), all[0]["atUs"].get<long long>());
   EXPECT_EQ(all[1]["seq"], 3);
   EXPECT_EQ(all[1]["userAgent"], "replica-b");
   EXPECT_EQ(all[1]["status"], 200);

@@ -58,6 +58,12 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPLICAS = ("replica-a", "replica-b")
+# Each start of a replica is a new incarnation with its own leader-election identity and
+# client name "<replica>.<n>" (a restarted pod gets a fresh hostname_<random> identity too).
+
+
+def is_replica(client: str) -> bool:
+    return client.split(".")[0] in REPLICAS
 LEASE_NS = "kubeflow"
 LEASE_NAME = "kfp-exit-reconciler"
 RUN_NAMESPACES = ("team-a", "team-b", "team-c")
@@ -132,7 +138,7 @@ class Http:
             return status, None
 
     def retry(self, method: str, path: str, body=None, ctype: str = "application/json",
-              ok=(200, 201), deadline_s: float = 60.0):
+              ok=(200, 201), deadline_s: float = 60.0, retry_conflict: bool = True):
         """Retries 0/409/429/5xx (injected faults hit the driver too) until ok or the deadline."""
         end = time.monotonic() + deadline_s
         delay = 0.05
@@ -140,7 +146,8 @@ class Http:
             status, payload, headers = self.call(method, path, body, ctype)
             if status in ok:
                 return status, payload
-            if status not in (0, 409, 429, 500, 502, 503, 504) or time.monotonic() > end:
+            retryable = (0, 429, 500, 502, 503, 504) + ((409,) if retry_conflict else ())
+            if status not in retryable or time.monotonic() > end:
                 return status, payload
             wait = delay
             if headers.get("retry-after", "").isdigit():
@@ -211,12 +218,13 @@ def rss_kib(pid: int) -> int:
 
 
 class Replica:
-    def __init__(self, name: str, argv: list[str], procs: Procs, workdir: str):
+    def __init__(self, name: str, argv, procs: Procs, workdir: str):
         self.name = name
-        self.argv = argv
+        self.argv = argv  # incarnation name -> argv
         self.procs = procs
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.proc: subprocess.Popen | None = None
+        self.identity = ""
         self.starts = 0
         self.our_kills: set[int] = set()
         self.exits: list[dict] = []
@@ -226,9 +234,10 @@ class Replica:
 
     def start(self) -> None:
         with self.lock:
+            self.identity = f"{self.name}.{self.starts + 1}"
             with open(self.log_path, "a") as f:
-                f.write(f"===== soak: start #{self.starts + 1} at {rfc3339()}\n")
-            self.proc = self.procs.spawn(self.argv, self.log_path)
+                f.write(f"===== soak: start of {self.identity} at {rfc3339()}\n")
+            self.proc = self.procs.spawn(self.argv(self.identity), self.log_path)
             self.starts += 1
             self.restart_at = None
 
@@ -264,7 +273,8 @@ class Replica:
                     kind = "exited-0"
                 else:
                     kind = "crash"
-                self.exits.append({"pid": p.pid, "code": code, "kind": kind, "atUs": now_us()})
+                self.exits.append({"pid": p.pid, "identity": self.identity, "code": code,
+                                   "kind": kind, "atUs": now_us()})
                 if kind == "crash":
                     log(f"{self.name}: pid {p.pid} died with {code} (not our kill)")
                 self.restart_at = time.monotonic() + rng.uniform(0.5, 2.0)
@@ -529,35 +539,8 @@ class Soak:
                               "report")
 
         for name in REPLICAS:
-            kubeconfig = os.path.join(w, f"{name}.kubeconfig")
-            with open(kubeconfig, "w") as f:
-                f.write(f"""apiVersion: v1
-kind: Config
-clusters:
-- name: sim
-  cluster:
-    server: http://127.0.0.1:{self.kube_port}/_client/{name}
-users:
-- name: soak
-  user:
-    token: unused
-contexts:
-- name: sim
-  context: {{cluster: sim, user: soak, namespace: {LEASE_NS}}}
-current-context: sim
-""")
-            kfp_url = f"http://127.0.0.1:{self.kfp_port}"
-            if self.kfp.client_prefix:
-                kfp_url += f"/_client/{name}"
-            argv = [ctl_bin, "run", "--kubeconfig", kubeconfig, "--leader-elect",
-                    "--leader-election-identity", name, "--leader-election-namespace", LEASE_NS,
-                    "--leader-election-lease-duration", f"{self.args.lease_duration}s",
-                    "--leader-election-renew-deadline", f"{self.args.renew_deadline}s",
-                    "--leader-election-retry-period", f"{self.args.retry_period}s",
-                    "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-                    "--kfp-api-url", kfp_url, "--kfp-token-file", token_file,
-                    "--max-retry-delay", "5s", "--shutdown-timeout", "2s", "--workers", "2"]
-            self.replicas[name] = Replica(name, argv, self.procs, w)
+            self.replicas[name] = Replica(name, lambda ident: self.replica_argv(ctl_bin, ident, token_file),
+                                          self.procs, w)
         for r in self.replicas.values():
             r.start()
         end = time.monotonic() + 30
@@ -569,6 +552,37 @@ current-context: sim
             f"(faithful={self.kfp.faithful}, agent={self.kfp.agent_emulated}, "
             f"version={self.args.kfp_version}), leader {self.lease_holder()}")
 
+    def replica_argv(self, ctl_bin: str, ident: str, token_file: str) -> list[str]:
+        """argv of one incarnation: its own kubeconfig (server URL .../_client/<ident>)."""
+        kubeconfig = os.path.join(self.workdir, f"{ident}.kubeconfig")
+        with open(kubeconfig, "w") as f:
+            f.write(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: sim
+  cluster:
+    server: http://127.0.0.1:{self.kube_port}/_client/{ident}
+users:
+- name: soak
+  user:
+    token: unused
+contexts:
+- name: sim
+  context: {{cluster: sim, user: soak, namespace: {LEASE_NS}}}
+current-context: sim
+""")
+        kfp_url = f"http://127.0.0.1:{self.kfp_port}"
+        if self.kfp.client_prefix:
+            kfp_url += f"/_client/{ident}"
+        return [ctl_bin, "run", "--kubeconfig", kubeconfig, "--leader-elect",
+                "--leader-election-identity", ident, "--leader-election-namespace", LEASE_NS,
+                "--leader-election-lease-duration", f"{self.args.lease_duration}s",
+                "--leader-election-renew-deadline", f"{self.args.renew_deadline}s",
+                "--leader-election-retry-period", f"{self.args.retry_period}s",
+                "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+                "--kfp-api-url", kfp_url, "--kfp-token-file", token_file,
+                "--max-retry-delay", "5s", "--shutdown-timeout", "2s", "--workers", "2"]
+
     def lease_holder(self) -> str:
         st, body = self.kube.json(
             "GET", f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{LEASE_NAME}", timeout=5)
@@ -577,8 +591,11 @@ current-context: sim
         return (body.get("spec") or {}).get("holderIdentity") or ""
 
     def leader(self) -> Replica | None:
-        r = self.replicas.get(self.lease_holder())
-        return r if r is not None and r.alive() else None
+        holder = self.lease_holder()
+        for r in self.replicas.values():
+            if r.identity == holder and r.alive():
+                return r
+        return None
 
     # ----- driver
 
@@ -671,32 +688,49 @@ current-context: sim
         with self.runs_lock:
             self.runs[run["runId"]] = run
 
-    def complete(self, run: dict) -> None:
+    def final_object(self, current: dict, run: dict) -> dict:
+        """The completed Workflow as Argo writes it, plus what a hostile tenant adds."""
+        wf = json.loads(json.dumps(current))
         status = json.loads(json.dumps(run["wf"].get("status", {})))
+        status["startedAt"] = (current.get("status") or {}).get("startedAt", rfc3339())
         status["finishedAt"] = rfc3339()
-        status.pop("startedAt", None)
-        patch = {"metadata": {"labels": {LBL_COMPLETED: "true", LBL_PHASE: run["finalPhase"]}},
-                 "status": status}
-        extra = self.hostile_patch(run)
-        for key, value in extra.items():
+        wf["status"] = status
+        labels = wf["metadata"].setdefault("labels", {})
+        labels[LBL_COMPLETED] = "true"
+        labels[LBL_PHASE] = run["finalPhase"]
+        for key, value in self.hostile_patch(run).items():
+            target = wf["metadata"] if key == "metadata" else wf.setdefault(key, {})
             for k2, v2 in value.items():
-                if isinstance(v2, dict) and isinstance(patch.get(key, {}).get(k2), dict):
-                    patch[key][k2].update(v2)
+                if isinstance(v2, dict):
+                    target.setdefault(k2, {}).update(v2)
+                elif v2 is None:
+                    target.pop(k2, None)
                 else:
-                    patch.setdefault(key, {})[k2] = v2
-        st, payload = self.kube.retry(
-            "PATCH", f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows/{run['name']}",
-            patch, ctype="application/merge-patch+json", ok=(200,))
-        if st != 200:
-            log(f"complete {run['name']}: {st} {payload[:200]!r}")
-            return
-        run["completed"] = True
-        run["completedAtUs"] = now_us()
-        if not self.kfp.agent_emulated:
-            try:
-                self.kfp.driver_report(json.loads(payload))
-            except ValueError:
-                pass
+                    target[k2] = v2
+        return wf
+
+    def complete(self, run: dict) -> None:
+        """GET + PUT, as Argo's workflow controller updates a Workflow (409: read again)."""
+        path = f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows/{run['name']}"
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            st, current = self.kube.json("GET", path)
+            if st != 200 or not isinstance(current, dict):
+                time.sleep(0.2)
+                continue
+            wf = self.final_object(current, run)
+            if not self.kfp.agent_emulated and not run.get("reported"):
+                # The stand-in agent reports first, so that it never overwrites a correction.
+                self.kfp.driver_report(wf)
+                run["reported"] = True
+            st, _ = self.kube.retry("PUT", path, wf, ok=(200,), deadline_s=10, retry_conflict=False)
+            if st == 200:
+                run["completed"] = True
+                run["completedAtUs"] = now_us()
+                return
+            if st != 409:
+                time.sleep(0.2)
+        log(f"complete {run['name']}: gave up")
 
     def driver(self) -> None:
         n = 0
@@ -731,11 +765,12 @@ current-context: sim
         if r is None:
             self.faults["kill: no live leader"] += 1
             return
+        ident = r.identity
         t = r.kill9()
         if t is not None:
-            self.kills.append({"replica": r.name, "atUs": t, "why": why})
+            self.kills.append({"replica": ident, "atUs": t, "why": why})
             self.faults["kill -9 leader (random)"] += 1
-            log(f"kill -9 {r.name} ({why})")
+            log(f"kill -9 {ident} ({why})")
 
     def patch_kill(self, held: str) -> None:
         """Arms a kill -9 of the leader at its next correction PATCH, before its KFP report:
@@ -760,7 +795,7 @@ current-context: sim
                     new = self.kube_log.records[seen:]
                     seen = len(self.kube_log.records)
                 for rec in new:
-                    if rec.get("client") != r.name or rec.get("verb") != "patch":
+                    if rec.get("client") != r.identity or rec.get("verb") != "patch":
                         continue
                     if parse_path(rec["path"])[0] != "workflows":
                         continue
@@ -771,14 +806,15 @@ current-context: sim
                         continue  # only a PATCH still held in the simulator
                     if held == "kfp" and not 200 <= rec.get("status", 0) < 300:
                         continue
+                    ident = r.identity
                     t = r.kill9()
                     if t is None:
                         return
                     _, ns, name = parse_path(rec["path"])
-                    self.kills.append({"replica": r.name, "atUs": t, "why": f"patch-{held}",
+                    self.kills.append({"replica": ident, "atUs": t, "why": f"patch-{held}",
                                        "ns": ns, "name": name, "patchSeq": rec["seq"]})
                     self.faults[f"kill -9 leader after its correction PATCH ({held} held)"] += 1
-                    log(f"kill -9 {r.name} right after its correction PATCH of {ns}/{name} "
+                    log(f"kill -9 {ident} right after its correction PATCH of {ns}/{name} "
                         f"(seq {rec['seq']}, {held} held)")
                     return
                 time.sleep(0.02)
@@ -854,7 +890,7 @@ current-context: sim
     def controller_writes_since(self, seq: int) -> int:
         with self.kube_log.lock:
             return sum(1 for r in self.kube_log.records
-                       if r["seq"] > seq and r.get("client") in REPLICAS and "/leases" not in r["path"])
+                       if r["seq"] > seq and is_replica(r.get("client", "")) and "/leases" not in r["path"])
 
     def settle(self) -> float:
         """Waits until every mis-reported run is verified and the replicas are quiet."""
@@ -989,7 +1025,7 @@ class Checker:
             if r["verb"] in ("delete", "deletecollection") and resource == "workflows":
                 self.bad(f"I4: {r['verb']} {r['path']} by {r.get('client') or r.get('userAgent')} "
                          f"(seq {r['seq']}, status {r['status']})")
-            if r.get("client") not in REPLICAS:
+            if not is_replica(r.get("client", "")):
                 continue
             if resource in ("workflows", "events", "pods"):
                 ctl_writes.append((r["atUs"], r["client"], f"{r['verb']} {r['path']} (seq {r['seq']})"))
@@ -999,7 +1035,7 @@ class Checker:
         ctl_reports = collections.defaultdict(list)
         for rep in reports:
             c = report_client(rep)
-            if c in REPLICAS:
+            if is_replica(c):
                 ctl_reports[rep.get("runId", "")].append(rep)
                 at = report_at_us(rep)
                 if at is not None:

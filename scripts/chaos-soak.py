@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import ctypes
 import heapq
 import http.client
 import json
@@ -159,23 +160,36 @@ class Http:
 # --------------------------------------------------------------------------- processes
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the soak dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class Procs:
     """Every child we start, by pid; stopped (TERM, then KILL) on any exit of the soak."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.children: dict[int, subprocess.Popen] = {}
+        self.closed = False
 
-    def spawn(self, argv: list[str], log_path: str, env=None) -> subprocess.Popen:
-        with open(log_path, "ab") as out:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True, env=env)
+    def spawn(self, argv: list[str], log_path: str) -> subprocess.Popen:
         with self.lock:
+            if self.closed:
+                raise SetupError("stopping: no new processes")
+            with open(log_path, "ab") as out:
+                p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
             self.children[p.pid] = p
         return p
 
     def stop_all(self) -> None:
         with self.lock:
+            self.closed = True
             procs = [p for p in self.children.values() if p.poll() is None]
         for p in procs:
             try:
@@ -876,9 +890,14 @@ current-context: sim
                 log(f"fault injection error: {e!r}")
 
     def supervise(self) -> None:
+        # This thread starts the restarted replicas: it must outlive them (PR_SET_PDEATHSIG).
         while not self.stop_all.is_set():
             for r in self.replicas.values():
-                r.check(self.rng, restart=True)
+                try:
+                    r.check(self.rng, restart=True)
+                except Exception as e:  # noqa: BLE001 - keep supervising whatever happens
+                    if not self.stop_all.is_set():
+                        log(f"supervisor: {r.name}: {e!r}")
             self.stop_all.wait(0.1)
 
     def poll_log(self) -> None:
@@ -1147,6 +1166,9 @@ class Checker:
             if "name" not in k:
                 continue
             run = by_name.get((k["ns"], k["name"]))
+            if not attributed:
+                patch_kills["report unattributed"] += 1
+                continue
             before = [x for x in ctl_reports.get(run["runId"], []) if report_client(x) == k["replica"]
                       and (report_at_us(x) or 0) < k["atUs"]] if run else []
             patch_kills["report already sent" if before else "no report sent yet"] += 1

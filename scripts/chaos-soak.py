@@ -102,10 +102,11 @@ class SetupError(Exception):
 class Http:
     """Plain HTTP/1.1 to 127.0.0.1:port, one connection per call (simple and fault-proof)."""
 
-    def __init__(self, port: int, token: str = "", ua: str = "chaos-soak"):
+    def __init__(self, port: int, token: str = "", ua: str = "chaos-soak", prefix: str = ""):
         self.port = port
         self.token = token
         self.ua = ua
+        self.prefix = prefix  # e.g. /_client/argo: names this client in the simulator's log
 
     def call(self, method: str, path: str, body=None, ctype: str = "application/json",
              timeout: float = 30.0) -> tuple[int, bytes, dict]:
@@ -121,7 +122,7 @@ class Http:
             headers["Authorization"] = "Bearer " + self.token
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request(method, path, body=data, headers=headers)
+            conn.request(method, self.prefix + path, body=data, headers=headers)
             resp = conn.getresponse()
             payload = resp.read()
             return resp.status, payload, {k.lower(): v for k, v in resp.getheaders()}
@@ -363,6 +364,7 @@ class Kfp:
         self.http: Http | None = None
         self.client_prefix = False  # /_client/<name>/ prefixes are honoured
         self.create_run_path = ""
+        self.outage_endpoint = False
 
     def argv(self, binary: str, ready: str, token_file: str, kube_url: str, version: str) -> list[str]:
         argv = [binary, "--addr", "127.0.0.1", "--port", "0", "--ready-file", ready,
@@ -376,30 +378,51 @@ class Kfp:
         return argv
 
     def probe(self) -> None:
+        """What this build serves (probes that change nothing)."""
         st, _, _ = self.http.call("GET", "/_client/soak-probe/apis/v1beta1/healthz")
         self.client_prefix = st == 200
-        for path in ("/_kfp/runs", "/_kfp/create-run"):
-            st, _, _ = self.http.call("POST", path, {})
-            if st not in (0, 404):
-                self.create_run_path = path
-                break
+        st, _, _ = self.http.call("POST", "/_kfp/runs", {})  # no run id: 400 when served
+        self.create_run_path = "/_kfp/runs" if st not in (0, 404) else ""
+        st, _, _ = self.http.call("POST", "/_kfp/outage", {"on": False})
+        self.outage_endpoint = st == 200
 
     @property
     def agent_emulated(self) -> bool:
         return self.faithful and bool(self.agent_flag)
 
-    def create_run(self, run_id: str, ns: str, display: str) -> bool:
+    @property
+    def creates_workflows(self) -> bool:
+        """KFP's CreateRun creates the Workflow CR (through kube-apisim), as the real server."""
+        return self.faithful and bool(self.create_run_path)
+
+    def create_run(self, run_id: str, ns: str, display: str, wf: dict) -> tuple[bool, dict | None]:
+        """KFP's CreateRun; with a cluster it creates `wf` too. Returns (ok, created Workflow)."""
         if not self.create_run_path:
-            return True
-        st, _ = self.http.retry("POST", self.create_run_path,
-                                {"run_id": run_id, "runId": run_id, "namespace": ns,
-                                 "display_name": display})
-        return st in (200, 201)
+            return True, None
+        req = {"run_id": run_id, "namespace": ns, "display_name": display}
+        if self.creates_workflows:
+            req["workflow"] = wf
+        end = time.monotonic() + 60
+        while True:
+            st, body = self.http.json("POST", self.create_run_path, req)
+            if st == 200:
+                return True, wf
+            # A failed Kubernetes create writes no row: the same request may be sent again.
+            if time.monotonic() > end or st in (401, 404):
+                log(f"createRun {run_id}: {st} {str(body)[:300]}")
+                return False, None
+            time.sleep(0.3)
 
     def driver_report(self, wf: dict) -> None:
         """Stand-in for the persistence agent with a simulator that has none."""
         self.http.retry("POST", "/apis/v1beta1/workflows", json.dumps(json.dumps(wf)), ok=(200,),
                         deadline_s=20)
+
+    def outage(self, on: bool, status: int) -> None:
+        if self.outage_endpoint:
+            self.http.call("POST", "/_kfp/outage", {"on": on})
+        else:
+            self.fail(100000 if on else 0, status)
 
     def fail(self, count: int, status: int) -> None:
         self.http.call("POST", "/_kfp/fail", {"count": count, "status": status})
@@ -453,8 +476,8 @@ class KubeLog:
     def _append(self, body: list) -> None:
         with self.lock:
             for r in body:
-                if not r.get("client"):
-                    r["body"] = r["body"] if "/leases" in r["path"] else ""
+                if not is_replica(r.get("client", "")):  # only the replicas' bodies are read
+                    r["body"] = ""
                 self.records.append(r)
             if body:
                 self.since = body[-1]["seq"]
@@ -518,6 +541,8 @@ class Soak:
                              log_path)
         self.kube_port = wait_ready_file(ready, p, "kube-apisim", log_path)["port"]
         self.kube = Http(self.kube_port, ua="chaos-soak-driver")
+        # The driver's Workflow writes stand for Argo's workflow controller.
+        self.argo = Http(self.kube_port, ua="chaos-soak-driver", prefix="/_client/argo-controller")
         self.kube_log = KubeLog(self.kube)
         for ns in (LEASE_NS,) + RUN_NAMESPACES:
             st, _ = self.kube.retry("POST", "/api/v1/namespaces",
@@ -686,15 +711,17 @@ current-context: sim
         return wf
 
     def create(self, run: dict) -> None:
-        if not self.kfp.create_run(run["runId"], run["ns"], f"soak run {run['n']}"):
+        wf = self.running_object(run)
+        ok, _ = self.kfp.create_run(run["runId"], run["ns"], f"soak run {run['n']}", wf)
+        if not ok:
             log(f"createRun {run['runId']} failed; the run is left out")
             return
-        wf = self.running_object(run)
-        st, payload = self.kube.retry("POST", f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows",
-                                      wf, ok=(201,))
-        if st != 201:
-            log(f"create {run['name']}: {st} {payload[:200]!r}; the run is left out")
-            return
+        if not self.kfp.creates_workflows:
+            st, payload = self.argo.retry(
+                "POST", f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows", wf, ok=(201,))
+            if st != 201:
+                log(f"create {run['name']}: {st} {payload[:200]!r}; the run is left out")
+                return
         run["created"] = True
         run["uid"] = wf["metadata"]["uid"]
         if not self.kfp.agent_emulated:
@@ -728,7 +755,7 @@ current-context: sim
         path = f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows/{run['name']}"
         end = time.monotonic() + 60
         while time.monotonic() < end:
-            st, current = self.kube.json("GET", path)
+            st, current = self.argo.json("GET", path)
             if st != 200 or not isinstance(current, dict):
                 time.sleep(0.2)
                 continue
@@ -737,7 +764,7 @@ current-context: sim
                 # The stand-in agent reports first, so that it never overwrites a correction.
                 self.kfp.driver_report(wf)
                 run["reported"] = True
-            st, _ = self.kube.retry("PUT", path, wf, ok=(200,), deadline_s=10, retry_conflict=False)
+            st, _ = self.argo.retry("PUT", path, wf, ok=(200,), deadline_s=10, retry_conflict=False)
             if st == 200:
                 run["completed"] = True
                 run["completedAtUs"] = now_us()
@@ -777,7 +804,7 @@ current-context: sim
     def kill_leader(self, why: str) -> None:
         r = self.leader()
         if r is None:
-            self.faults["kill: no live leader"] += 1
+            self.faults["kill skipped (no live leader)"] += 1
             return
         ident = r.identity
         t = r.kill9()
@@ -792,7 +819,7 @@ current-context: sim
         kube-apisim (it lands after the kill)."""
         r = self.leader()
         if r is None:
-            self.faults["kill: no live leader"] += 1
+            self.faults["kill skipped (no live leader)"] += 1
             return
         if held == "kfp":
             self.kfp.delay(4000)
@@ -864,9 +891,9 @@ current-context: sim
             self.kube_fail({"verb": "*", "resource": "*", "count": self.rng.randint(5, 25),
                             "status": self.rng.choice([500, 502, 503, 504])})
         elif kind == "KFP outage (503)":
-            self.kfp.fail(100000, self.rng.choice([503, 500, 502]))
+            self.kfp.outage(True, self.rng.choice([503, 500, 502]))
             self.stop_faults.wait(self.rng.uniform(3, 12))
-            self.kfp.fail(0, 503)
+            self.kfp.outage(False, 503)
         elif kind == "KFP stall (slow)":
             self.kfp.delay(self.rng.randint(2000, 8000))
             self.stop_faults.wait(self.rng.uniform(3, 10))
@@ -914,6 +941,7 @@ current-context: sim
     def settle(self) -> float:
         """Waits until every mis-reported run is verified and the replicas are quiet."""
         self.kfp.delay(0)
+        self.kfp.outage(False, 503)
         self.kfp.fail(0, 503)
         start = time.monotonic()
         deadline = start + self.args.settle

@@ -221,11 +221,12 @@ def wait_ready_file(path: str, proc: subprocess.Popen, what: str, log_path: str)
     raise SetupError(f"{what} did not become ready in 30 s; see {log_path}")
 
 
-def rss_kib(pid: int) -> int:
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM: the most resident memory the process has had since it started."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -276,7 +277,7 @@ class Replica:
             if p is None:
                 return
             if p.poll() is None:
-                self.max_rss_kib = max(self.max_rss_kib, rss_kib(p.pid))
+                self.max_rss_kib = max(self.max_rss_kib, peak_rss_kib(p.pid))
                 return
             if self.restart_at is None:
                 code = p.returncode
@@ -298,6 +299,22 @@ class Replica:
 
 
 # --------------------------------------------------------------------------- samples
+
+
+def deployment_memory_limit_mib() -> int:
+    """resources.limits.memory of the controller in manifests/base/deployment.yaml (Mi)."""
+    try:
+        with open(os.path.join(ROOT, "manifests", "base", "deployment.yaml")) as f:
+            text = f.read()
+        limits = text[text.index("limits:"):]
+        value = limits[limits.index("memory:") + len("memory:"):].split()[0]
+        if value.endswith("Mi"):
+            return int(value[:-2])
+        if value.endswith("Gi"):
+            return int(value[:-2]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def load_samples() -> dict:
@@ -1188,6 +1205,11 @@ class Checker:
                     self.bad(f"{r.name}: pid {e['pid']} died with status {e['code']} "
                              f"(see {r.log_path})")
 
+        limit = s.args.memory_limit_mib
+        if limit and max_rss > limit * 1024:
+            self.bad(f"memory: a replica reached {max_rss / 1024:.0f} MiB resident, over the "
+                     f"Deployment's limit of {limit} MiB (it would be OOM-killed)")
+
         # Kills between the correction PATCH and the KFP report.
         patch_kills = collections.Counter()
         for k in s.kills:
@@ -1210,6 +1232,7 @@ class Checker:
             "replica_exits": dict(exits),
             "replica_starts": {r.name: r.starts for r in s.replicas.values()},
             "max_replica_rss_mib": round(max_rss / 1024, 1),
+            "memory_limit_mib": s.args.memory_limit_mib,
             "kube_writes_by_replicas": len([w for w in ctl_writes if not w[2].startswith("KFP")]),
             "kfp_reports_by_replicas": sum(len(v) for v in ctl_reports.values()),
             "kfp_reports_total": len(reports),
@@ -1231,7 +1254,8 @@ class Checker:
         print("faults: " + ", ".join(f"{k} {v}" for k, v in summary["faults"].items()))
         print(f"kills: {summary['kills']} (after a correction PATCH: {summary['kills_after_patch']}); "
               f"failovers: {summary['failovers']}; replica exits: {summary['replica_exits']}; "
-              f"starts: {summary['replica_starts']}; max replica RSS {summary['max_replica_rss_mib']} MiB")
+              f"starts: {summary['replica_starts']}; max replica RSS {summary['max_replica_rss_mib']} MiB "
+              f"(limit {summary['memory_limit_mib']} MiB)")
         print(f"replica writes: kube {summary['kube_writes_by_replicas']}, KFP reports "
               f"{summary['kfp_reports_by_replicas']} (all reports {summary['kfp_reports_total']})")
         for note in summary["notes"]:
@@ -1264,6 +1288,8 @@ def main() -> int:
     ap.add_argument("--settle", type=int, default=180, help="most seconds to wait for corrections")
     ap.add_argument("--quiet", type=int, default=10, help="seconds without replica writes to end")
     ap.add_argument("--bomb-mib", type=int, default=1024, help="gzip bomb inflated size (MiB)")
+    ap.add_argument("--memory-limit-mib", type=int, default=deployment_memory_limit_mib(),
+                    help="peak RSS allowed per replica (default: the Deployment's memory limit)")
     args = ap.parse_args()
     if args.duration < 1 or args.duration > 24 * 3600:
         ap.error("--duration must be within 1..86400 s")

@@ -301,6 +301,16 @@ class Replica:
 # --------------------------------------------------------------------------- samples
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def deployment_memory_limit_mib() -> int:
     """resources.limits.memory of the controller in manifests/base/deployment.yaml (Mi)."""
     try:
@@ -992,6 +1002,14 @@ current-context: sim
             time.sleep(0.5)
         return time.monotonic() - start
 
+    def measure_idle_cpu(self, seconds: float = 5.0) -> dict:
+        """CPU use of each live replica once everything is done: a spinning replica shows."""
+        hz = os.sysconf("SC_CLK_TCK")
+        before = {r.name: (r.proc.pid, cpu_ticks(r.proc.pid)) for r in self.replicas.values() if r.alive()}
+        time.sleep(seconds)
+        return {name: round(100.0 * (cpu_ticks(pid) - t) / hz / seconds, 1)
+                for name, (pid, t) in before.items() if cpu_ticks(pid)}
+
     # ----- run
 
     def run(self) -> int:
@@ -1021,7 +1039,8 @@ current-context: sim
         self.stop_driver.set()
         driver.join(timeout=60)
         waited = self.settle()
-        log(f"settled in {waited:.0f} s; checking invariants")
+        self.idle_cpu = self.measure_idle_cpu()
+        log(f"settled in {waited:.0f} s; idle CPU {self.idle_cpu}; checking invariants")
         result = Checker(self).check()
         self.stop_all.set()
         return result
@@ -1205,6 +1224,9 @@ class Checker:
                     self.bad(f"{r.name}: pid {e['pid']} died with status {e['code']} "
                              f"(see {r.log_path})")
 
+        for name, pct in getattr(s, "idle_cpu", {}).items():
+            if pct > 50:
+                self.bad(f"spin: {name} used {pct}% of a core with nothing to do")
         limit = s.args.memory_limit_mib
         if limit and max_rss > limit * 1024:
             self.bad(f"memory: a replica reached {max_rss / 1024:.0f} MiB resident, over the "
@@ -1233,6 +1255,7 @@ class Checker:
             "replica_starts": {r.name: r.starts for r in s.replicas.values()},
             "max_replica_rss_mib": round(max_rss / 1024, 1),
             "memory_limit_mib": s.args.memory_limit_mib,
+            "idle_cpu_percent": getattr(s, "idle_cpu", {}),
             "kube_writes_by_replicas": len([w for w in ctl_writes if not w[2].startswith("KFP")]),
             "kfp_reports_by_replicas": sum(len(v) for v in ctl_reports.values()),
             "kfp_reports_total": len(reports),
@@ -1255,7 +1278,7 @@ class Checker:
         print(f"kills: {summary['kills']} (after a correction PATCH: {summary['kills_after_patch']}); "
               f"failovers: {summary['failovers']}; replica exits: {summary['replica_exits']}; "
               f"starts: {summary['replica_starts']}; max replica RSS {summary['max_replica_rss_mib']} MiB "
-              f"(limit {summary['memory_limit_mib']} MiB)")
+              f"(limit {summary['memory_limit_mib']} MiB); idle CPU % {summary['idle_cpu_percent']}")
         print(f"replica writes: kube {summary['kube_writes_by_replicas']}, KFP reports "
               f"{summary['kfp_reports_by_replicas']} (all reports {summary['kfp_reports_total']})")
         for note in summary["notes"]:

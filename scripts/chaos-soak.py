@@ -965,6 +965,17 @@ current-context: sim
             return sum(1 for r in self.kube_log.records
                        if r["seq"] > seq and is_replica(r.get("client", "")) and "/leases" not in r["path"])
 
+    def settled(self, run: dict) -> bool:
+        """A mis-reported run is verified FAILED; a healthy one has its final state in KFP
+        (the persistence agent's report may be in its backoff after a KFP outage)."""
+        kfp_run = self.kfp.run(run["runId"]) or {}
+        if run["kind"] != "misreported":
+            return kfp_run.get("state") == {"Failed": "FAILED"}.get(run["finalPhase"], "SUCCEEDED")
+        st, wf = self.kube.json(
+            "GET", f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows/{run['name']}")
+        ann = ((wf or {}).get("metadata") or {}).get("annotations") or {}
+        return KFP_REPORTED_AT in ann and kfp_run.get("state") == "FAILED"
+
     def settle(self) -> float:
         """Waits until every mis-reported run is verified and the replicas are quiet."""
         self.kfp.delay(0)
@@ -977,19 +988,14 @@ current-context: sim
             if not r.alive():
                 r.start()
         with self.runs_lock:
-            pending = [r for r in self.runs.values() if r["kind"] == "misreported" and r["completed"]]
+            pending = [r for r in self.runs.values()
+                       if r["completed"] and r["kind"] in ("misreported", "healthy", "exit-ignored")]
         while pending and time.monotonic() < deadline:
-            still = []
-            for run in pending:
-                st, wf = self.kube.json(
-                    "GET", f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows/{run['name']}")
-                ann = ((wf or {}).get("metadata") or {}).get("annotations") or {}
-                kfp_run = self.kfp.run(run["runId"]) if KFP_REPORTED_AT in ann else None
-                if not (kfp_run and kfp_run.get("state") == "FAILED"):
-                    still.append(run)
-            pending = still
+            pending = [run for run in pending if not self.settled(run)]
             if pending:
                 time.sleep(2)
+        if pending:
+            log(f"{len(pending)} runs not settled after {self.args.settle} s")
         quiet_from = self.kube_log.since
         quiet_start = time.monotonic()
         while time.monotonic() < deadline + 30:

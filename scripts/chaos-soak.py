@@ -516,6 +516,15 @@ class KubeLog:
         return body
 
 
+def sets_annotation(patch_body: str, key: str) -> bool:
+    """Whether a merge patch sets annotation `key` to a value (null removes it)."""
+    try:
+        ann = ((json.loads(patch_body) or {}).get("metadata") or {}).get("annotations") or {}
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(ann, dict) and isinstance(ann.get(key), str)
+
+
 def parse_path(path: str) -> tuple[str, str, str]:
     """(resource, namespace, name) of an API path such as
     /apis/argoproj.io/v1alpha1/namespaces/ns/workflows/name or /api/v1/namespaces/ns/events."""
@@ -1168,7 +1177,7 @@ class Checker:
                 if state != "FAILED":
                     self.bad(f"I1: {label} is {state or 'missing'} in KFP (run {run_id})")
                 verified = [x["doneAtUs"] for x in p if 200 <= x["status"] < 300
-                            and KFP_REPORTED_AT in x.get("body", "")]
+                            and sets_annotation(x.get("body", ""), KFP_REPORTED_AT)]
                 if verified and attributed:
                     v = min(verified)
                     late = [x for x in failed_reps if (report_at_us(x) or 0) > v]

@@ -426,7 +426,7 @@ struct KubeApiSimulator::Impl {
   bool paused = false;
   std::optional<ExpireForm> expireNext;
   std::vector<SimFailRule> failRules;
-  std::vector<SimRequestRecord> mutations;
+  std::vector<SimRequestRecord> mutations;  // every mutating request, injected ones too
   std::string token;
   std::size_t watchers = 0;
   std::size_t blockedByPause = 0;
@@ -557,10 +557,17 @@ struct KubeApiSimulator::Impl {
   // ---- request handling ----
 
   void handle(const HttpRequest& req, HttpResponseWriter& w);
+  // `client`: the name from a /_client/<name>/ path prefix, "" without one.
+  void handleRouted(const HttpRequest& req, HttpResponseWriter& w, const std::string& client);
   void handleControl(const HttpRequest& req, HttpResponseWriter& w);
   void handleResource(const HttpRequest& req, HttpResponseWriter& w, const ResourceType& t,
                       const std::string& ns, const std::string& name, const std::string& sub,
-                      bool clusterPath);
+                      bool clusterPath, const std::string& client);
+  // Serves one request whose RBAC verb is known. Sets `injected` when a
+  // failNext() rule answered it.
+  void serveVerb(const HttpRequest& req, HttpResponseWriter& w, const ResourceType& t,
+                 const std::string& ns, const std::string& name, const std::string& verb,
+                 bool& injected);
   void doList(const HttpRequest& req, HttpResponseWriter& w, const ResourceType& t,
               const std::string& ns);
   void doWatch(const HttpRequest& req, HttpResponseWriter& w, const ResourceType& t,
@@ -797,9 +804,63 @@ bool containsListOrDirective(const json& v) {
   return false;
 }
 
+// Forwards to the real writer and remembers the status answered, for the
+// request log.
+class StatusRecordingWriter final : public HttpResponseWriter {
+ public:
+  explicit StatusRecordingWriter(HttpResponseWriter& inner) : inner_(inner) {}
+  bool send(int status, const HttpHeaders& headers, std::string_view body) override {
+    status_ = status;
+    return inner_.send(status, headers, body);
+  }
+  bool beginChunked(int status, const HttpHeaders& headers) override {
+    status_ = status;
+    return inner_.beginChunked(status, headers);
+  }
+  bool writeChunk(std::string_view data) override { return inner_.writeChunk(data); }
+  bool endChunked() override { return inner_.endChunked(); }
+  bool clientGone() override { return inner_.clientGone(); }
+  bool stopRequested() const override { return inner_.stopRequested(); }
+  void abortConnection() override { inner_.abortConnection(); }
+  // 500 when the handler returned without answering (the server sends that).
+  int status() const { return status_ == 0 ? 500 : status_; }
+
+ private:
+  HttpResponseWriter& inner_;
+  int status_ = 0;
+};
+
+bool isMutatingVerb(const std::string& verb) {
+  return verb == "create" || verb == "update" || verb == "patch" || verb == "delete" ||
+         verb == "deletecollection";
+}
+
 }  // namespace
 
 void KubeApiSimulator::Impl::handle(const HttpRequest& req, HttpResponseWriter& w) {
+  // A server URL ending in /_client/<name> (e.g. one kubeconfig per process)
+  // names the client in the request log; the rest of the path is served as
+  // usual. Real API servers behind a path-routing proxy see the same shape.
+  constexpr std::string_view kClientPrefix = "/_client/";
+  if (req.path.rfind(kClientPrefix, 0) == 0) {
+    const std::size_t slash = req.path.find('/', kClientPrefix.size());
+    const std::string client = req.path.substr(
+        kClientPrefix.size(),
+        slash == std::string::npos ? std::string::npos : slash - kClientPrefix.size());
+    if (client.empty()) {
+      sendError(w, pathNotFound());
+      return;
+    }
+    HttpRequest routed = req;
+    routed.path = slash == std::string::npos ? "/" : req.path.substr(slash);
+    handleRouted(routed, w, client);
+    return;
+  }
+  handleRouted(req, w, "");
+}
+
+void KubeApiSimulator::Impl::handleRouted(const HttpRequest& req, HttpResponseWriter& w,
+                                          const std::string& client) {
   if (opts.logRequests) {
     std::cerr << "kube-apisim: " << req.method << " " << req.path
               << (req.rawQuery.empty() ? "" : "?" + req.rawQuery) << "\n";
@@ -972,13 +1033,13 @@ void KubeApiSimulator::Impl::handle(const HttpRequest& req, HttpResponseWriter& 
     return;
   }
   bool clusterPath = t->namespaced && ns.empty();
-  handleResource(req, w, *t, ns, name, sub, clusterPath);
+  handleResource(req, w, *t, ns, name, sub, clusterPath, client);
 }
 
 void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponseWriter& w,
                                             const ResourceType& t, const std::string& ns,
                                             const std::string& name, const std::string& sub,
-                                            bool clusterPath) {
+                                            bool clusterPath, const std::string& client) {
   if (!sub.empty()) {
     // No subresources are simulated (workflows have none, like the real CRD).
     sendError(w, pathNotFound());
@@ -1016,7 +1077,44 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
     sendError(w, pathNotFound());
     return;
   }
+  if (!isMutatingVerb(verb)) {
+    bool injected = false;
+    serveVerb(req, w, t, ns, name, verb, injected);
+    return;
+  }
+  // Mutating: logged on arrival, completed with the status answered.
+  std::size_t index = 0;
+  {
+    SimRequestRecord rec;
+    rec.verb = verb;
+    rec.path = req.path;
+    rec.contentType = req.header("Content-Type").value_or("");
+    rec.body = req.body;
+    rec.query = req.rawQuery;
+    rec.userAgent = req.header("User-Agent").value_or("");
+    rec.client = client;
+    rec.at = std::chrono::system_clock::now();
+    rec.doneAt = rec.at;
+    std::lock_guard<std::mutex> lock(mu);
+    rec.seq = mutations.size() + 1;
+    index = mutations.size();
+    mutations.push_back(std::move(rec));
+  }
+  StatusRecordingWriter recording(w);
+  bool injected = false;
+  serveVerb(req, recording, t, ns, name, verb, injected);
+  const auto done = std::chrono::system_clock::now();
+  std::lock_guard<std::mutex> lock(mu);
+  SimRequestRecord& rec = mutations[index];
+  rec.status = recording.status();
+  rec.injected = injected;
+  rec.doneAt = done;
+}
 
+void KubeApiSimulator::Impl::serveVerb(const HttpRequest& req, HttpResponseWriter& w,
+                                       const ResourceType& t, const std::string& ns,
+                                       const std::string& name, const std::string& verb,
+                                       bool& injected) {
   // Injected failures.
   {
     std::optional<SimFailRule> hit;
@@ -1038,6 +1136,7 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
         cv.wait_for(lock, std::chrono::milliseconds(hit->delayMs), [&] { return stopping; });
       }
       if (hit->status > 0) {
+        injected = true;
         ApiError e = statusForCode(hit->status, "injected failure (kube-apisim)");
         e.retryAfter = hit->retryAfterSeconds;
         if (hit->status == 429 && hit->retryAfterSeconds > 0) {
@@ -1060,11 +1159,6 @@ void KubeApiSimulator::Impl::handleResource(const HttpRequest& req, HttpResponse
     }
   }
   std::string contentType = req.header("Content-Type").value_or("");
-  if (verb == "create" || verb == "update" || verb == "patch" || verb == "delete" ||
-      verb == "deletecollection") {
-    std::lock_guard<std::mutex> lock(mu);
-    mutations.push_back({verb, req.path, contentType, req.body, req.rawQuery});
-  }
 
   if (verb == "list")
     return doList(req, w, t, ns);
@@ -2043,14 +2137,46 @@ void KubeApiSimulator::Impl::handleControl(const HttpRequest& req, HttpResponseW
     }
   }
   if (req.method == "GET" && op == "requests") {
+    // ?since=SEQ: only records after SEQ; ?injected=1: injected failures too;
+    // ?maxBody=N: bodies cut to N bytes (bodySize keeps the full size).
+    std::uint64_t since = 0;
+    std::size_t maxBody = std::string::npos;
+    bool withInjected = false;
+    try {
+      if (auto v = req.queryParam("since"))
+        since = std::stoull(*v);
+      if (auto v = req.queryParam("maxBody"))
+        maxBody = static_cast<std::size_t>(std::stoull(*v));
+    } catch (const std::exception&) {
+      return sendError(w, badRequest("since and maxBody must be non-negative numbers"));
+    }
+    if (auto v = req.queryParam("injected"))
+      withInjected = parseGoBool(*v).value_or(false);
+    auto micros = [](std::chrono::system_clock::time_point tp) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()).count();
+    };
     json arr = json::array();
     std::lock_guard<std::mutex> lock(mu);
-    for (const auto& m : mutations) {
-      arr.push_back({{"verb", m.verb},
-                     {"path", m.path},
-                     {"query", m.query},
-                     {"contentType", m.contentType},
-                     {"body", m.body}});
+    for (std::size_t i = static_cast<std::size_t>(std::min<std::uint64_t>(since, mutations.size()));
+         i < mutations.size(); ++i) {
+      const SimRequestRecord& m = mutations[i];
+      if (m.injected && !withInjected)
+        continue;
+      json rec = {{"verb", m.verb},
+                  {"path", m.path},
+                  {"query", m.query},
+                  {"contentType", m.contentType},
+                  {"body", m.body.substr(0, maxBody)},
+                  {"seq", m.seq},
+                  {"userAgent", m.userAgent},
+                  {"client", m.client},
+                  {"atUs", micros(m.at)},
+                  {"doneAtUs", micros(m.doneAt)},
+                  {"status", m.status},
+                  {"injected", m.injected}};
+      if (m.body.size() > maxBody)
+        rec["bodySize"] = m.body.size();
+      arr.push_back(std::move(rec));
     }
     return ok(arr);
   }
@@ -2389,6 +2515,16 @@ void KubeApiSimulator::setToken(const std::string& token) {
 }
 
 std::vector<SimRequestRecord> KubeApiSimulator::mutationLog() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<SimRequestRecord> served;
+  for (const auto& m : impl_->mutations) {
+    if (!m.injected)
+      served.push_back(m);
+  }
+  return served;
+}
+
+std::vector<SimRequestRecord> KubeApiSimulator::requestLog() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->mutations;
 }

@@ -38,12 +38,22 @@ struct SimFailRule {
 };
 
 // One mutating request as received (create/update/patch/delete and apply).
+// Recorded when the request arrives (after pause(), before injected
+// failures), completed when it is answered, so that a log reader can order
+// writes against each other (seq) and against other processes' clocks (at).
 struct SimRequestRecord {
   std::string verb;         // create, update, patch, delete, deletecollection
   std::string path;         // URL path without the query
   std::string contentType;  // request Content-Type
   std::string body;
-  std::string query;  // raw query string (e.g. "fieldManager=x&dryRun=All")
+  std::string query;      // raw query string (e.g. "fieldManager=x&dryRun=All")
+  std::uint64_t seq = 0;  // arrival order, from 1, over all mutating requests
+  std::string userAgent;  // request User-Agent ("" when absent)
+  std::string client;     // <name> of a /_client/<name>/ path prefix ("" without one)
+  std::chrono::system_clock::time_point at;      // arrival
+  std::chrono::system_clock::time_point doneAt;  // answered (== at until then)
+  int status = 0;                                // HTTP status answered; 0 while in flight
+  bool injected = false;                         // answered by a failNext() rule, never served
 };
 
 class KubeApiSimulator {
@@ -102,7 +112,11 @@ class KubeApiSimulator {
   void setToken(const std::string& token);  // also rewrites the token file and kubeconfig
 
   // Observation.
+  // Mutating requests that were served (injected failures left out), in
+  // arrival order.
   std::vector<SimRequestRecord> mutationLog() const;
+  // Every mutating request received, injected failures included.
+  std::vector<SimRequestRecord> requestLog() const;
   std::string currentResourceVersion() const;
   std::size_t openWatches() const;
   std::size_t pausedRequests() const;  // requests currently blocked by pause(true)

@@ -111,13 +111,22 @@ Status KfpApiSimulator::start() {
   so.threads = 8;
   server_ = std::make_unique<HttpServer>(so);
   server_->handle("/", [this](const HttpRequest& req, HttpResponseWriter& w) {
-    if (history_ != nullptr && history_->serves(req.method, req.path, req.body)) {
-      auto h =
-          history_->handle(req.method, req.path, req.query, req.header("Authorization"), req.body);
+    constexpr std::string_view kClientPrefix = "/_client/";
+    std::string path = req.path;
+    std::string client;
+    if (path.rfind(kClientPrefix, 0) == 0) {
+      const std::size_t slash = path.find('/', kClientPrefix.size());
+      client = path.substr(kClientPrefix.size(), slash == std::string::npos
+                                                     ? std::string::npos
+                                                     : slash - kClientPrefix.size());
+      path = slash == std::string::npos ? "/" : path.substr(slash);
+    }
+    if (history_ != nullptr && history_->serves(req.method, path, req.body)) {
+      auto h = history_->handle(req.method, path, req.query, req.header("Authorization"), req.body);
       w.send(h.status, {{"Content-Type", "application/json"}}, h.body);
       return;
     }
-    Response r = handle(req.method, req.path, req.header("Authorization"), req.body);
+    Response r = handle(req.method, path, req.header("Authorization"), req.body, client);
     w.send(r.status, {{"Content-Type", r.contentType}}, r.body);
   });
   Status s = server_->start();
@@ -271,7 +280,11 @@ std::string KfpApiSimulator::reportsToJson(const std::vector<Report>& reports) {
               {"state", r.state},
               {"persistedFinalState", r.carriedFinalStateLabel},
               {"resourceVersion", r.resourceVersion},
-              {"at", formatRfc3339(r.at)}};
+              {"at", formatRfc3339(r.at)},
+              {"client", r.client},
+              {"atUs",
+               std::chrono::duration_cast<std::chrono::microseconds>(r.arrivedAt.time_since_epoch())
+                   .count()}};
     if (!r.error.empty())
       j["error"] = r.error;
     out.push_back(std::move(j));
@@ -301,7 +314,9 @@ KfpApiSimulator::Response KfpApiSimulator::errorResponse(const RpcResult& r) con
 KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
                                                   const std::string& path,
                                                   const std::optional<std::string>& authorization,
-                                                  const std::string& body) {
+                                                  const std::string& body,
+                                                  const std::string& client) {
+  const Clock::WallTime arrivedAt = clock().wallNow();
   if (path == kHealthz && method == "GET") {
     return {200, R"({"commit_sha":"simulator","tag_name":"simulator","multi_user":false})"};
   }
@@ -358,13 +373,16 @@ KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
         rec.grpcCode = fault.code;
         rec.error = outage_ ? "outage" : "injected fault";
         rec.at = clock().wallNow();
+        rec.client = client;
+        rec.arrivedAt = arrivedAt;
         reports_.push_back(std::move(rec));
       }
       return r;
     }
   }
   if (isReport)
-    return report(path == kV1Report ? "v1beta1" : "v2beta1", body, "http", nullptr);
+    return report(path == kV1Report ? "v1beta1" : "v2beta1", body, "http", nullptr, client,
+                  arrivedAt);
   return getRun(path.substr(kRunsPrefix.size()));
 }
 
@@ -381,12 +399,16 @@ KfpApiSimulator::RpcResult KfpApiSimulator::reportFromAgent(const std::string& w
 }
 
 KfpApiSimulator::Response KfpApiSimulator::report(const std::string& api, const std::string& body,
-                                                  const std::string& source, RpcResult* out) {
+                                                  const std::string& source, RpcResult* out,
+                                                  const std::string& client,
+                                                  std::optional<Clock::WallTime> arrivedAt) {
   std::shared_lock<std::shared_mutex> creating(createMu_);
   Report rec;
   rec.api = api;
   rec.source = source;
   rec.at = clock().wallNow();
+  rec.client = client;
+  rec.arrivedAt = arrivedAt.value_or(rec.at);
   RpcResult result = [&]() -> RpcResult {
     // grpc-gateway decodes the body into the request's string field.
     json outer = json::parse(body, nullptr, /*allow_exceptions=*/false);

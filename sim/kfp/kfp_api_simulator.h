@@ -112,6 +112,10 @@ class KfpApiSimulator {
     std::string state;                    // the run state the report maps to (KFP's ToV2)
     bool carriedFinalStateLabel = false;  // the body had pipeline/persistedFinalState
     std::chrono::system_clock::time_point at;
+    // HTTP reports: the <name> of a /_client/<name>/ URL prefix ("" without
+    // one), and when the request arrived (before any injected delay).
+    std::string client;
+    std::chrono::system_clock::time_point arrivedAt;
   };
 
   // A Workflow CR the simulated server deleted (KFP's only deletes).
@@ -219,8 +223,12 @@ class KfpApiSimulator {
   std::size_t unroutedRequests() const;
 
   // Handles one request (what the HTTP handler does, minus the transport).
+  // `client`: the name of a /_client/<name>/ prefix the HTTP handler took
+  // off the path (a caller's base URL may end in one, to be told apart in the
+  // report log, e.g. several controller replicas in the chaos soak).
   Response handle(const std::string& method, const std::string& path,
-                  const std::optional<std::string>& authorization, const std::string& body);
+                  const std::optional<std::string>& authorization, const std::string& body,
+                  const std::string& client = "");
 
   // KFP's RuntimeState(phase).ToV2() (backend/src/apiserver/model/run.go).
   static std::string stateForPhase(const std::string& phase);
@@ -234,7 +242,8 @@ class KfpApiSimulator {
   friend class KfpReportHandler;  // sim/kfp/kfp_report_workflow.cpp
 
   Response report(const std::string& api, const std::string& body, const std::string& source,
-                  RpcResult* out);
+                  RpcResult* out, const std::string& client = "",
+                  std::optional<Clock::WallTime> arrivedAt = std::nullopt);
   Response getRun(const std::string& runId);
   Response control(const std::string& method, const std::string& path, const std::string& body);
   Response controlWith(const std::string& method, const std::string& path,

@@ -3,7 +3,10 @@
 //   kfp-apisim [--addr 127.0.0.1] [--port 0] [--token T | --token-file F] [--ready-file PATH]
 //              [--kfp-version 2.0-2.3|2.4-2.16|2.17|master] [--gateway-errors auto|v1|v2]
 //              [--kube-api-url URL [--kube-token T | --kube-token-file F]]
-//              [--workflow-gc-grace-period-seconds N]
+//              [--workflow-gc-grace-period-seconds N] [--persistence-agent]
+//
+// --persistence-agent also runs KFP's persistence agent (sim/kfp/
+// persistence_agent_sim.h) against --kube-api-url, reporting in-process.
 //
 // --kube-api-url is the Kubernetes API KFP's workflow client uses (deletes and
 // labels Workflow CRs, as the real server does); without it no CR is touched.
@@ -15,11 +18,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
 #include "sim/kfp/kfp_api_simulator.h"
+#include "sim/kfp/persistence_agent_sim.h"
 
 namespace {
 
@@ -35,7 +40,8 @@ int usage(const std::string& problem) {
                "[--ready-file PATH] [--kfp-version "
             << exitrec::kfpVersionChoices()
             << "] [--gateway-errors auto|v1|v2] [--kube-api-url URL] [--kube-token T | "
-               "--kube-token-file FILE] [--workflow-gc-grace-period-seconds N]\n";
+               "--kube-token-file FILE] [--workflow-gc-grace-period-seconds N] "
+               "[--persistence-agent]\n";
   return 2;
 }
 
@@ -44,6 +50,7 @@ int usage(const std::string& problem) {
 int main(int argc, char** argv) {
   exitrec::KfpApiSimulator::Options opts;
   std::string readyFile;
+  bool agent = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string& out) {
@@ -116,6 +123,8 @@ int main(int argc, char** argv) {
       } catch (const std::exception&) {
         return usage("--workflow-gc-grace-period-seconds: not a number: " + v);
       }
+    } else if (arg == "--persistence-agent") {
+      agent = true;
     } else if (arg == "--ready-file") {
       if (!value(readyFile))
         return usage("--ready-file needs a value");
@@ -124,11 +133,27 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (agent && opts.kubeApiUrl.empty())
+    return usage("--persistence-agent needs --kube-api-url");
+
   exitrec::KfpApiSimulator sim(opts);
   exitrec::Status s = sim.start();
   if (!s) {
     std::cerr << "kfp-apisim: " << s.error().describe() << "\n";
     return 1;
+  }
+  std::unique_ptr<exitrec::PersistenceAgentSim> persistenceAgent;
+  if (agent) {
+    exitrec::PersistenceAgentSim::Options ao;
+    ao.kubeApiUrl = opts.kubeApiUrl;
+    ao.kubeToken = opts.kubeToken;
+    persistenceAgent = std::make_unique<exitrec::PersistenceAgentSim>(
+        ao, [&sim](const std::string& wf) { return sim.reportFromAgent(wf); });
+    if (exitrec::Status a = persistenceAgent->start(); !a) {
+      std::cerr << "kfp-apisim: persistence agent: " << a.error().describe() << "\n";
+      sim.stop();
+      return 1;
+    }
   }
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
@@ -149,6 +174,8 @@ int main(int argc, char** argv) {
     };
     nanosleep(&ts, nullptr);
   }
+  if (persistenceAgent)
+    persistenceAgent->stop();
   sim.stop();
   return 0;
 }

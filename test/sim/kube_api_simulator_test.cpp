@@ -583,6 +583,65 @@ TEST_F(SimTest, ControlEndpointSeedsFailsAndLogs) {
   EXPECT_EQ(call("POST", "/_sim/fail", R"({"verb":"bogus"})").status, 400);
 }
 
+// The request log orders writes (seq), attributes them (User-Agent), times
+// them and tells served writes from injected failures (the chaos soak's
+// fencing check reads all four).
+TEST_F(SimTest, RequestLogRecordsSeqAgentStatusAndInjectedFailures) {
+  create(workflow("r1"));
+  EXPECT_EQ(
+      call("POST", "/_sim/fail", R"({"verb":"patch","resource":"workflows","status":409})").status,
+      200);
+  const std::string patch = R"({"metadata":{"labels":{"k":"v"}}})";
+  const auto before = std::chrono::system_clock::now();
+  EXPECT_EQ(call("PATCH", std::string(kWfPath) + "/r1", patch, "application/merge-patch+json",
+                 {{"User-Agent", "replica-a"}})
+                .status,
+            409);
+  EXPECT_EQ(call("PATCH", "/_client/b" + std::string(kWfPath) + "/r1", patch,
+                 "application/merge-patch+json", {{"User-Agent", "replica-b"}})
+                .status,
+            200);
+  EXPECT_EQ(callJson("GET", "/_client/b" + std::string(kWfPath) + "/r1")["metadata"]["labels"]["k"],
+            "v");
+  EXPECT_EQ(call("GET", "/_client/").status, 404);
+  EXPECT_EQ(call("PATCH", std::string(kWfPath) + "/missing", patch, "application/merge-patch+json",
+                 {{"User-Agent", "replica-b"}})
+                .status,
+            404);
+
+  json all = json::parse(call("GET", "/_sim/requests?injected=1&since=1&maxBody=5").body);
+  ASSERT_EQ(all.size(), 3u) << all.dump();
+  EXPECT_EQ(all[0]["seq"], 2);
+  EXPECT_EQ(all[0]["userAgent"], "replica-a");
+  EXPECT_EQ(all[0]["status"], 409);
+  EXPECT_EQ(all[0]["injected"], true);
+  EXPECT_EQ(all[0]["body"], patch.substr(0, 5));
+  EXPECT_EQ(all[0]["bodySize"], patch.size());
+  EXPECT_GE(
+      all[0]["atUs"].get<long long>(),
+      std::chrono::duration_cast<std::chrono::microseconds>(before.time_since_epoch()).count() - 1);
+  EXPECT_GE(all[0]["doneAtUs"].get<long long>(), all[0]["atUs"].get<long long>());
+  EXPECT_EQ(all[1]["seq"], 3);
+  EXPECT_EQ(all[1]["userAgent"], "replica-b");
+  EXPECT_EQ(all[1]["status"], 200);
+  EXPECT_EQ(all[1]["injected"], false);
+  EXPECT_EQ(all[1]["client"], "b");
+  EXPECT_EQ(all[1]["path"], std::string(kWfPath) + "/r1");
+  EXPECT_EQ(all[0]["client"], "");
+  EXPECT_EQ(all[2]["status"], 404);
+
+  // Without injected=1 (and in mutationLog()) only served requests appear.
+  json served = json::parse(call("GET", "/_sim/requests").body);
+  ASSERT_EQ(served.size(), 3u);
+  EXPECT_EQ(served[0]["verb"], "create");
+  EXPECT_EQ(served[1]["seq"], 3);
+  EXPECT_EQ(served[1]["body"], patch);
+  EXPECT_EQ(sim_->mutationLog().size(), 3u);
+  ASSERT_EQ(sim_->requestLog().size(), 4u);
+  EXPECT_TRUE(sim_->requestLog()[1].injected);
+  EXPECT_EQ(call("GET", "/_sim/requests?since=x").status, 400);
+}
+
 TEST_F(SimTest, SeedFileAcceptsMultiDocumentYaml) {
   std::string path = sim_->stateDir() + "/seed.yaml";
   std::ofstream(path) << "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: y1\n"

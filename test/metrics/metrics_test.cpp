@@ -23,6 +23,7 @@ Exposition scrape(const Metrics& m) {
 const std::map<std::string, std::string> kFamilies = {
     {"exit_reconciler_runs_evaluated_total", "counter"},
     {"exit_reconciler_misreported_runs_total", "counter"},
+    {"exit_reconciler_objects_rejected_total", "counter"},
     {"exit_reconciler_exit_handlers_total", "counter"},
     {"exit_reconciler_exit_task_failures_total", "counter"},
     {"exit_reconciler_correction_steps_total", "counter"},

@@ -12,6 +12,12 @@
 // sweepOnce() is one pass (tests, or an owner that schedules it itself).
 // Metrics go through the HistorySweepMetrics interface (no metrics library
 // here). Thread-safe: start/stop from one owner thread.
+//
+// Leadership fence: with options.gate set, a pass starts only while the gate
+// admits writes, and the gate is asked again before each run: once the lease
+// is lost no further run is read, checked or reported (the rest of the pass
+// is skipped). The owner should also hand a KfpReporter whose transport is
+// fenced (FencedTransport), which refuses a report already under way.
 
 #include <atomic>
 #include <chrono>
@@ -25,6 +31,7 @@
 #include "common/clock.h"
 #include "controller/backfill.h"
 #include "controller/history_audit.h"
+#include "k8sclient/leadership_gate.h"
 
 namespace exitrec {
 
@@ -44,8 +51,12 @@ class HistorySweepMetrics {
 struct HistorySweepOptions {
   std::chrono::milliseconds period{std::chrono::hours(1)};
   std::chrono::seconds window{std::chrono::hours(48)};
-  HistoryScanOptions scan;   // namespaces and mode; filterJson is set per pass
+  // Namespaces (required when KFP is multi-user); the mode (KFP's healthz)
+  // and filterJson are set per pass.
+  HistoryScanOptions scan;
   BackfillOptions backfill;  // apply is forced on
+  // Not owned; null: no fence (no leader election).
+  const LeadershipGate* gate = nullptr;
 };
 
 class HistorySweep {
@@ -59,6 +70,11 @@ class HistorySweep {
   void start();  // first pass at once, then every period
   // Returns once the current run of a pass is done (the rest of it is skipped).
   void stop();
+  // stop() without waiting (from a callback that must not block, e.g. on a
+  // lost lease): no further run starts; stop() or the destructor joins.
+  void requestStop();
+  // One pass. kCancelled (and no pass counted) when the gate is closed;
+  // otherwise the listing's status.
   Status sweepOnce();
 
  private:

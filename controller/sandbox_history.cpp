@@ -254,9 +254,12 @@ std::size_t SandboxHistory::seed(
 int SandboxHistory::run(const std::string& kfpUrl, const std::string& kfpTokenFile,
                         const std::string& kubeconfig, std::ostream& out) {
   std::string auditOut, auditErr, backfillOut, backfillErr;
-  const int auditRc =
-      runCommand(runHistoryAudit, {"--kfp-api-url", kfpUrl, "--kfp-token-file", kfpTokenFile},
-                 auditOut, auditErr);
+  const int auditRc = runCommand(runHistoryAudit,
+                                 {"--kfp-api-url", kfpUrl, "--kfp-token-file", kfpTokenFile,
+                                  // The KFP simulator serves 8 connections (one civetweb
+                                  // thread each, kept alive), shared with the controller.
+                                  "--concurrency", "2"},
+                                 auditOut, auditErr);
   const int backfillRc = runCommand(runBackfill,
                                     {"--kfp-api-url", kfpUrl, "--kfp-token-file", kfpTokenFile,
                                      "--kubeconfig", kubeconfig, "--apply", "--qps", "200"},

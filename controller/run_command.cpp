@@ -276,21 +276,19 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
       controller.startWorkers();
       if (podAnnotations)
         podAnnotations->start();
-      if (sweep)
-        sweep->start();
       leading = true;
     };
     lc.onStoppedLeading = [&] {
       leading = false;
       metrics.leader(false);
-      if (sweep)
-        sweep->requestStop();  // no wait; the fence is closed already, so no report leaves
       if (!stop && gSignal == 0) {
         spdlog::error("lost leadership of lease {}/{}; stopping", leaseNs, config.leaseName);
         lost = true;
       }
     };
     lc.onNewLeader = [](const std::string& who) { spdlog::info("current leader: {}", who); };
+    if (sweep)
+      followLeadership(lc, *sweep);  // leader only: starts and stops with the lease
     if (Status v = validateLeaderElectionConfig(lc); !v) {
       spdlog::error("leader election: {}", v.error().describe());
       return 2;

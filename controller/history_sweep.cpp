@@ -22,6 +22,7 @@ HistorySweep::~HistorySweep() {
 }
 
 void HistorySweep::start() {
+  std::lock_guard<std::mutex> lifecycle(lifecycleMu_);
   if (thread_.joinable()) {
     if (!stopRequested_)
       return;        // already running
@@ -45,6 +46,7 @@ void HistorySweep::requestStop() {
 }
 
 void HistorySweep::stop() {
+  std::lock_guard<std::mutex> lifecycle(lifecycleMu_);
   requestStop();
   if (thread_.joinable())
     thread_.join();

@@ -11,7 +11,8 @@
 // owner starts it when it becomes leader and stops it when it loses the lease.
 // sweepOnce() is one pass (tests, or an owner that schedules it itself).
 // Metrics go through the HistorySweepMetrics interface (no metrics library
-// here). Thread-safe: start/stop from one owner thread.
+// here). Thread-safe: start, stop and requestStop may be called from any
+// thread (the elector's callbacks and the owner's shutdown race).
 //
 // Leadership fence: with options.gate set, a pass starts only while the gate
 // admits writes, and the gate is asked again before each run: once the lease
@@ -91,6 +92,7 @@ class HistorySweep {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::atomic<bool> stopRequested_{false};  // ends a pass early (lease lost)
+  std::mutex lifecycleMu_;                  // start/stop: one at a time (thread_)
   std::thread thread_;
 };
 

@@ -108,6 +108,9 @@ Status HistorySweep::sweepOnce() {
     if (o.action == "corrected") {
       metrics_.runCorrected();
       spdlog::info("history sweep: {}", o.line);
+    } else if (o.unreadable) {
+      metrics_.runUnreadable();
+      spdlog::info("history sweep: {}", o.line);
     } else if (o.error) {
       metrics_.runFailed();
       spdlog::warn("history sweep: {}", o.line);

@@ -44,8 +44,12 @@ class HistorySweepMetrics {
   // A historical run found mis-reported, by engine generation and cause.
   virtual void runMisreported(std::string_view generation, std::string_view cause) = 0;
   virtual void runCorrected() = 0;
-  // A run that could not be read, reported or verified.
+  // A run that could not be checked (cluster GET), reported or verified:
+  // retried on the next pass.
   virtual void runFailed() = 0;
+  // A run whose stored manifest is missing, offloaded or unreadable: no
+  // verdict, so nothing to correct (offloaded nodes are gone with the CR).
+  virtual void runUnreadable() {}
   // One pass ended; ok == false when listing failed.
   virtual void sweepDone(bool ok, double seconds) = 0;
 };

@@ -144,6 +144,7 @@ class PrometheusHistorySweepMetrics final : public HistorySweepMetrics {
   }
   void runCorrected() override { m_.historyRunCorrected(); }
   void runFailed() override { m_.historyRunFailed(); }
+  void runUnreadable() override { m_.historyRunUnreadable(); }
   void sweepDone(bool ok, double seconds) override { m_.historySweepDone(ok, seconds); }
 
  private:

@@ -327,6 +327,7 @@ struct Metrics::Impl {
   Family<Counter>* historyMisreported = nullptr;
   Counter* historyCorrectedC = nullptr;
   Counter* historyFailedC = nullptr;
+  Counter* historyUnreadableC = nullptr;
   std::array<Counter*, 2> historySweepsC{};  // [0] error, [1] success
   Histogram* historySweepDurationH = nullptr;
   Gauge* historyLastSuccessG = nullptr;
@@ -517,9 +518,14 @@ struct Metrics::Impl {
                "and verified FAILED.")
              .Add({});
     historyFailedC = &build(BuildCounter(), "exit_reconciler_history_runs_failed_total",
-                            "Historical runs the history sweep could not read, check, report or "
-                            "verify (retried on the next pass).")
+                            "Historical runs the history sweep could not check (cluster GET), "
+                            "report or verify (retried on the next pass).")
                           .Add({});
+    historyUnreadableC =
+        &build(BuildCounter(), "exit_reconciler_history_runs_unreadable_total",
+               "Historical runs whose stored manifest is missing, offloaded or unreadable: no "
+               "verdict, nothing to correct.")
+             .Add({});
     auto& sweeps = build(BuildCounter(), "exit_reconciler_history_sweeps_total",
                          "History sweep passes, by result (error: listing KFP's runs failed).");
     historySweepsC[0] = &sweeps.Add({{"result", "error"}});
@@ -679,6 +685,10 @@ void Metrics::historyRunCorrected() {
 
 void Metrics::historyRunFailed() {
   impl_->historyFailedC->Increment();
+}
+
+void Metrics::historyRunUnreadable() {
+  impl_->historyUnreadableC->Increment();
 }
 
 void Metrics::historySweepDone(bool ok, double seconds) {

@@ -316,9 +316,12 @@ class Metrics {
   void historyRunMisreported(std::string_view generation, std::string_view cause);
   // exit_reconciler_history_runs_corrected_total: reported and verified FAILED.
   void historyRunCorrected();
-  // exit_reconciler_history_runs_failed_total: a run that could not be read,
-  // checked, reported or verified.
+  // exit_reconciler_history_runs_failed_total: a run that could not be
+  // checked (cluster GET), reported or verified.
   void historyRunFailed();
+  // exit_reconciler_history_runs_unreadable_total: a run whose stored
+  // manifest is missing, offloaded or unreadable (no verdict).
+  void historyRunUnreadable();
   // exit_reconciler_history_sweeps_total{result="success"|"error"} (error:
   // listing failed), exit_reconciler_history_sweep_duration_seconds and, on
   // success, exit_reconciler_history_sweep_last_success_timestamp_seconds.

@@ -82,8 +82,10 @@ class CountingMetrics : public HistorySweepMetrics {
   void runMisreported(std::string_view, std::string_view) override { ++misreported; }
   void runCorrected() override { ++corrected; }
   void runFailed() override { ++failed; }
+  void runUnreadable() override { ++unreadable; }
   void sweepDone(bool ok, double) override { ++(ok ? passes : failedPasses); }
-  std::atomic<int> scanned{0}, misreported{0}, corrected{0}, failed{0}, passes{0}, failedPasses{0};
+  std::atomic<int> scanned{0}, misreported{0}, corrected{0}, failed{0}, unreadable{0}, passes{0},
+      failedPasses{0};
 };
 
 // Reports straight into the history store (no transport, so no fence: the
@@ -336,6 +338,11 @@ class RunHistorySweepTest : public ::testing::Test {
                               manifestFor("wf-present", "team-a", "present", true)));
     history.addRun(
         historyRun("old", "team-a", now - 5 * 86400, manifestFor("wf-old", "team-a", "old", true)));
+    // Argo had offloaded its node status: unrecoverable once the CR is gone.
+    json offloaded = json::parse(manifestFor("wf-lost", "team-a", "lost", true));
+    offloaded["status"].erase("nodes");
+    offloaded["status"]["offloadNodeStatusVersion"] = "fnv-123";
+    history.addRun(historyRun("lost", "team-a", now - 3200, offloaded.dump()));
     KfpHistoryApi::Cluster c;
     c.exists = [this](const std::string& ns, const std::string& name) {
       return client->get(resources::kWorkflows, ns, name).ok();
@@ -463,9 +470,11 @@ TEST_F(RunHistorySweepTest, OnlyTheLeaderSweepsAndItCorrectsJustTheGoneMisreport
   EXPECT_EQ(json::parse(*history.run("gone")->manifest)["status"]["phase"], "Failed");
 
   auto m = scrape();
-  EXPECT_EQ(m.value("exit_reconciler_history_runs_scanned_total"), 4);
+  EXPECT_EQ(m.value("exit_reconciler_history_runs_scanned_total"), 5);
   EXPECT_EQ(m.value("exit_reconciler_history_runs_corrected_total"), 2);
   EXPECT_EQ(m.value("exit_reconciler_history_runs_failed_total"), 0);
+  EXPECT_EQ(m.value("exit_reconciler_history_runs_unreadable_total"), 1);
+  EXPECT_EQ(history.run("lost")->state, "SUCCEEDED");
   EXPECT_EQ(m.value("exit_reconciler_history_misreported_runs_total",
                     {{"generation", "kfp-v2-sibling"}, {"cause", "exit-task-masked-failure"}}),
             3);

@@ -62,6 +62,7 @@ const std::map<std::string, std::string> kFamilies = {
     {"exit_reconciler_history_misreported_runs_total", "counter"},
     {"exit_reconciler_history_runs_corrected_total", "counter"},
     {"exit_reconciler_history_runs_failed_total", "counter"},
+    {"exit_reconciler_history_runs_unreadable_total", "counter"},
     {"exit_reconciler_history_sweeps_total", "counter"},
     {"exit_reconciler_history_sweep_duration_seconds", "histogram"},
     {"exit_reconciler_history_sweep_last_success_timestamp_seconds", "gauge"},
@@ -123,6 +124,8 @@ TEST(Metrics, HistorySweepCountsWithNormalizedLabelsAndStampsOnlySuccess) {
   m.historyRunMisreported("kfp-v2-hook", "hooked-task-failed");
   m.historyRunCorrected();
   m.historyRunFailed();
+  m.historyRunUnreadable();
+  m.historyRunUnreadable();
   m.historySweepDone(false, 3);
   Exposition e = scrape(m);
   EXPECT_EQ(e.value("exit_reconciler_history_runs_scanned_total"), 2.0);
@@ -134,6 +137,7 @@ TEST(Metrics, HistorySweepCountsWithNormalizedLabelsAndStampsOnlySuccess) {
             1.0);
   EXPECT_EQ(e.value("exit_reconciler_history_runs_corrected_total"), 1.0);
   EXPECT_EQ(e.value("exit_reconciler_history_runs_failed_total"), 1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_runs_unreadable_total"), 2.0);
   EXPECT_EQ(e.value("exit_reconciler_history_sweeps_total", {{"result", "error"}}), 1.0);
   EXPECT_EQ(e.value("exit_reconciler_history_sweep_last_success_timestamp_seconds"), 0.0);
   m.historySweepDone(true, 42);

@@ -151,6 +151,7 @@ BackfillOutcome Backfiller::process(const KfpRunSummary& run) {
   }
   if (!e.verdict) {
     r.error = true;
+    r.unreadable = true;
     return finish("error", e.error);
   }
   const Verdict& v = *e.verdict;

@@ -72,6 +72,7 @@ struct BackfillOutcome {
   bool skip = false;  // another namespace: nothing to report
   std::string action;
   bool error = false;
+  bool unreadable = false;  // error: the stored manifest could not be evaluated
   bool misreported = false;
   std::string generation;  // engine generation name ("" without a verdict)
   std::string cause;

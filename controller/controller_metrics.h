@@ -18,6 +18,7 @@
 namespace exitrec {
 
 class Metrics;
+class HistorySweepMetrics;  // controller/history_sweep.h
 
 class ControllerMetrics : public ReconcileObserver {
  public:
@@ -54,6 +55,10 @@ class ControllerMetrics : public ReconcileObserver {
 // Backed by the deploy module's Metrics (must outlive the returned object).
 std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metrics,
                                                                    ExitTaskFailurePolicy policy);
+
+// The run-history sweep's counters (exit_reconciler_history_*), backed by
+// `metrics` (must outlive the returned object).
+std::unique_ptr<HistorySweepMetrics> makePrometheusHistorySweepMetrics(Metrics& metrics);
 
 // Owns the Prometheus registry (Metrics), its ControllerMetrics view and the
 // /metrics server on `address`. Keeps metrics/metrics.h out of its users.

@@ -13,7 +13,8 @@ HistorySweep::HistorySweep(KfpHistoryClient& history, KfpReporter& kfp, Workflow
       metrics_(metrics),
       clock_(clock) {
   options_.backfill.apply = true;
-  options_.scan.concurrency = 1;  // one report in flight, paced
+  options_.backfill.namespaces = options_.scan.namespaces;  // single-user: the manifest's
+  options_.scan.concurrency = 1;                            // one report in flight, paced
 }
 
 HistorySweep::~HistorySweep() {
@@ -21,8 +22,12 @@ HistorySweep::~HistorySweep() {
 }
 
 void HistorySweep::start() {
-  if (thread_.joinable())
-    return;
+  std::lock_guard<std::mutex> lifecycle(lifecycleMu_);
+  if (thread_.joinable()) {
+    if (!stopRequested_)
+      return;        // already running
+    thread_.join();  // after requestStop(): let the old loop finish first
+  }
   {
     std::lock_guard<std::mutex> g(mu_);
     stopping_ = false;
@@ -31,30 +36,65 @@ void HistorySweep::start() {
   thread_ = std::thread([this] { loop(); });
 }
 
-void HistorySweep::stop() {
+void HistorySweep::requestStop() {
   {
     std::lock_guard<std::mutex> g(mu_);
     stopping_ = true;
   }
   stopRequested_ = true;
   cv_.notify_all();
+}
+
+void HistorySweep::stop() {
+  std::lock_guard<std::mutex> lifecycle(lifecycleMu_);
+  requestStop();
   if (thread_.joinable())
     thread_.join();
 }
 
 Status HistorySweep::sweepOnce() {
+  if (options_.gate != nullptr) {
+    if (Status may = options_.gate->mayWrite(); !may)
+      return may;
+  }
   const auto started = clock_.now();
+  auto failed = [&](Error e) {
+    metrics_.sweepDone(false, std::chrono::duration<double>(clock_.now() - started).count());
+    spdlog::warn("history sweep: {}", e.message);
+    return e;
+  };
+  // KFP's mode, read each pass (KFP may be upgraded or reconfigured under us).
+  auto multiUser = history_.multiUser();
+  if (!multiUser) {
+    Error e = multiUser.error();
+    e.message =
+        "cannot read KFP's mode from " + history_.baseUrl() + "/apis/v1beta1/healthz: " + e.message;
+    return failed(e);
+  }
+  if (*multiUser && options_.scan.namespaces.empty()) {
+    return failed(Error(ErrorCode::kInvalidInput,
+                        "KFP runs in multi-user mode, where listing runs needs a namespace: give "
+                        "--kfp-history-namespaces (or --namespace)"));
+  }
   const std::string after = formatRfc3339(clock_.wallNow() - options_.window);
   HistoryScanOptions scan = options_.scan;
+  scan.multiUser = *multiUser;
   scan.filterJson = runFilterJson(after, {"SUCCEEDED"});
   // No cluster check means nothing may be corrected: Backfiller skips.
   Backfiller backfiller(history_, kfp_, exists_,
                         exists_ ? std::string() : "no cluster client for the existence check",
                         options_.backfill);
   HistoryScanCounters counters;
+  std::atomic<bool> fenced{false};
   auto work = [&](const KfpRunSummary& run, const std::string&) {
     HistoryRunResult r;
     if (stopRequested_) {
+      r.skip = true;
+      return r;
+    }
+    if (fenced || (options_.gate != nullptr && !options_.gate->mayWrite())) {
+      // Lease lost mid-pass: read, check or report nothing more.
+      fenced = true;
       r.skip = true;
       return r;
     }
@@ -67,6 +107,9 @@ Status HistorySweep::sweepOnce() {
       metrics_.runMisreported(o.generation, o.cause);
     if (o.action == "corrected") {
       metrics_.runCorrected();
+      spdlog::info("history sweep: {}", o.line);
+    } else if (o.unreadable) {
+      metrics_.runUnreadable();
       spdlog::info("history sweep: {}", o.line);
     } else if (o.error) {
       metrics_.runFailed();
@@ -91,6 +134,21 @@ void HistorySweep::loop() {
     if (clock_.waitUntil(lock, cv_, deadline, [&] { return stopping_; }))
       return;
   }
+}
+
+void followLeadership(LeaderElectionConfig& config, HistorySweep& sweep) {
+  auto started = std::move(config.onStartedLeading);
+  config.onStartedLeading = [started = std::move(started), &sweep] {
+    if (started)
+      started();
+    sweep.start();
+  };
+  auto stopped = std::move(config.onStoppedLeading);
+  config.onStoppedLeading = [stopped = std::move(stopped), &sweep] {
+    sweep.requestStop();  // the fence is closed already: no report leaves
+    if (stopped)
+      stopped();
+  };
 }
 
 }  // namespace exitrec

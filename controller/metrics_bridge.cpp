@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "controller/controller_metrics.h"
+#include "controller/history_sweep.h"
 #include "metrics/metrics.h"
 #include "metrics/server.h"
 
@@ -133,7 +134,28 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
   ExitTaskFailurePolicy policy_;
 };
 
+// The run-history sweep (run --kfp-history-sweep).
+class PrometheusHistorySweepMetrics final : public HistorySweepMetrics {
+ public:
+  explicit PrometheusHistorySweepMetrics(Metrics& m) : m_(m) {}
+  void runScanned() override { m_.historyRunScanned(); }
+  void runMisreported(std::string_view generation, std::string_view cause) override {
+    m_.historyRunMisreported(generation, cause);
+  }
+  void runCorrected() override { m_.historyRunCorrected(); }
+  void runFailed() override { m_.historyRunFailed(); }
+  void runUnreadable() override { m_.historyRunUnreadable(); }
+  void sweepDone(bool ok, double seconds) override { m_.historySweepDone(ok, seconds); }
+
+ private:
+  Metrics& m_;
+};
+
 }  // namespace
+
+std::unique_ptr<HistorySweepMetrics> makePrometheusHistorySweepMetrics(Metrics& metrics) {
+  return std::make_unique<PrometheusHistorySweepMetrics>(metrics);
+}
 
 std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metrics,
                                                                    ExitTaskFailurePolicy policy) {

@@ -26,14 +26,15 @@ add_library(exitrec_operator STATIC
   run_config.cpp)
 target_link_libraries(exitrec_operator
   PUBLIC exitrec_reconcile exitrec_kfp_client exitrec_k8s exitrec_cli exitrec_options
-         exitrec_webhook
+         exitrec_webhook exitrec_history
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
 # exitrec_sandbox: `exit-reconciler sandbox` (both simulators in-process).
-add_library(exitrec_sandbox STATIC sandbox_command.cpp)
+add_library(exitrec_sandbox STATIC sandbox_command.cpp sandbox_history.cpp)
 target_link_libraries(exitrec_sandbox
   PUBLIC exitrec_operator
-  PRIVATE exitrec_kube_sim exitrec_kfp_sim exitrec_engine nlohmann_json::nlohmann_json
+  PRIVATE exitrec_kube_sim exitrec_kfp_sim exitrec_kfp_history_sim exitrec_history exitrec_engine
+          nlohmann_json::nlohmann_json ZLIB::ZLIB
           spdlog::spdlog)
 set_source_files_properties(sandbox_command.cpp PROPERTIES COMPILE_DEFINITIONS
   "EXITREC_SAMPLES_DIR=\"${CMAKE_SOURCE_DIR}/samples\"")

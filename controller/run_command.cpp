@@ -13,7 +13,9 @@
 #include "controller/controller.h"
 #include "controller/controller_metrics.h"
 #include "controller/health_server.h"
+#include "controller/history_sweep.h"
 #include "controller/kfp_client.h"
+#include "controller/kfp_history_client.h"
 #include "controller/logging.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/event_recorder.h"
@@ -144,6 +146,7 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   // KFP client: direct reporting, or (persistence-agent mode with
   // --kfp-api-url) checking the run state after the agent's re-report.
   std::shared_ptr<HttpTransport> kfpTransport;
+  TokenSource kfpToken;
   std::unique_ptr<KfpClient> kfp;
   if (!config.kfpApiUrl.empty()) {
     auto t = makeCpprestTransport(TlsOptions{});
@@ -154,15 +157,44 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     kfpTransport = std::shared_ptr<HttpTransport>(std::move(t).value());
     if (fence)
       kfpTransport = std::make_shared<FencedTransport>(kfpTransport, *fence);
-    TokenSource kfpToken =
-        config.kfpTokenFile.empty()
-            ? TokenSource()
-            : TokenSource::file(config.kfpTokenFile, clock, std::chrono::seconds(30));
+    kfpToken = config.kfpTokenFile.empty()
+                   ? TokenSource()
+                   : TokenSource::file(config.kfpTokenFile, clock, std::chrono::seconds(30));
     kfp = std::make_unique<KfpClient>(
         *kfpTransport, kfpToken, KfpClient::Options{config.kfpApiUrl, std::chrono::seconds(30)},
         [&metrics](std::string_view op, int status, double seconds) {
           metrics.kfpRequest(op, status, seconds);
         });
+  }
+
+  // Run-history sweep (--kfp-history-sweep): leader only. Reads go through
+  // the KFP transport (reads pass the fence); its reports through `kfp`,
+  // whose transport is fenced, and the sweep asks the fence before each run.
+  std::unique_ptr<KfpHistoryClient> history;
+  std::unique_ptr<HistorySweepMetrics> sweepMetrics;
+  std::unique_ptr<HistorySweep> sweep;
+  if (config.historySweepPeriod.count() > 0 && kfp) {
+    history = std::make_unique<KfpHistoryClient>(
+        *kfpTransport, kfpToken, KfpHistoryClient::Options{.baseUrl = config.kfpApiUrl});
+    sweepMetrics = makePrometheusHistorySweepMetrics((*metricsEndpoint)->registry());
+    HistorySweepOptions so;
+    so.period = config.historySweepPeriod;
+    so.window = std::chrono::duration_cast<std::chrono::seconds>(config.historySweepWindow);
+    so.scan.namespaces = config.historySweepNamespaces;
+    so.backfill.evaluate.exitTaskFailure = config.correction.exitTaskFailure;
+    so.gate = fence.get();
+    // A Workflow still in the cluster is the controller's to correct.
+    WorkflowExists exists = [&kube](const std::string& ns,
+                                    const std::string& name) -> Result<bool> {
+      auto wf = kube.get(resources::kWorkflows, ns, name);
+      if (wf)
+        return true;
+      if (wf.error().code == ErrorCode::kNotFound)
+        return false;
+      return wf.error();
+    };
+    sweep =
+        std::make_unique<HistorySweep>(*history, *kfp, std::move(exists), so, *sweepMetrics, clock);
   }
 
   const std::string identity =
@@ -209,11 +241,12 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
 
   spdlog::info(
       "starting: namespace={} selector=\"{}\" workers={} correct={} kfp-report={} "
-      "exit-task-failure={} leader-elect={} identity={}",
+      "exit-task-failure={} leader-elect={} identity={} kfp-history-sweep={}",
       config.namespaceName.empty() ? "<all>" : config.namespaceName, co.labelSelector,
       config.workers, config.correction.correct, kfpReportModeName(config.correction.kfpReport),
       config.correction.exitTaskFailure == ExitTaskFailurePolicy::kFail ? "fail" : "ignore",
-      config.leaderElect, identity);
+      config.leaderElect, identity,
+      sweep ? std::to_string(config.historySweepPeriod.count() / 1000) + "s" : "off");
   controller.startInformer();
   if (hooks.onServing)
     hooks.onServing((*health)->port(), (*metricsEndpoint)->port());
@@ -254,6 +287,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
       }
     };
     lc.onNewLeader = [](const std::string& who) { spdlog::info("current leader: {}", who); };
+    if (sweep)
+      followLeadership(lc, *sweep);  // leader only: starts and stops with the lease
     if (Status v = validateLeaderElectionConfig(lc); !v) {
       spdlog::error("leader election: {}", v.error().describe());
       return 2;
@@ -265,6 +300,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     controller.startWorkers();
     if (podAnnotations)
       podAnnotations->start();
+    if (sweep)
+      sweep->start();
     leading = true;
   }
 
@@ -302,6 +339,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   spdlog::info("shutting down ({})", gSignal != 0 ? "signal" : "requested");
   controller.stopInformer();
   const bool drained = controller.stopWorkers(config.shutdownTimeout);
+  if (sweep)
+    sweep->stop();  // before the lease is released: its run in flight finishes first
   if (elector) {
     elector->stop();  // releases the lease (releaseOnCancel)
     electorThread.join();

@@ -1,5 +1,6 @@
 #include "controller/run_config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <optional>
@@ -149,6 +150,16 @@ cli::FlagParser runFlagParser() {
                "watch pods of KFP runs and annotate Pending exit-task pods with the run's true "
                "status (the channel that needs no webhook; leader only)",
                false));
+  p.add(flag("kfp-history-sweep", "DURATION",
+             "every DURATION, correct mis-reported runs in KFP's history whose Workflow is gone "
+             "(backfill --apply over the recent window; leader only; needs --kfp-api-url). "
+             "0: off",
+             "0"));
+  p.add(flag("kfp-history-window", "DURATION",
+             "the history sweep looks at runs that finished within this window", "48h"));
+  p.add(flag("kfp-history-namespaces", "NS[,NS...]",
+             "namespaces the history sweep lists (multi-user KFP lists runs per namespace; "
+             "default: --namespace, else all, which only single-user KFP allows)"));
   return p;
 }
 
@@ -260,6 +271,35 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
           "\"");
     }
     c.maxNodeStatusBytes = *bytes;
+  }
+  {
+    auto period = a.getDuration("kfp-history-sweep");
+    if (!period)
+      return period.error();
+    auto window = a.getDuration("kfp-history-window");
+    if (!window)
+      return window.error();
+    if (window->count() <= 0)
+      return invalid("--kfp-history-window: must be positive, got \"" +
+                     a.get("kfp-history-window") + "\"");
+    c.historySweepPeriod = *period;
+    c.historySweepWindow = *window;
+    if (period->count() > 0 && *period < std::chrono::seconds(10))
+      return invalid("--kfp-history-sweep: at least 10s (each pass lists KFP's runs), got \"" +
+                     a.get("kfp-history-sweep") + "\"");
+    if (period->count() > 0 && c.kfpApiUrl.empty())
+      return invalid("--kfp-history-sweep needs --kfp-api-url (the sweep reads KFP's run history)");
+    const std::string& list = a.get("kfp-history-namespaces");
+    for (std::size_t at = 0; at <= list.size() && !list.empty();) {
+      const std::size_t comma = std::min(list.find(',', at), list.size());
+      const std::string ns = list.substr(at, comma - at);
+      if (ns.empty())
+        return invalid("--kfp-history-namespaces: empty namespace in \"" + list + "\"");
+      c.historySweepNamespaces.push_back(ns);
+      at = comma + 1;
+    }
+    if (c.historySweepNamespaces.empty() && !c.namespaceName.empty())
+      c.historySweepNamespaces.push_back(c.namespaceName);
   }
   c.logFormat = a.get("log-format");
   c.logLevel = a.get("log-level");

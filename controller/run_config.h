@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "controller/cli.h"
@@ -61,6 +62,14 @@ struct RunConfig {
   // and skipped. Sizing in docs/controller.md ("Hostile input").
   std::size_t maxNodeStatusBytes = kDefaultMaxNodeStatusBytes;
   static constexpr std::size_t kDefaultMaxNodeStatusBytes = std::size_t{8} << 20;  // 8 MiB
+  // Run-history sweep (controller/history_sweep.h): leader only; 0 = off.
+  // Every period, backfill --apply over runs KFP lists as SUCCEEDED that
+  // finished within the window. Needs --kfp-api-url.
+  std::chrono::milliseconds historySweepPeriod{0};
+  std::chrono::milliseconds historySweepWindow{std::chrono::hours(48)};
+  // Namespaces the sweep lists (multi-user KFP needs them); default: the
+  // --namespace watched, else every namespace (single-user KFP only).
+  std::vector<std::string> historySweepNamespaces;
 
   // The informer's label selector.
   std::string labelSelector() const;

@@ -10,8 +10,14 @@
 // after the controller starts, racing the agent. The controller runs against
 // all of it; the before/after table shows what KFP recorded and whether KFP
 // deleted any Workflow (counted in the Kubernetes simulator's mutation log).
+// KFP also holds a run history whose Workflows are gone (controller/
+// sandbox_history.h): once the controller is done, `audit --kfp-api-url` and
+// `backfill --apply` run against it and a second table shows what they found
+// and corrected.
 // /metrics stays up until Ctrl-C (or it exits with --exit-after-report: non-zero
-// when a Workflow was deleted or a mis-reported run is not FAILED in KFP).
+// when a Workflow was deleted, a mis-reported run is not FAILED in KFP, or a
+// history run is not as expected: a gone mis-reported run not corrected, any
+// other run changed, a report carrying the label or a deletion asked of KFP).
 
 #include "controller/sandbox_command.h"
 
@@ -30,10 +36,12 @@
 #include "controller/cli.h"
 #include "controller/logging.h"
 #include "controller/run_command.h"
+#include "controller/sandbox_history.h"
 #include "engine/outcome.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/kube_client.h"
 #include "sim/kfp/kfp_api_simulator.h"
+#include "sim/kfp/kfp_history_api.h"
 #include "sim/kfp/kfp_run_factory.h"
 #include "sim/kfp/kfp_workflow_fields.h"
 #include "sim/kfp/persistence_agent_sim.h"
@@ -155,7 +163,16 @@ int runSandbox(int argc, char** argv) {
   kfpOptions.token = kKfpToken;
   kfpOptions.version = parseKfpVersion(args->get("kfp-version")).value_or(KfpVersion::k2_4To2_16);
   kfpOptions.kubeApiUrl = kube.baseUrl();
+  // KFP's run history (list, get v1/v2, reports of its runs): served at the
+  // KFP simulator's address, beside its live runs.
+  KfpHistoryApi history;
+  KfpHistoryApi::Identity controllerIdentity;
+  controllerIdentity.allNamespaces = true;
+  controllerIdentity.mayReport = true;
+  history.addIdentity(kKfpToken, controllerIdentity);
+  SandboxHistory sandboxHistory(history, kube.baseUrl());
   KfpApiSimulator kfp(kfpOptions);
+  kfp.attachHistory(&history);
   if (Status s = kfp.start(); !s) {
     std::cerr << "sandbox: KFP API simulator: " << s.error().describe() << "\n";
     return 1;
@@ -244,6 +261,8 @@ int runSandbox(int argc, char** argv) {
     runs.push_back(r);
   }
 
+  const std::size_t historyRuns = sandboxHistory.seed(documents);
+
   auto transport = makeCpprestTransport(TlsOptions{});
   if (!transport) {
     std::cerr << "sandbox: " << transport.error().describe() << "\n";
@@ -294,7 +313,8 @@ int runSandbox(int argc, char** argv) {
   std::cout << "Sandbox: Kubernetes API simulator at " << kube.baseUrl()
             << ", KFP API simulator (KFP " << kfpVersionName(kfpOptions.version) << ") at "
             << kfp.baseUrl() << ", KFP persistence agent emulated\n"
-            << "Seeded " << runs.size() << " runs; starting the controller ("
+            << "Seeded " << runs.size() << " runs, and " << historyRuns
+            << " past runs in KFP's history whose Workflow is gone; starting the controller ("
             << "exit-reconciler run --kfp-report direct --leader-elect) ...\n";
 
   // --- Controller ---------------------------------------------------------------
@@ -425,6 +445,11 @@ int runSandbox(int argc, char** argv) {
                                 : " (a report carried pipeline/persistedFinalState, or KFP "
                                   "did not know the run)")
             << "\nMis-reported runs not FAILED in KFP: " << kfpNotFailed << "\n";
+
+  // --- KFP's history: audit and backfill ------------------------------------------
+  const int historyProblems =
+      sandboxHistory.run(kfp.baseUrl(), tokenFile, kube.kubeconfigPath(), std::cout);
+
   std::cout << "Metrics: http://127.0.0.1:" << metricsPort.load() << "/metrics\n";
 
   if (!args->getSwitch("exit-after-report")) {
@@ -438,7 +463,10 @@ int runSandbox(int argc, char** argv) {
   kfp.stop();
   kube.stop();
   std::filesystem::remove_all(stateDir);
-  return allDone && controllerExit == 0 && deleted.empty() && kfpNotFailed == 0 ? 0 : 1;
+  return allDone && controllerExit == 0 && deleted.empty() && kfpNotFailed == 0 &&
+                 historyProblems == 0
+             ? 0
+             : 1;
 }
 
 }  // namespace exitrec

@@ -63,6 +63,8 @@ const Histogram::BucketBoundaries kRequestBuckets = {0.005, 0.01, 0.025, 0.05, 0
 // client-go workqueue buckets: 1 µs … 10 s (ExponentialBuckets(1e-6, 10, 8)).
 const Histogram::BucketBoundaries kQueueBuckets = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10};
 // controller-runtime reconcile_time_seconds buckets (trimmed).
+// A history sweep pass: one listing plus a read per run (seconds to hours).
+const Histogram::BucketBoundaries kSweepBuckets = {1, 5, 15, 60, 300, 900, 1800, 3600, 7200};
 const Histogram::BucketBoundaries kReconcileBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                        1,     2.5,  5,     10,   30,  60};
 
@@ -320,6 +322,16 @@ struct Metrics::Impl {
   std::array<Counter*, 2> kfpEndpointNotFoundC{};  // by KfpOperation
   Counter* kfpUnknownRunsC = nullptr;
 
+  // Run-history sweep.
+  Counter* historyScannedC = nullptr;
+  Family<Counter>* historyMisreported = nullptr;
+  Counter* historyCorrectedC = nullptr;
+  Counter* historyFailedC = nullptr;
+  Counter* historyUnreadableC = nullptr;
+  std::array<Counter*, 2> historySweepsC{};  // [0] error, [1] success
+  Histogram* historySweepDurationH = nullptr;
+  Gauge* historyLastSuccessG = nullptr;
+
   std::mutex queuesMu;
   std::map<std::string, std::unique_ptr<QueueMetrics>, std::less<>> queues;
 
@@ -476,8 +488,57 @@ struct Metrics::Impl {
                         kRequestBuckets);
     }
 
+    buildHistorySweepFamilies();
     if (!options.namespaceLabel)
       precreatePerRunSeries();
+  }
+
+  // Run-history sweep families; never namespace-labelled (the sweep counts
+  // KFP's history, not watched runs). Every series exists from the start.
+  void buildHistorySweepFamilies() {
+    using prometheus::BuildCounter;
+    using prometheus::BuildGauge;
+    using prometheus::BuildHistogram;
+    historyScannedC = &build(BuildCounter(), "exit_reconciler_history_runs_scanned_total",
+                             "Runs of KFP's history read and evaluated by the history sweep "
+                             "(run --kfp-history-sweep).")
+                           .Add({});
+    historyMisreported =
+        &build(BuildCounter(), "exit_reconciler_history_misreported_runs_total",
+               "Historical runs the history sweep found mis-reported, by generation and cause.");
+    for (auto gen : kGenerationLabels) {
+      if (gen == "argo")
+        continue;
+      for (auto cause : kCauseLabels)
+        historyMisreported->Add({{"generation", str(gen)}, {"cause", str(cause)}});
+    }
+    historyCorrectedC =
+        &build(BuildCounter(), "exit_reconciler_history_runs_corrected_total",
+               "Historical runs whose Workflow was gone that the history sweep reported to KFP "
+               "and verified FAILED.")
+             .Add({});
+    historyFailedC = &build(BuildCounter(), "exit_reconciler_history_runs_failed_total",
+                            "Historical runs the history sweep could not check (cluster GET), "
+                            "report or verify (retried on the next pass).")
+                          .Add({});
+    historyUnreadableC =
+        &build(BuildCounter(), "exit_reconciler_history_runs_unreadable_total",
+               "Historical runs whose stored manifest is missing, offloaded or unreadable: no "
+               "verdict, nothing to correct.")
+             .Add({});
+    auto& sweeps = build(BuildCounter(), "exit_reconciler_history_sweeps_total",
+                         "History sweep passes, by result (error: listing KFP's runs failed).");
+    historySweepsC[0] = &sweeps.Add({{"result", "error"}});
+    historySweepsC[1] = &sweeps.Add({{"result", "success"}});
+    historySweepDurationH =
+        &build(BuildHistogram(), "exit_reconciler_history_sweep_duration_seconds",
+               "Seconds per history sweep pass.")
+             .Add({}, kSweepBuckets);
+    historyLastSuccessG =
+        &build(BuildGauge(), "exit_reconciler_history_sweep_last_success_timestamp_seconds",
+               "Unix time the last history sweep pass listed KFP's runs successfully (0: none "
+               "yet).")
+             .Add({});
   }
 
   // Zero-valued series for every closed label combination of the per-run
@@ -606,6 +667,37 @@ void Metrics::kfpEndpointNotFound(KfpOperation operation) {
 
 void Metrics::kfpUnknownRun() {
   impl_->kfpUnknownRunsC->Increment();
+}
+
+void Metrics::historyRunScanned() {
+  impl_->historyScannedC->Increment();
+}
+
+void Metrics::historyRunMisreported(std::string_view generation, std::string_view cause) {
+  impl_->historyMisreported
+      ->Add({{"generation", str(generationLabel(generation))}, {"cause", str(causeLabel(cause))}})
+      .Increment();
+}
+
+void Metrics::historyRunCorrected() {
+  impl_->historyCorrectedC->Increment();
+}
+
+void Metrics::historyRunFailed() {
+  impl_->historyFailedC->Increment();
+}
+
+void Metrics::historyRunUnreadable() {
+  impl_->historyUnreadableC->Increment();
+}
+
+void Metrics::historySweepDone(bool ok, double seconds) {
+  impl_->historySweepsC[ok ? 1 : 0]->Increment();
+  impl_->historySweepDurationH->Observe(seconds);
+  if (ok) {
+    auto now = impl_->clock->wallNow().time_since_epoch();
+    impl_->historyLastSuccessG->Set(std::chrono::duration<double>(now).count());
+  }
 }
 
 WatchRestartReason watchRestartReasonOf(std::string_view reason) {

@@ -307,6 +307,26 @@ class Metrics {
   // re-report by KFP's persistence agent has not been seen yet.
   void setRunsAwaitingPersistenceAgent(std::int64_t count);
 
+  // --- Run-history sweep (run --kfp-history-sweep, controller/history_sweep.h)
+  // exit_reconciler_history_runs_scanned_total: runs of KFP's history read
+  // and evaluated by the sweep.
+  void historyRunScanned();
+  // exit_reconciler_history_misreported_runs_total{generation, cause}:
+  // historical runs found mis-reported (allow-listed as the live family).
+  void historyRunMisreported(std::string_view generation, std::string_view cause);
+  // exit_reconciler_history_runs_corrected_total: reported and verified FAILED.
+  void historyRunCorrected();
+  // exit_reconciler_history_runs_failed_total: a run that could not be
+  // checked (cluster GET), reported or verified.
+  void historyRunFailed();
+  // exit_reconciler_history_runs_unreadable_total: a run whose stored
+  // manifest is missing, offloaded or unreadable (no verdict).
+  void historyRunUnreadable();
+  // exit_reconciler_history_sweeps_total{result="success"|"error"} (error:
+  // listing failed), exit_reconciler_history_sweep_duration_seconds and, on
+  // success, exit_reconciler_history_sweep_last_success_timestamp_seconds.
+  void historySweepDone(bool ok, double seconds);
+
   // --- Process ---------------------------------------------------------------
   // The handle of work queue `name` (created on first use; use a constant
   // name such as "workflows": it is a label value).

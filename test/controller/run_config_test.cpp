@@ -85,12 +85,52 @@ TEST(RunConfigTest, BadValuesAreNamed) {
   }
 }
 
+TEST(RunConfigTest, HistorySweepIsOffByDefaultAndNeedsKfpApiUrl) {
+  auto c = parse({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->historySweepPeriod.count(), 0);
+  EXPECT_EQ(c->historySweepWindow, std::chrono::hours(48));
+  c = parse({"--kfp-api-url", "http://kfp:8888", "--kfp-history-sweep", "30m"},
+            {{"EXIT_RECONCILER_KFP_HISTORY_WINDOW", "6h"}});
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_EQ(c->historySweepPeriod, std::chrono::minutes(30));
+  EXPECT_EQ(c->historySweepWindow, std::chrono::hours(6));
+  EXPECT_TRUE(c->historySweepNamespaces.empty());
+  c = parse({"--namespace", "team-a"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->historySweepNamespaces, std::vector<std::string>{"team-a"});
+  c = parse({"--namespace", "team-a", "--kfp-history-namespaces", "team-a,team-b"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->historySweepNamespaces, (std::vector<std::string>{"team-a", "team-b"}));
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  for (const Case& k : std::vector<Case>{
+           {{"--kfp-history-sweep", "1h"}, "--kfp-history-sweep needs --kfp-api-url"},
+           {{"--kfp-api-url", "http://kfp:8888", "--kfp-history-sweep", "hourly"},
+            "--kfp-history-sweep: expected a duration like 250ms, 30s, 5m or 1h, got \"hourly\""},
+           {{"--kfp-api-url", "http://kfp:8888", "--kfp-history-sweep", "500ms"},
+            "--kfp-history-sweep: at least 10s"},
+           {{"--kfp-api-url", "http://kfp:8888", "--kfp-history-sweep", "1h",
+             "--kfp-history-window", "0"},
+            "--kfp-history-window: must be positive"},
+           {{"--kfp-history-window", "two days"}, "--kfp-history-window: expected a duration"},
+           {{"--kfp-history-namespaces", "a,,b"}, "--kfp-history-namespaces: empty namespace"},
+       }) {
+    auto bad = parse(k.args);
+    ASSERT_FALSE(bad.ok()) << k.args[1];
+    EXPECT_NE(bad.error().message.find(k.expect), std::string::npos) << bad.error().message;
+  }
+}
+
 TEST(RunConfigTest, HelpListsEveryFlagWithItsEnvironmentForm) {
   const std::string help = runFlagParser().help();
-  for (const char* f : {"kubeconfig", "namespace", "all-workflows", "workers", "correct",
-                        "kfp-report", "kfp-api-url", "kfp-token-file", "exit-task-failure",
-                        "leader-elect", "leader-election-name", "leader-election-namespace",
-                        "health-addr", "metrics-addr", "log-format", "log-level"}) {
+  for (const char* f :
+       {"kubeconfig", "namespace", "all-workflows", "workers", "correct", "kfp-report",
+        "kfp-api-url", "kfp-token-file", "exit-task-failure", "leader-elect",
+        "leader-election-name", "leader-election-namespace", "health-addr", "metrics-addr",
+        "log-format", "log-level", "kfp-history-sweep", "kfp-history-window"}) {
     EXPECT_NE(help.find(std::string("--") + f), std::string::npos) << f;
   }
   EXPECT_NE(help.find("EXIT_RECONCILER_KFP_API_URL"), std::string::npos);

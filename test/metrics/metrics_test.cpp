@@ -57,6 +57,15 @@ const std::map<std::string, std::string> kFamilies = {
     {"controller_runtime_active_workers", "gauge"},
     {"controller_runtime_max_concurrent_reconciles", "gauge"},
     {"leader_election_master_status", "gauge"},
+    // Run-history sweep (run --kfp-history-sweep).
+    {"exit_reconciler_history_runs_scanned_total", "counter"},
+    {"exit_reconciler_history_misreported_runs_total", "counter"},
+    {"exit_reconciler_history_runs_corrected_total", "counter"},
+    {"exit_reconciler_history_runs_failed_total", "counter"},
+    {"exit_reconciler_history_runs_unreadable_total", "counter"},
+    {"exit_reconciler_history_sweeps_total", "counter"},
+    {"exit_reconciler_history_sweep_duration_seconds", "histogram"},
+    {"exit_reconciler_history_sweep_last_success_timestamp_seconds", "gauge"},
 };
 
 TEST(Metrics, FreshRegistryExportsEveryDocumentedFamilyWithItsType) {
@@ -99,6 +108,43 @@ TEST(Metrics, ClosedLabelSetsArePrecreatedAtZero) {
                     {{"verb", "patch"}, {"resource", "workflows"}, {"code", "200"}}),
             0.0);
   EXPECT_EQ(e.value("leader_election_master_status", {{"name", "kfp-exit-reconciler"}}), 0.0);
+}
+
+TEST(Metrics, HistorySweepCountsWithNormalizedLabelsAndStampsOnlySuccess) {
+  FakeClock clock;
+  MetricsOptions o;
+  o.clock = &clock;
+  Metrics m(o);
+  Exposition fresh = scrape(m);
+  EXPECT_EQ(fresh.count("exit_reconciler_history_misreported_runs_total"), 4 * 4);
+  EXPECT_EQ(fresh.value("exit_reconciler_history_sweeps_total", {{"result", "error"}}), 0.0);
+  m.historyRunScanned();
+  m.historyRunScanned();
+  m.historyRunMisreported("kfp-v1", "masked-failure");  // not an allow-listed cause
+  m.historyRunMisreported("kfp-v2-hook", "hooked-task-failed");
+  m.historyRunCorrected();
+  m.historyRunFailed();
+  m.historyRunUnreadable();
+  m.historyRunUnreadable();
+  m.historySweepDone(false, 3);
+  Exposition e = scrape(m);
+  EXPECT_EQ(e.value("exit_reconciler_history_runs_scanned_total"), 2.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_misreported_runs_total",
+                    {{"generation", "kfp-v1"}, {"cause", "other"}}),
+            1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_misreported_runs_total",
+                    {{"generation", "kfp-v2-hook"}, {"cause", "hooked-task-failed"}}),
+            1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_runs_corrected_total"), 1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_runs_failed_total"), 1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_runs_unreadable_total"), 2.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_sweeps_total", {{"result", "error"}}), 1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_sweep_last_success_timestamp_seconds"), 0.0);
+  m.historySweepDone(true, 42);
+  e = scrape(m);
+  EXPECT_EQ(e.value("exit_reconciler_history_sweeps_total", {{"result", "success"}}), 1.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_sweep_last_success_timestamp_seconds"), 1798000000.0);
+  EXPECT_EQ(e.value("exit_reconciler_history_sweep_duration_seconds_count"), 2.0);
 }
 
 TEST(Metrics, RunFamiliesCountWithNormalizedLabels) {

@@ -39,20 +39,16 @@ __attribute__((target("avx512f,avx512bw"))) std::uint8_t* unescapeFast(
     const __m512i v = _mm512_loadu_si512(src);
     const std::uint64_t bs = _mm512_cmpeq_epi8_mask(v, backslash);
     const std::uint64_t qt = _mm512_cmpeq_epi8_mask(v, quote);
-    // Escaping backslashes, left to right: each escapes the next byte.
-    std::uint64_t escaped = carry;
-    std::uint64_t escaping = 0;
-    std::uint64_t nextCarry = 0;
-    for (std::uint64_t left = bs & ~escaped; left != 0;) {
-      const int i = __builtin_ctzll(left);
-      escaping |= std::uint64_t{1} << i;
-      if (i == 63) {
-        nextCarry = 1;
-        break;
-      }
-      escaped |= std::uint64_t{1} << (i + 1);
-      left = i >= 62 ? 0 : left & ~((std::uint64_t{1} << (i + 2)) - 1);
-    }
+    // Escaping backslashes: in each run of backslashes not itself escaped,
+    // the 1st, 3rd, ... escape the byte after them (simdjson's escape
+    // scanner, json_escape_scanner.h: the subtraction carries through a run
+    // and the odd-bit mask picks the run's parity).
+    constexpr std::uint64_t kOddBits = 0xAAAAAAAAAAAAAAAAULL;
+    const std::uint64_t potential = bs & ~carry;
+    const std::uint64_t code = (((potential << 1) | kOddBits) - potential) ^ kOddBits;
+    const std::uint64_t escaped = bs == 0 ? carry : code ^ (bs | carry);
+    const std::uint64_t escaping = bs == 0 ? 0 : code & bs;
+    const std::uint64_t nextCarry = escaping >> 63;
     const std::uint64_t end = qt & ~escaped;
     const std::uint64_t inside = end == 0 ? ~std::uint64_t{0} : (end & -end) - 1;
     const std::uint64_t simple = qt | bs | _mm512_cmpeq_epi8_mask(v, slash);

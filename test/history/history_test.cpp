@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "common/clock.h"
@@ -138,6 +139,41 @@ TEST_F(HistoryListTest, PagesCoverEveryRunOnceInCreatedOrder) {
   EXPECT_EQ(ids.front(), "run-00");
   EXPECT_EQ(ids.back(), "run-44");
   EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+}
+
+// The store is walked in run-id order, which need not be the sort order: a
+// page must still hold the next rows by the sort field, in both directions.
+TEST(HistoryListOrderTest, PagesFollowTheSortFieldNotTheStoreOrder) {
+  KfpHistoryApi api;
+  for (int i = 0; i < 45; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "run-%02d", i);
+    api.addRun(historyRun(id, "ns", 1767225600 + ((i * 17) % 45) * 60, "{}"));
+  }
+  for (const char* sortBy : {"created_at", "created_at desc"}) {
+    std::vector<std::string> created;
+    std::string token;
+    do {
+      Query q = {{"page_size", "7"}};
+      if (token.empty())
+        q.emplace_back("sort_by", sortBy);
+      else
+        q.emplace_back("page_token", token);
+      auto r = api.handle("GET", "/apis/v2beta1/runs", q, std::nullopt, "");
+      ASSERT_EQ(r.status, 200) << r.body;
+      json page = json::parse(r.body);
+      for (const auto& run : page["runs"])
+        created.push_back(run["created_at"]);
+      token = page.value("next_page_token", "");
+    } while (!token.empty());
+    ASSERT_EQ(created.size(), 45u) << sortBy;
+    std::vector<std::string> expected = created;
+    std::sort(expected.begin(), expected.end());
+    if (std::string(sortBy).ends_with("desc"))
+      std::reverse(expected.begin(), expected.end());
+    EXPECT_EQ(created, expected) << sortBy;
+    EXPECT_EQ(std::set<std::string>(created.begin(), created.end()).size(), 45u) << sortBy;
+  }
 }
 
 TEST_F(HistoryListTest, PageSizeDefaultsTo20ClampsTo200AndRejectsNegative) {

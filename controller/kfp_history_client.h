@@ -94,6 +94,11 @@ std::string runFilterJson(const std::string& finishedAfter, const std::vector<st
 // turn into a space. kInvalidInput names the text otherwise.
 Result<std::string> normalizeRfc3339(const std::string& text);
 
+// getManifest unescapes the manifest string with an AVX-512 fast path when
+// the CPU has it, simdjson's unescape otherwise; both give the same text.
+// Process-wide, default on; tests turn it off to compare.
+void setManifestUnescapeFastPath(bool enabled);
+
 // Percent-encodes a query value (RFC 3986 unreserved kept).
 std::string encodeQueryValue(std::string_view value);
 

@@ -6,6 +6,9 @@
 #
 #   bench/history/run_history_bench.sh [RUNS=100000] [ROUNDS=3]
 # Needs build/bench/history_bench_server and build/controller/exit-reconciler.
+# AUDIT_ARGS: extra audit flags, e.g. AUDIT_ARGS="--concurrency 1".
+# Each round prints the load average; results are in docs/benchmarks.md (Run
+# history). check_audit_output.sh checks an optimization left the output be.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,9 +24,12 @@ exec 3> "$work/stdin"
 for _ in $(seq 50); do [ -s "$work/url" ] && break; sleep 0.2; done
 url=$(head -1 "$work/url")
 echo "server $url, $runs runs"
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 for r in $(seq "$rounds"); do
+  echo "round $r: load average $(load) at $(date -u +%H:%M:%S)"
+  # shellcheck disable=SC2086 # AUDIT_ARGS: words on purpose
   /usr/bin/time -f '%e %M' -o "$work/t" "$build/controller/exit-reconciler" audit \
-    --kfp-api-url "$url" > /dev/null 2> "$work/err" || [ $? -eq 1 ]
+    --kfp-api-url "$url" ${AUDIT_ARGS:-} > /dev/null 2> "$work/err" || [ $? -eq 1 ]
   read -r secs rss < <(tail -1 "$work/t")
   mbs=$(tail -1 "$work/err" | grep -o '[0-9.]* MB/s' | cut -d' ' -f1)
   echo "cpp    round $r: $(awk -v n="$runs" -v s="$secs" 'BEGIN{printf "%.1f runs/s", n/s}') ${secs}s rss ${rss}KB ${mbs} MB/s" | tee -a "$work/cpp"
@@ -31,6 +37,7 @@ for r in $(seq "$rounds"); do
   read -r secs rss < <(tail -1 "$work/t")
   echo "python round $r: $(awk -v n="$runs" -v s="$secs" 'BEGIN{printf "%.1f runs/s", n/s}') ${secs}s rss ${rss}KB $(cat "$work/py.json")" | tee -a "$work/py"
 done
+echo "end: load average $(load) at $(date -u +%H:%M:%S)"
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 c=$(awk '{print $4}' "$work/cpp" | median); p=$(awk '{print $4}' "$work/py" | median)
 crss=$(awk '{print $8}' "$work/cpp" | tr -d KB | median); prss=$(awk '{print $8}' "$work/py" | tr -d KB | median)

@@ -705,6 +705,10 @@ KfpHistoryApi::Response KfpHistoryApi::list(
     ++total;
     if (!afterCursor(r))
       continue;
+    // Full: only a row that sorts before the page's last one gets in (the
+    // heap's front), which keeps a list of a large store linear.
+    if (page.size() == keep && !before(&r, page.front()))
+      continue;
     page.push_back(&r);
     std::push_heap(page.begin(), page.end(), before);
     if (page.size() > keep) {
@@ -740,7 +744,8 @@ KfpHistoryApi::Response KfpHistoryApi::list(
 
 KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string& runId) {
   std::optional<std::string> manifest;
-  std::optional<std::string> encoded;  // from the provider: a JSON string literal
+  HistoryRun rendered;  // the record the provider renders from (no manifest)
+  ManifestProvider provider;
   json run;
   std::string ns;
   {
@@ -759,8 +764,17 @@ KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string
                           ". Check if you have access to namespace " + ns);
     }
     manifest = r.manifest;
-    if (!manifest && provider_)
-      encoded = provider_(r);
+    if (!manifest && provider_) {
+      // Rendered after the lock is released: a template copy per GET must
+      // not serialize the server's threads.
+      provider = provider_;
+      rendered.runId = r.runId;
+      rendered.displayName = r.displayName;
+      rendered.ns = r.ns;
+      rendered.state = r.state;
+      rendered.createdAt = r.createdAt;
+      rendered.finishedAt = r.finishedAt;
+    }
     // toApiRunV1: id, name, status (conditions), times, namespace reference.
     run = {{"id", r.runId},
            {"name", r.displayName},
@@ -775,10 +789,11 @@ KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string
   std::string body = "{\"run\":" + dump(run) + ",\"pipeline_runtime\":{";
   if (manifest) {
     body += "\"workflow_manifest\":" + dump(json(std::move(*manifest)));
-  } else if (encoded) {
-    body.reserve(body.size() + encoded->size() + 32);
+  } else if (provider) {
+    const std::size_t mark = body.size();
     body += "\"workflow_manifest\":";
-    body += *encoded;
+    if (!provider(rendered, body))
+      body.resize(mark);  // none stored: no key
   }
   body += "}}";
   return {200, std::move(body)};
@@ -876,6 +891,7 @@ Status KfpHistoryApi::start(const std::string& address, int port, int threads) {
   so.address = address;
   so.port = port;
   so.threads = threads;
+  so.inlineHandlers = options_.inlineHandlers;
   server_ = std::make_unique<HttpServer>(so);
   server_->handle("/", [this](const HttpRequest& req, HttpResponseWriter& w) {
     Response r = handle(req.method, req.path, req.query, req.header("Authorization"), req.body);

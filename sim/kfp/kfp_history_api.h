@@ -75,6 +75,10 @@ class KfpHistoryApi {
  public:
   struct Options {
     bool multiUser = false;
+    // Own server: run handlers on civetweb's worker threads (HttpServer
+    // Options::inlineHandlers) instead of a thread per request. For the
+    // benchmark, whose GETs are shallow; reports parse whole Workflows.
+    bool inlineHandlers = false;
   };
 
   struct Identity {
@@ -102,10 +106,12 @@ class KfpHistoryApi {
     std::function<bool(const std::string& ns, const std::string& name)> remove;
   };
 
-  // Renders a run's manifest on demand (runs seeded without one), already
-  // encoded as the JSON string literal KFP sends (quotes included): large
+  // Renders a run's manifest on demand (runs seeded without one): appends it
+  // to `out` already encoded as the JSON string literal KFP sends (quotes
+  // included) and returns true, or returns false for none stored. Large
   // histories render from pre-encoded templates instead of escaping per GET.
-  using ManifestProvider = std::function<std::optional<std::string>(const HistoryRun& run)>;
+  // Called without the store's lock, from any server thread.
+  using ManifestProvider = std::function<bool(const HistoryRun& run, std::string& out)>;
 
   struct Response {
     int status = 200;

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include "common/clock.h"
@@ -20,6 +22,7 @@
 #include "controller/kfp_report_body.h"
 #include "k8sclient/client_factory.h"
 #include "k8sclient/cpprest_transport.h"
+#include "k8sclient/fake_http_transport.h"
 #include "k8sclient/kube_config.h"
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_history_api.h"
@@ -136,6 +139,41 @@ TEST_F(HistoryListTest, PagesCoverEveryRunOnceInCreatedOrder) {
   EXPECT_EQ(ids.front(), "run-00");
   EXPECT_EQ(ids.back(), "run-44");
   EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+}
+
+// The store is walked in run-id order, which need not be the sort order: a
+// page must still hold the next rows by the sort field, in both directions.
+TEST(HistoryListOrderTest, PagesFollowTheSortFieldNotTheStoreOrder) {
+  KfpHistoryApi api;
+  for (int i = 0; i < 45; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "run-%02d", i);
+    api.addRun(historyRun(id, "ns", 1767225600 + ((i * 17) % 45) * 60, "{}"));
+  }
+  for (const char* sortBy : {"created_at", "created_at desc"}) {
+    std::vector<std::string> created;
+    std::string token;
+    do {
+      Query q = {{"page_size", "7"}};
+      if (token.empty())
+        q.emplace_back("sort_by", sortBy);
+      else
+        q.emplace_back("page_token", token);
+      auto r = api.handle("GET", "/apis/v2beta1/runs", q, std::nullopt, "");
+      ASSERT_EQ(r.status, 200) << r.body;
+      json page = json::parse(r.body);
+      for (const auto& run : page["runs"])
+        created.push_back(run["created_at"]);
+      token = page.value("next_page_token", "");
+    } while (!token.empty());
+    ASSERT_EQ(created.size(), 45u) << sortBy;
+    std::vector<std::string> expected = created;
+    std::sort(expected.begin(), expected.end());
+    if (std::string(sortBy).ends_with("desc"))
+      std::reverse(expected.begin(), expected.end());
+    EXPECT_EQ(created, expected) << sortBy;
+    EXPECT_EQ(std::set<std::string>(created.begin(), created.end()).size(), 45u) << sortBy;
+  }
 }
 
 TEST_F(HistoryListTest, PageSizeDefaultsTo20ClampsTo200AndRejectsNegative) {
@@ -657,6 +695,66 @@ TEST(HistoryLauncherTest, AuditWithKfpApiUrlRunsThroughTheLauncher) {
 
 namespace exitrec {
 namespace {
+
+// getManifest's unescaping (an AVX-512 fast path where the CPU has one,
+// simdjson's otherwise) gives exactly the string nlohmann decodes, for
+// escapes of every kind, backslash runs across 64-byte blocks, and strings
+// of every length around the block size; an invalid escape is an error.
+TEST(HistoryManifestTest, UnescapingMatchesAJsonDecoderOnBothPaths) {
+  FakeHttpTransport transport;
+  std::string body;
+  transport.setHandler([&](const HttpRequest&) -> Result<HttpResponse> {
+    HttpResponse r;
+    r.status = 200;
+    r.body = body;
+    return r;
+  });
+  KfpHistoryClient client(transport, TokenSource(), {.baseUrl = "http://kfp"});
+  std::mt19937 rng(17);
+  const std::vector<std::string> pieces = {
+      "a", "xyz", "\"", "\\", "\\\\", "/", "\n", "\t", "\u00e9", "\u2603", "{\"k\":\"v\"}", "\\\""};
+  std::vector<std::string> texts;
+  for (std::size_t n = 0; n < 200; ++n)  // lengths around the block size
+    texts.push_back(std::string(n, 'q') + "\"" + std::string(n % 7, '\\'));
+  for (int i = 0; i < 400; ++i) {
+    std::string t;
+    const int count = std::uniform_int_distribution<int>(1, 120)(rng);
+    const bool simpleOnly = i % 2 == 0;  // the fast path's own blocks
+    for (int k = 0; k < count; ++k) {
+      const auto& p = pieces[std::uniform_int_distribution<std::size_t>(
+          0, simpleOnly ? 5 : pieces.size() - 1)(rng)];
+      t += p;
+    }
+    texts.push_back(t);
+  }
+  for (bool fast : {true, false}) {
+    setManifestUnescapeFastPath(fast);
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const std::string& text = texts[i];
+      // \uXXXX for non-ASCII in every third, \/ for / in every fifth.
+      std::string literal = nlohmann::json(text).dump(-1, ' ', i % 3 == 1);
+      if (i % 5 == 0) {
+        for (std::size_t at = literal.find('/'); at != std::string::npos;
+             at = literal.find('/', at + 2))
+          literal.replace(at, 1, "\\/");
+      }
+      body = R"({"run":{"id":"r"},"pipeline_runtime":{"workflow_manifest":)" + literal + "}}";
+      auto m = client.getManifest("r");
+      if (text.empty()) {
+        ASSERT_FALSE(m.ok());
+        continue;
+      }
+      ASSERT_TRUE(m.ok()) << m.error().message << " for " << literal;
+      ASSERT_EQ(m->text, text) << "fast=" << fast << " literal " << literal;
+      ASSERT_EQ(std::string(m->text.data() + m->text.size(), 64), std::string(64, '\0'));
+    }
+    body = R"({"pipeline_runtime":{"workflow_manifest":")" + std::string(70, 'a') + R"(\q"}})";
+    auto bad = client.getManifest("r");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("not a valid JSON string"), std::string::npos);
+  }
+  setManifestUnescapeFastPath(true);
+}
 
 // The KFP simulator hands its history component what it serves: the list and
 // get-v1 always, get-v2 and reports only for the component's own runs.

@@ -18,15 +18,14 @@ Result<std::string> KubeWorkflowApi::get(const std::string& ns, const std::strin
 
 Result<std::string> KubeWorkflowApi::mergePatch(const std::string& ns, const std::string& name,
                                                 const std::string& patch) {
-  nlohmann::json body = nlohmann::json::parse(patch, nullptr, false);
-  if (body.is_discarded()) {
+  if (!nlohmann::json::accept(patch)) {
     // The state machine builds every patch; an unparsable one is a bug.
     std::abort();
   }
-  auto r = client_.mergePatch(resources::kWorkflows, ns, name, body);
-  if (!r)
-    return r.error();
-  return r->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // The patched Workflow comes back as the server wrote it: the reconciler
+  // reads it once, on the engine's fast path (no DOM, no re-serialization).
+  // A body that is not JSON then fails that read, as a GET's would.
+  return client_.mergePatchRaw(resources::kWorkflows, ns, name, patch);
 }
 
 Status RecorderEventSink::emit(const EventTarget& target, std::string_view type,

@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the engine: the simdjson stream reader behind readWorkflows.
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -17,9 +18,15 @@ Status readJsonStream(std::shared_ptr<const void> owner, std::string_view text,
                       const WorkflowSink& sink);
 
 // The nodes map is read by a fast structural-index walk with the validating
-// On-Demand decoder as its fallback (see json_reader.cpp). Both must give the
+// On-Demand decoder as its fallback (see json_node_scan.h). Both must give the
 // same result; tests and the fuzz target turn the fast path off to compare.
-// Process-wide; default on.
+// Process-wide; default on. Without the walk compiled in (simdjson other than
+// the verified release, or EXITREC_FORCE_PUBLIC_JSON_DECODER) it is a no-op.
 void setNodeScanFastPath(bool enabled);
+// Whether this build has the fast walk.
+bool nodeScanFastPathCompiled();
+// How many nodes maps the fast walk has read in this process (tests use it to
+// see that the walk, not the fallback, read a document).
+std::uint64_t nodeScanFastPathReads();
 
 }  // namespace exitrec

@@ -6,7 +6,8 @@
 // - only completed runs are mis-reported;
 // - the verdict JSON is one valid JSON object with exactly the audit keys;
 // - the fast nodes-map scan and the validating decoder read the same nodes
-//   and reject the same workflows with the same message;
+//   and reject the same workflows with the same message (only when the scan
+//   is compiled in: see engine/CMakeLists.txt; the start-up line says so);
 // - a workflow whose compressed node status decodes past the bound (1 MiB
 //   here, so that bombs are cheap to explore) is not evaluable.
 #include <cstdint>
@@ -75,6 +76,10 @@ std::string readDigest(std::string_view text, bool fastScan) {
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   exitrec::setMaxDecompressedNodeBytes(std::size_t{1} << 20);
+  std::fprintf(stderr, "engine_fuzz: fast nodes scan %s\n",
+               exitrec::nodeScanFastPathCompiled()
+                   ? "compiled in: compared with the validating decoder"
+                   : "not compiled in (validating decoder only)");
   return 0;
 }
 

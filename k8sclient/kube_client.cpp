@@ -251,6 +251,15 @@ Result<json> KubeClient::mergePatch(const ResourceRef& r, std::string_view ns,
                           body.dump(), false});
 }
 
+Result<std::string> KubeClient::mergePatchRaw(const ResourceRef& r, std::string_view ns,
+                                              std::string_view name, std::string patchJson) {
+  auto resp = execute(Call{"PATCH", r.objectPath(ns, name), "", "application/merge-patch+json",
+                           std::move(patchJson), false});
+  if (!resp)
+    return resp.error();
+  return std::move(resp->body);
+}
+
 Result<json> KubeClient::jsonPatch(const ResourceRef& r, std::string_view ns, std::string_view name,
                                    const json& ops) {
   bool hasTest = false;

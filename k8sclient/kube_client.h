@@ -121,6 +121,11 @@ class KubeClient {
   Result<nlohmann::json> mergePatch(const ResourceRef& r, std::string_view ns,
                                     std::string_view name, const nlohmann::json& patch,
                                     const std::optional<std::string>& guardResourceVersion = {});
+  // application/merge-patch+json with a body already serialized; returns the
+  // patched object's JSON exactly as the server sent it (no parse), like
+  // getRaw: the caller reads it once, with the engine's reader.
+  Result<std::string> mergePatchRaw(const ResourceRef& r, std::string_view ns,
+                                    std::string_view name, std::string patchJson);
   // application/json-patch+json; a failed `test` op (422) gives kConflict.
   Result<nlohmann::json> jsonPatch(const ResourceRef& r, std::string_view ns, std::string_view name,
                                    const nlohmann::json& ops);

@@ -81,7 +81,7 @@ for target in $TARGETS; do
     >"$WORK/$target.log" 2>&1
   rc=$?
   set -e
-  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done [0-9]+ runs)' "$WORK/$target.log" || true
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done [0-9]+ runs|engine_fuzz: fast nodes scan)' "$WORK/$target.log" || true
   if [ "$rc" -ne 0 ]; then
     tail -n 60 "$WORK/$target.log" >&2
     echo "fuzz: $target FAILED (exit $rc); reproducer in $FUZZ_BUILD_DIR/artifacts/$target/" >&2

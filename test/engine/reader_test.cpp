@@ -1,6 +1,7 @@
 // Readers: JSON (simdjson On-Demand), YAML, streams, field errors, indexes.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -252,6 +253,32 @@ std::string readDigest(std::string_view text, bool fastScan) {
   if (!st.ok())
     out.append("stream error: ").append(st.error().message);
   return out;
+}
+
+// The fast scan is in the build exactly when CMake found the simdjson release
+// it was verified with (and EXITREC_FORCE_PUBLIC_JSON_DECODER is off).
+TEST(NodeScan, CompiledExactlyWhenTheBuildSaysSo) {
+  EXPECT_EQ(nodeScanFastPathCompiled(), EXITREC_EXPECT_FAST_NODE_SCAN != 0);
+}
+
+// With the scan compiled in, it (not the fallback) reads a plain nodes map;
+// without it, or turned off, the validating decoder reads the same nodes.
+TEST(NodeScan, ReadsPlainNodesMapsOnlyWhenCompiledAndOn) {
+  const std::string doc = R"({"metadata":{"name":"wf"},"status":{"phase":"Running","nodes":)"
+                          R"({"wf":{"name":"wf","type":"DAG","children":["wf-1"]},)"
+                          R"("wf-1":{"name":"wf.a","type":"Pod","phase":"Failed"}}}})";
+  for (bool on : {true, false}) {
+    setNodeScanFastPath(on);
+    const std::uint64_t before = nodeScanFastPathReads();
+    auto wf = parseWorkflowJson(doc);
+    const std::uint64_t after = nodeScanFastPathReads();
+    setNodeScanFastPath(true);
+    ASSERT_TRUE(wf.ok()) << wf.error().message;
+    ASSERT_EQ(wf->nodes.size(), 2u);
+    ASSERT_NE(wf->nodeByName("wf.a"), nullptr);
+    EXPECT_EQ(wf->nodeByName("wf.a")->phase, Phase::kFailed);
+    EXPECT_EQ(after - before, on && nodeScanFastPathCompiled() ? 1u : 0u) << "on=" << on;
+  }
 }
 
 TEST(NodeScan, SameNodesAsTheValidatingDecoderOnEdgeCases) {

@@ -140,6 +140,29 @@ TEST_F(KubeClientTest, WritesUseTheRightVerbsAndContentTypes) {
   EXPECT_EQ(*reqs[3].headers.find("Content-Type"), "application/json-patch+json");
 }
 
+// The raw merge patch hands back the server's bytes untouched: the caller
+// reads the Workflow once (a DOM round trip would reorder keys and respace).
+TEST_F(KubeClientTest, RawMergePatchSendsAndReturnsTheBodiesVerbatim) {
+  const std::string response = R"({"metadata": {"name":"wf", "annotations":{"z":"1","a":"2"}}})";
+  transport->pushResponse(fakeResponse(200, response));
+  const std::string patch = R"({"metadata":{"annotations":{"a":"2"}}})";
+  auto r = client.mergePatchRaw(resources::kWorkflows, "ns", "wf", patch);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, response);
+  auto reqs = transport->requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "PATCH");
+  EXPECT_EQ(reqs[0].url, "https://api:6443/apis/argoproj.io/v1alpha1/namespaces/ns/workflows/wf");
+  EXPECT_EQ(*reqs[0].headers.find("Content-Type"), "application/merge-patch+json");
+  EXPECT_EQ(reqs[0].body, patch);
+
+  transport->pushResponse(
+      fakeResponse(409, statusBody(409, "Conflict", "the object has been modified")));
+  auto c = client.mergePatchRaw(resources::kWorkflows, "ns", "wf", patch);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kConflict);
+}
+
 TEST_F(KubeClientTest, GuardedPatchConflicts) {
   transport->pushResponse(
       fakeResponse(409, statusBody(409, "Conflict", "the object has been modified")));

@@ -9,6 +9,7 @@
 // Thread-safe.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,13 +30,26 @@ struct CertificateRequest {
   std::chrono::hours validity{24 * 365};
   // Start the validity this far in the past (clock skew between nodes).
   std::chrono::minutes backdate{5};
+  // The validity counts from here (default: the system clock now); callers
+  // with an injected Clock pass its wallNow().
+  std::optional<std::chrono::system_clock::time_point> issuedAt;
 };
 
-// A self-signed CA (basicConstraints CA:TRUE, keyCertSign).
-Result<PemPair> generateCa(const std::string& commonName, std::chrono::hours validity);
+// A self-signed CA (basicConstraints CA:TRUE, keyCertSign), valid from
+// `issuedAt` (default: now) minus 5 minutes for `validity`.
+Result<PemPair> generateCa(
+    const std::string& commonName, std::chrono::hours validity,
+    std::optional<std::chrono::system_clock::time_point> issuedAt = std::nullopt);
 
 // A serving certificate for `req`, signed by `ca`.
 Result<PemPair> generateServingCertificate(const PemPair& ca, const CertificateRequest& req);
+
+// The PEM certificates of a bundle, in order (each with its BEGIN/END lines
+// and a final newline). Text outside certificate blocks is dropped.
+std::vector<std::string> splitPemCertificates(const std::string& bundle);
+
+// True if `keyPem` is the private key of the first certificate in `certPem`.
+bool keyMatchesCertificate(const std::string& certPem, const std::string& keyPem);
 
 // notAfter of the first certificate in a PEM text / file, as Unix seconds.
 Result<double> certificateNotAfterPem(const std::string& pem);

@@ -106,8 +106,8 @@ Result<Ptr<X509>> newCert(EVP_PKEY* key, const std::string& cn, std::chrono::hou
   BN_free(bn);
   X509_set_serialNumber(cert.get(), sn);
   ASN1_INTEGER_free(sn);
-  time_t from = std::chrono::system_clock::to_time_t(
-      issuedAt.value_or(std::chrono::system_clock::now()));
+  time_t from =
+      std::chrono::system_clock::to_time_t(issuedAt.value_or(std::chrono::system_clock::now()));
   if (!X509_time_adj(X509_getm_notBefore(cert.get()),
                      -static_cast<long>(std::chrono::seconds(backdate).count()), &from) ||
       !X509_time_adj(X509_getm_notAfter(cert.get()),

@@ -194,8 +194,8 @@ Result<int> ensureCaBundle(KubeClient& client, const SelfSignedOptions& o,
     if (!hooks[i].is_object())
       continue;
     const auto cc = hooks[i].value("clientConfig", nlohmann::json::object());
-    const auto svc = cc.is_object() ? cc.value("service", nlohmann::json::object())
-                                    : nlohmann::json::object();
+    const auto svc =
+        cc.is_object() ? cc.value("service", nlohmann::json::object()) : nlohmann::json::object();
     if (!svc.is_object() || stringField(svc, "name") != o.serviceName ||
         stringField(svc, "namespace") != o.namespace_) {
       continue;

@@ -8,8 +8,10 @@ SelfSignedTlsRenewer::SelfSignedTlsRenewer(KubeClient& client, Clock& clock,
                                            SelfSignedOptions options, RenewerTiming timing)
     : client_(client), clock_(clock), options_(std::move(options)), timing_(timing) {}
 
-Result<std::unique_ptr<SelfSignedTlsRenewer>> SelfSignedTlsRenewer::start(
-    KubeClient& client, Clock& clock, SelfSignedOptions options, RenewerTiming timing) {
+Result<std::unique_ptr<SelfSignedTlsRenewer>> SelfSignedTlsRenewer::start(KubeClient& client,
+                                                                          Clock& clock,
+                                                                          SelfSignedOptions options,
+                                                                          RenewerTiming timing) {
   std::unique_ptr<SelfSignedTlsRenewer> r(
       new SelfSignedTlsRenewer(client, clock, std::move(options), timing));
   auto first = syncSelfSignedTls(r->client_, r->clock_, r->options_);

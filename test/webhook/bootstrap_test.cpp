@@ -239,6 +239,17 @@ bool waitForPasses(const SelfSignedTlsRenewer& renewer, std::uint64_t n) {
   return renewer.passes() >= n;
 }
 
+// Waits until `n` renewers are parked on a future deadline, so that the next
+// advance() is seen by all of them (bounded real-time wait).
+bool waitParked(const FakeClock& clock, std::size_t n) {
+  for (int i = 0; i < 2000; ++i) {
+    if (clock.waiterCount() == n && clock.dueWaiters() == 0)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 // Two replicas: each its own files, one Secret and one webhook configuration.
 class RenewerTest : public BootstrapTest {
  protected:
@@ -250,6 +261,7 @@ class RenewerTest : public BootstrapTest {
   }
   // Advances the fake time and waits until both replicas ran one more pass.
   void advanceAndSync(std::chrono::hours by, SelfSignedTlsRenewer& a, SelfSignedTlsRenewer& b) {
+    ASSERT_TRUE(waitParked(clock_, 2));
     const auto pa = a.passes(), pb = b.passes();
     clock_.advance(by);
     ASSERT_TRUE(waitForPasses(a, pa + 1));
@@ -293,18 +305,18 @@ TEST_F(RenewerTest, ReplicaAdoptsAPairAnotherReplicaStored) {
   auto a = SelfSignedTlsRenewer::start(*client_, clock_, opts_, timing_);
   ASSERT_TRUE(a.ok()) << a.error().message;
   // Another replica (not running here) stores a new pair from the same CA.
-  ASSERT_TRUE(
-      syncSelfSignedTls(*client_, clock_,
-                        [&] {
-                          auto o = optsB_;
-                          o.renewBefore = std::chrono::hours(24 * 400);  // renew now
-                          return o;
-                        }())
-          .ok());
+  ASSERT_TRUE(syncSelfSignedTls(*client_, clock_,
+                                [&] {
+                                  auto o = optsB_;
+                                  o.renewBefore = std::chrono::hours(24 * 400);  // renew now
+                                  return o;
+                                }())
+                  .ok());
   const std::string stored = base64Decode(api_.secretData("tls.crt").get<std::string>());
   ASSERT_NE(read(opts_.certFile), stored);
   const auto updates = api_.updates;
   const auto passes = (*a)->passes();
+  ASSERT_TRUE(waitParked(clock_, 1));
   clock_.advance(std::chrono::minutes(1));
   ASSERT_TRUE(waitForPasses(**a, passes + 1));
   EXPECT_EQ(read(opts_.certFile), stored);
@@ -318,6 +330,7 @@ TEST_F(RenewerTest, CaRotationKeepsTrustingThePreviousCa) {
   const std::string oldCa = base64Decode(api_.bundle().get<std::string>());
   const std::string oldCert = read(opts_.certFile);
   const auto passes = (*a)->passes();
+  ASSERT_TRUE(waitParked(clock_, 1));
   clock_.advance(std::chrono::hours(24 * 61));
   ASSERT_TRUE(waitForPasses(**a, passes + 1));
   const auto cas = splitPemCertificates(base64Decode(api_.bundle().get<std::string>()));
@@ -337,15 +350,17 @@ TEST_F(RenewerTest, FailedPassIsRetriedAndTheFilesKeepTheLastPair) {
   const std::string cert = read(opts_.certFile);
   {
     std::lock_guard<std::mutex> g(api_.mu);
-    api_.config = json{{"kind", "Status"}};  // an unreadable configuration
+    api_.config = json::array();  // an unreadable configuration
   }
   auto passes = (*a)->passes();
+  ASSERT_TRUE(waitParked(clock_, 1));
   clock_.advance(std::chrono::minutes(1));
   ASSERT_TRUE(waitForPasses(**a, passes + 1));
   EXPECT_EQ((*a)->failures(), 1u);
   EXPECT_EQ(read(opts_.certFile), cert);
   // The retry comes after retryInterval, not after the full resync interval.
   passes = (*a)->passes();
+  ASSERT_TRUE(waitParked(clock_, 1));
   clock_.advance(timing_.retryInterval);
   ASSERT_TRUE(waitForPasses(**a, passes + 1));
   EXPECT_EQ((*a)->failures(), 2u);

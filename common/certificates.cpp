@@ -247,15 +247,6 @@ bool certificateUsable(const std::string& certPemText, const std::string& caPem,
   return X509_cmp_time(X509_get0_notBefore(cert.get()), &n) < 0;
 }
 
-std::string base64Encode(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 Status writeFileAtomic(const std::string& path, const std::string& content, unsigned mode) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {

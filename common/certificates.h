@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base64.h"  // base64Encode, for callers that build Secret data
 #include "common/result.h"
 
 namespace exitrec {
@@ -60,9 +61,6 @@ Result<double> certificateNotAfter(const std::string& path);
 bool certificateUsable(const std::string& certPem, const std::string& caPem,
                        const std::string& dnsName, std::chrono::system_clock::time_point now,
                        std::chrono::hours margin);
-
-// Standard base64 (RFC 4648, padded).
-std::string base64Encode(std::string_view data);
 
 // Writes `content` to `path` through a temporary file and rename(2), so a
 // reader never sees a half-written file. `mode` as for chmod.

@@ -1,12 +1,12 @@
 #include "webhook/self_signed_bootstrap.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/base64.h"
 #include "common/certificates.h"
 #include "k8sclient/kube_client.h"
 
@@ -18,26 +18,6 @@ const ResourceRef kSecrets{"", "v1", "secrets", true};
 const ResourceRef kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
                                                  "mutatingwebhookconfigurations", false};
 
-// Secret data values are base64; decode with OpenSSL's EVP (strict alphabet).
-std::string base64Decode(const std::string& in) {
-  if (in.empty())
-    return {};
-  std::string out(3 * (in.size() / 4) + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0)
-    return {};
-  std::size_t len = static_cast<std::size_t>(n);
-  // EVP_DecodeBlock counts padding bytes as output; drop them.
-  if (in.size() >= 1 && in[in.size() - 1] == '=')
-    --len;
-  if (in.size() >= 2 && in[in.size() - 2] == '=')
-    --len;
-  out.resize(len);
-  return out;
-}
-
 std::string dataField(const nlohmann::json& secret, const char* key) {
   auto data = secret.find("data");
   if (data == secret.end() || !data->is_object())
@@ -45,7 +25,8 @@ std::string dataField(const nlohmann::json& secret, const char* key) {
   auto it = data->find(key);
   if (it == data->end() || !it->is_string())
     return {};
-  return base64Decode(it->get<std::string>());
+  auto decoded = base64Decode(it->get<std::string>());
+  return decoded.ok() ? std::move(decoded).value() : std::string();
 }
 
 // What the Secret holds; anything unreadable is empty.

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/base64.h"
 #include "common/certificates.h"
 #include "common/fake_clock.h"
 #include "k8sclient/fake_http_transport.h"
@@ -174,7 +175,8 @@ TEST_F(BootstrapTest, LosingTheUpdateRaceAdoptsTheWinnersPair) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_FALSE(r->generated);
   EXPECT_EQ(api_.updates, 0);
-  EXPECT_EQ(read(opts_.certFile), base64Decode(api_.secret["data"]["tls.crt"].get<std::string>()));
+  EXPECT_EQ(read(opts_.certFile),
+            base64Decode(api_.secret["data"]["tls.crt"].get<std::string>()).value());
   EXPECT_EQ(api_.config["webhooks"][1]["clientConfig"]["caBundle"], api_.secret["data"]["ca.crt"]);
 }
 
@@ -193,9 +195,9 @@ TEST_F(BootstrapTest, ServingRenewalKeepsTheCaAndTheCaBundle) {
   EXPECT_TRUE(r->filesWritten);
   EXPECT_NE(read(opts_.certFile), oldCert);
   // The new certificate chains to the CA the API server already trusts.
-  EXPECT_TRUE(certificateUsable(read(opts_.certFile), base64Decode(oldBundle.get<std::string>()),
-                                "kfp-exit-reconciler.kubeflow.svc", clock_.wallNow(),
-                                std::chrono::hours(24)));
+  EXPECT_TRUE(certificateUsable(
+      read(opts_.certFile), base64Decode(oldBundle.get<std::string>()).value(),
+      "kfp-exit-reconciler.kubeflow.svc", clock_.wallNow(), std::chrono::hours(24)));
 }
 
 TEST_F(BootstrapTest, ChangedCaBundleIsPatchedWithAGuard) {
@@ -289,13 +291,14 @@ TEST_F(RenewerTest, RenewsWhileRunningAndEveryReplicaServesTheStoredPair) {
   advanceAndSync(std::chrono::hours(24 * 2), **a, **b);
   advanceAndSync(std::chrono::hours(1), **a, **b);  // the loser of the race catches up
   EXPECT_EQ(api_.updates, 2);
-  const std::string renewed = base64Decode(api_.secretData("tls.crt").get<std::string>());
+  const std::string renewed = base64Decode(api_.secretData("tls.crt").get<std::string>()).value();
   EXPECT_NE(renewed, first);
   EXPECT_EQ(read(opts_.certFile), renewed);
   EXPECT_EQ(read(optsB_.certFile), renewed);
-  EXPECT_EQ(read(optsB_.keyFile), base64Decode(api_.secretData("tls.key").get<std::string>()));
+  EXPECT_EQ(read(optsB_.keyFile),
+            base64Decode(api_.secretData("tls.key").get<std::string>()).value());
   EXPECT_EQ(api_.bundle(), bundle);
-  EXPECT_TRUE(certificateUsable(renewed, base64Decode(bundle.get<std::string>()),
+  EXPECT_TRUE(certificateUsable(renewed, base64Decode(bundle.get<std::string>()).value(),
                                 "kfp-exit-reconciler.kubeflow.svc", clock_.wallNow(),
                                 std::chrono::hours(24 * 30)));
   EXPECT_EQ((*a)->failures() + (*b)->failures(), 0u);
@@ -312,7 +315,7 @@ TEST_F(RenewerTest, ReplicaAdoptsAPairAnotherReplicaStored) {
                                   return o;
                                 }())
                   .ok());
-  const std::string stored = base64Decode(api_.secretData("tls.crt").get<std::string>());
+  const std::string stored = base64Decode(api_.secretData("tls.crt").get<std::string>()).value();
   ASSERT_NE(read(opts_.certFile), stored);
   const auto updates = api_.updates;
   const auto passes = (*a)->passes();
@@ -327,13 +330,13 @@ TEST_F(RenewerTest, CaRotationKeepsTrustingThePreviousCa) {
   opts_.caValidity = std::chrono::hours(24 * 120);  // cannot outlive a second 90-day cert
   auto a = SelfSignedTlsRenewer::start(*client_, clock_, opts_, timing_);
   ASSERT_TRUE(a.ok()) << a.error().message;
-  const std::string oldCa = base64Decode(api_.bundle().get<std::string>());
+  const std::string oldCa = base64Decode(api_.bundle().get<std::string>()).value();
   const std::string oldCert = read(opts_.certFile);
   const auto passes = (*a)->passes();
   ASSERT_TRUE(waitParked(clock_, 1));
   clock_.advance(std::chrono::hours(24 * 61));
   ASSERT_TRUE(waitForPasses(**a, passes + 1));
-  const auto cas = splitPemCertificates(base64Decode(api_.bundle().get<std::string>()));
+  const auto cas = splitPemCertificates(base64Decode(api_.bundle().get<std::string>()).value());
   ASSERT_EQ(cas.size(), 2u);
   EXPECT_NE(cas[0], oldCa);
   EXPECT_EQ(cas[1], oldCa);  // a replica still serving the old pair stays trusted
@@ -341,7 +344,7 @@ TEST_F(RenewerTest, CaRotationKeepsTrustingThePreviousCa) {
                                 clock_.wallNow(), std::chrono::hours(24)));
   EXPECT_TRUE(certificateUsable(oldCert, cas[1], "kfp-exit-reconciler.kubeflow.svc",
                                 clock_.wallNow(), std::chrono::hours(24)));
-  EXPECT_EQ(base64Decode(api_.secretData("ca.crt").get<std::string>()), cas[0] + cas[1]);
+  EXPECT_EQ(base64Decode(api_.secretData("ca.crt").get<std::string>()).value(), cas[0] + cas[1]);
 }
 
 TEST_F(RenewerTest, FailedPassIsRetriedAndTheFilesKeepTheLastPair) {

@@ -91,7 +91,8 @@ bool addExt(X509* cert, X509* issuer, int nid, const std::string& value) {
 }
 
 Result<Ptr<X509>> newCert(EVP_PKEY* key, const std::string& cn, std::chrono::hours validity,
-                          std::chrono::minutes backdate) {
+                          std::chrono::minutes backdate,
+                          std::optional<std::chrono::system_clock::time_point> issuedAt) {
   Ptr<X509> cert(X509_new());
   if (!cert)
     return sslError("X509_new");
@@ -105,10 +106,14 @@ Result<Ptr<X509>> newCert(EVP_PKEY* key, const std::string& cn, std::chrono::hou
   BN_free(bn);
   X509_set_serialNumber(cert.get(), sn);
   ASN1_INTEGER_free(sn);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()),
-                  -static_cast<long>(std::chrono::seconds(backdate).count()));
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()),
-                  static_cast<long>(std::chrono::seconds(validity).count()));
+  time_t from =
+      std::chrono::system_clock::to_time_t(issuedAt.value_or(std::chrono::system_clock::now()));
+  if (!X509_time_adj(X509_getm_notBefore(cert.get()),
+                     -static_cast<long>(std::chrono::seconds(backdate).count()), &from) ||
+      !X509_time_adj(X509_getm_notAfter(cert.get()),
+                     static_cast<long>(std::chrono::seconds(validity).count()), &from)) {
+    return sslError("X509_time_adj");
+  }
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -131,11 +136,12 @@ Result<PemPair> signedPair(X509* cert, EVP_PKEY* key, EVP_PKEY* signer) {
 
 }  // namespace
 
-Result<PemPair> generateCa(const std::string& commonName, std::chrono::hours validity) {
+Result<PemPair> generateCa(const std::string& commonName, std::chrono::hours validity,
+                           std::optional<std::chrono::system_clock::time_point> issuedAt) {
   Ptr<EVP_PKEY> key = newKey();
   if (!key)
     return sslError("EC key generation");
-  auto cert = newCert(key.get(), commonName, validity, std::chrono::minutes(5));
+  auto cert = newCert(key.get(), commonName, validity, std::chrono::minutes(5), issuedAt);
   if (!cert.ok())
     return cert.error();
   X509* c = cert.value().get();
@@ -156,7 +162,7 @@ Result<PemPair> generateServingCertificate(const PemPair& ca, const CertificateR
   Ptr<EVP_PKEY> key = newKey();
   if (!key)
     return sslError("EC key generation");
-  auto cert = newCert(key.get(), req.commonName, req.validity, req.backdate);
+  auto cert = newCert(key.get(), req.commonName, req.validity, req.backdate, req.issuedAt);
   if (!cert.ok())
     return cert.error();
   X509* c = cert.value().get();
@@ -175,6 +181,30 @@ Result<PemPair> generateServingCertificate(const PemPair& ca, const CertificateR
     return sslError("serving certificate extensions");
   }
   return signedPair(c, key.get(), caKey.get());
+}
+
+std::vector<std::string> splitPemCertificates(const std::string& bundle) {
+  static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (true) {
+    const auto b = bundle.find(kBegin, pos);
+    if (b == std::string::npos)
+      break;
+    const auto e = bundle.find(kEnd, b + kBegin.size());
+    if (e == std::string::npos)
+      break;
+    out.push_back(bundle.substr(b, e + kEnd.size() - b) + "\n");
+    pos = e + kEnd.size();
+  }
+  return out;
+}
+
+bool keyMatchesCertificate(const std::string& certPemText, const std::string& keyPemText) {
+  Ptr<X509> cert = readCert(certPemText);
+  Ptr<EVP_PKEY> key = readKey(keyPemText);
+  return cert && key && X509_check_private_key(cert.get(), key.get()) == 1;
 }
 
 Result<double> certificateNotAfterPem(const std::string& pem) {
@@ -215,15 +245,6 @@ bool certificateUsable(const std::string& certPemText, const std::string& caPem,
     return false;
   time_t n = std::chrono::system_clock::to_time_t(now);
   return X509_cmp_time(X509_get0_notBefore(cert.get()), &n) < 0;
-}
-
-std::string base64Encode(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 Status writeFileAtomic(const std::string& path, const std::string& content, unsigned mode) {

@@ -150,21 +150,6 @@ std::string urlDecode(std::string_view in, bool plusIsSpace) {
   return out;
 }
 
-std::string urlEncode(std::string_view in) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view query) {
   std::vector<std::pair<std::string, std::string>> out;
   std::size_t pos = 0;

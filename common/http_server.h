@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/url_encoding.h"
 
 struct mg_context;  // civetweb's server handle (opaque here)
 
@@ -167,8 +168,8 @@ class HttpServer {
 
 // Percent-decoding of a URL component ('+' becomes ' ' when plusIsSpace).
 std::string urlDecode(std::string_view in, bool plusIsSpace);
-// Percent-encoding of a query value (unreserved characters kept).
-std::string urlEncode(std::string_view in);
+// Percent-encoding (common/url_encoding.h).
+using ::exitrec::urlEncode;
 // Splits "a=1&b=x%20y" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view query);
 

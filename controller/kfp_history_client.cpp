@@ -10,6 +10,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/rfc3339.h"
+#include "common/url_encoding.h"
 #include "controller/kfp_client.h"
 
 namespace exitrec {
@@ -100,63 +102,14 @@ std::string stringField(const json& j, const char* key) {
 }  // namespace
 
 std::string encodeQueryValue(std::string_view value) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(value.size() * 3);
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return urlEncode(value);
 }
 
 Result<std::string> normalizeRfc3339(const std::string& text) {
-  auto bad = [&] {
-    return makeError(ErrorCode::kInvalidInput,
-                     "\"" + text + "\" is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)");
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-          6 ||
-      mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
-    return bad();
-  }
-  std::string rest = text.substr(static_cast<std::size_t>(consumed));
-  if (!rest.empty() && rest[0] == '.') {
-    std::size_t i = 1;
-    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i])))
-      ++i;
-    rest = rest.substr(i);  // sub-second precision: KFP compares Unix seconds
-  }
-  long offset = 0;
-  if (rest == "Z" || rest == "z") {
-    offset = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    if (std::sscanf(rest.c_str() + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
-      return bad();
-    offset = (oh * 3600L + om * 60L) * (rest[0] == '-' ? -1 : 1);
-  } else {
-    return bad();
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  std::time_t t = timegm(&tm) - offset;
-  std::tm out{};
-  gmtime_r(&t, &out);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &out);
-  return std::string(buf);
+  auto t = parseRfc3339(text);
+  if (!t.ok())
+    return t.error();
+  return formatRfc3339(t.value());
 }
 
 std::string runFilterJson(const std::string& finishedAfter,

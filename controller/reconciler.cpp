@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "common/rfc3339.h"
 #include "controller/annotations.h"
 #include "engine/outcome.h"
 #include "engine/workflow.h"
@@ -40,22 +41,6 @@ ReconcileOutcome apiFailure(std::string_view what, const Error& e) {
     return retry(std::string(what), e);
   }
   return drop(std::string(what), e);
-}
-
-std::optional<Clock::WallTime> parseRfc3339(const std::string& text) {
-  std::tm tm{};
-  if (text.size() < 20)
-    return std::nullopt;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  const std::time_t t = timegm(&tm);
-  if (t == static_cast<std::time_t>(-1))
-    return std::nullopt;
-  return Clock::WallTime(std::chrono::seconds(t));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "common/base64.h"
 #include "engine/workflow.h"
 
 namespace exitrec {
@@ -21,58 +22,6 @@ constexpr std::string_view kPrefix = "status.compressedNodes: ";
 
 Error fail(const std::string& message) {
   return makeError(ErrorCode::kInvalidInput, std::string(kPrefix) + message);
-}
-
-int base64Value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
-  return -1;
-}
-
-bool isSpace(unsigned char c) {
-  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
-Result<std::string> decodeBase64(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() / 4 * 3 + 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  std::size_t padding = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (isSpace(c))
-      continue;
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    int v = base64Value(c);
-    if (v < 0 || padding > 0) {
-      return fail("invalid base64 at offset " + std::to_string(i) +
-                  (padding > 0 ? " (data after '=' padding)" : ""));
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  // 6 leftover bits cannot come from whole bytes: the text was cut.
-  if (bits >= 6)
-    return fail("truncated base64 (length is not a whole number of bytes)");
-  if (padding > 2)
-    return fail("invalid base64 padding");
-  return out;
 }
 
 // Grows `out` by at most `chunk` bytes without crossing `maxOutput`; returns
@@ -212,9 +161,10 @@ Result<std::string> decompressNodes(std::string_view base64Text, std::size_t max
 Result<std::string> decompressNodes(std::string_view base64Text, std::size_t maxOutput,
                                     bool& overLimit) {
   overLimit = false;
-  auto raw = decodeBase64(base64Text);
+  // Argo writes standard base64; wrapped or unpadded text is accepted too.
+  auto raw = base64Decode(base64Text, {.skipWhitespace = true, .requirePadding = false});
   if (!raw)
-    return raw;
+    return fail(raw.error().message);
   const std::string& bytes = *raw;
   if (bytes.empty())
     return fail("empty after base64 decoding");

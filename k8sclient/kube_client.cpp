@@ -46,21 +46,6 @@ std::string_view watchEventTypeName(WatchEventType t) {
   return "?";
 }
 
-std::string urlEncode(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 Result<ObjectMeta> readObjectMeta(std::string_view rawObject) {
   const std::string_view rawMeta = jsonscan::member(rawObject, "metadata");
   if (rawMeta.empty())

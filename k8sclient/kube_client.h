@@ -24,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "common/url_encoding.h"  // urlEncode for query values
 #include "k8sclient/http_transport.h"
 #include "k8sclient/token_source.h"
 
@@ -164,9 +165,6 @@ class KubeClient {
   TokenSource tokens_;
   KubeClientOptions options_;
 };
-
-// Percent-encodes a query parameter value.
-std::string urlEncode(std::string_view s);
 
 // metadata fields the client machinery needs from any object.
 struct ObjectMeta {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/base64.h"
 #include "k8sclient/token_source.h"
 
 namespace exitrec {
@@ -79,44 +80,8 @@ std::optional<std::string> processEnv(const char* name) {
 }
 
 Result<std::string> decodeBase64(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '+' || c == '-')
-      return 62;
-    if (c == '/' || c == '_')
-      return 63;
-    return -1;
-  };
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  unsigned buf = 0;
-  int bits = 0;
-  bool padding = false;
-  for (char c : in) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-      continue;
-    if (c == '=') {
-      padding = true;
-      continue;
-    }
-    const int v = val(c);
-    if (v < 0 || padding)
-      return Error(ErrorCode::kInvalidInput, "invalid base64");
-    buf = (buf << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buf >> bits) & 0xFF));
-    }
-  }
-  if (bits >= 6)
-    return Error(ErrorCode::kInvalidInput, "invalid base64 length");
-  return out;
+  // Wrapped text, missing padding and the URL alphabet are accepted.
+  return base64Decode(in, {.skipWhitespace = true, .urlAlphabet = true, .requirePadding = false});
 }
 
 Result<RestConfig> loadInClusterConfig(const EnvLookup& env, const InClusterPaths& paths) {

@@ -54,7 +54,8 @@ Result<RestConfig> loadRestConfig(std::string_view kubeconfigFlag,
                                   const EnvLookup& env = processEnv,
                                   const InClusterPaths& paths = {});
 
-// RFC 4648 base64 (padding optional, whitespace ignored).
+// RFC 4648 base64 for kubeconfig data (padding optional, whitespace ignored,
+// URL alphabet accepted); common/base64.h underneath.
 Result<std::string> decodeBase64(std::string_view in);
 
 }  // namespace exitrec

@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-#include "webhook/self_signed_bootstrap.h"
+#include "webhook/self_signed_renewer.h"
 
 namespace exitrec {
 
@@ -41,6 +41,7 @@ Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfi
   if (config.certFile.empty()) {
     return Error(ErrorCode::kInvalidInput, "--webhook-cert-file is required with --webhook-addr");
   }
+  std::unique_ptr<SelfSignedTlsRenewer> renewer;
   if (config.selfSigned) {
     SelfSignedOptions so;
     so.namespace_ = config.namespace_;
@@ -49,11 +50,14 @@ Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfi
     so.configurationName = config.configurationName;
     so.certFile = config.certFile;
     so.keyFile = config.keyFile.empty() ? config.certFile + ".key" : config.keyFile;
-    auto boot = bootstrapSelfSignedTls(client, clock, so);
-    if (!boot.ok())
-      return boot.error();
+    // First pass now (the server needs the files), then periodically.
+    auto started = SelfSignedTlsRenewer::start(client, clock, so, RenewerTiming{});
+    if (!started.ok())
+      return started.error();
+    renewer = std::move(started).value();
   }
   std::unique_ptr<WebhookRuntime> rt(new WebhookRuntime());
+  rt->renewer_ = std::move(renewer);
   rt->provider_ = std::make_unique<KubeRunStateProvider>(client, cache, clock);
   rt->writer_ = std::make_unique<KubeAnnotationWriter>(client);
   rt->channel_ =
@@ -78,6 +82,8 @@ WebhookRuntime::~WebhookRuntime() {
 }
 
 void WebhookRuntime::stop() {
+  if (renewer_)
+    renewer_->stop();
   if (webhook_)
     webhook_->stop();
 }

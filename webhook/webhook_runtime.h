@@ -6,8 +6,9 @@
 //   ... rt->annotationChannel().handle(pod) from the pod watch (optional) ...
 //   rt->stop();   // on shutdown, before the KubeClient goes away
 //
-// start(): with selfSigned, runs bootstrapSelfSignedTls (Secret, files,
-// caBundle) first; then serves the admission webhook on `addr` (HTTPS,
+// start(): with selfSigned, runs the first syncSelfSignedTls pass (Secret,
+// caBundle, files) and keeps a SelfSignedTlsRenewer running it periodically
+// (renewal, convergence across replicas); then serves the admission webhook on `addr` (HTTPS,
 // /mutate-pods) with the cert/key files (re-read on change). Every replica
 // serves the webhook (not only the leader): it only reads.
 // Errors: kInvalidInput for a bad address or certificate, the bootstrap's
@@ -29,6 +30,7 @@
 namespace exitrec {
 
 class KubeClient;
+class SelfSignedTlsRenewer;
 
 struct WebhookConfig {
   std::string addr;                          // --webhook-addr, e.g. ":9443"; empty = no webhook
@@ -63,6 +65,7 @@ class WebhookRuntime {
   std::unique_ptr<KubeAnnotationWriter> writer_;
   std::unique_ptr<PodAnnotationChannel> channel_;
   std::unique_ptr<AdmissionWebhook> webhook_;
+  std::unique_ptr<SelfSignedTlsRenewer> renewer_;
 };
 
 }  // namespace exitrec

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/rfc3339.h"
+
 namespace exitrec::kfpsim {
 
 inline constexpr std::string_view kLabelRunId = "pipeline/runid";
@@ -37,8 +39,8 @@ bool isFinalPhase(std::string_view phase);
 bool isTerminating(const nlohmann::json& wf);
 
 // RFC 3339 (as metav1.Time decodes it) to Unix seconds; nullopt if absent or
-// unparsable.
-std::optional<std::int64_t> parseRfc3339Seconds(std::string_view text);
+// unparsable: common/rfc3339.h.
+using ::exitrec::parseRfc3339Seconds;
 // Workflow.FinishedAt: status.finishedAt in Unix seconds, 0 when unset.
 std::int64_t finishedAtSeconds(const nlohmann::json& wf);
 

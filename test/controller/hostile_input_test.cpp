@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "common/base64.h"
 #include "common/fake_clock.h"
 #include "controller/annotations.h"
 #include "controller/controller.h"
@@ -61,29 +62,6 @@ std::string gzip(const std::string& data) {
   return out;
 }
 
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const auto n = (static_cast<unsigned char>(in[i]) << 16) |
-                   (static_cast<unsigned char>(in[i + 1]) << 8) |
-                   static_cast<unsigned char>(in[i + 2]);
-    for (int s : {18, 12, 6, 0})
-      out += t[(n >> s) & 63];
-  }
-  if (i < in.size()) {
-    unsigned n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size())
-      n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += t[(n >> 18) & 63];
-    out += t[(n >> 12) & 63];
-    out += i + 1 < in.size() ? t[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 // A mis-reported run whose status.nodes is replaced by compressedNodes that
 // inflate to `inflated` bytes (a few KiB of gzip).
 json bomb(const std::string& name, std::size_t inflated) {
@@ -91,7 +69,7 @@ json bomb(const std::string& name, std::size_t inflated) {
   json nodes = wf["status"]["nodes"];
   nodes.begin().value()["unreadField"] = std::string(inflated, 'a');  // unknown: ignored
   wf["status"].erase("nodes");
-  wf["status"]["compressedNodes"] = base64(gzip(nodes.dump()));
+  wf["status"]["compressedNodes"] = base64Encode(gzip(nodes.dump()));
   return wf;
 }
 

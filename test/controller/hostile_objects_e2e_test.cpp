@@ -9,6 +9,7 @@
 
 #include <zlib.h>
 
+#include "common/base64.h"
 #include "test/e2e/e2e_env.h"
 
 namespace exitrec::e2e {
@@ -25,29 +26,6 @@ std::string gzip(const std::string& data) {
   deflate(&zs, Z_FINISH);
   out.resize(zs.total_out);
   deflateEnd(&zs);
-  return out;
-}
-
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const auto n = (static_cast<unsigned char>(in[i]) << 16) |
-                   (static_cast<unsigned char>(in[i + 1]) << 8) |
-                   static_cast<unsigned char>(in[i + 2]);
-    for (int s : {18, 12, 6, 0})
-      out += t[(n >> s) & 63];
-  }
-  if (i < in.size()) {
-    unsigned n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size())
-      n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += t[(n >> 18) & 63];
-    out += t[(n >> 12) & 63];
-    out += i + 1 < in.size() ? t[(n >> 6) & 63] : '=';
-    out += '=';
-  }
   return out;
 }
 
@@ -127,7 +105,7 @@ TEST_F(HostileObjects, GoodRunsAreCorrectedWhateverElseTheClusterHolds) {
   json nodes = bomb["status"]["nodes"];
   nodes.begin().value()["unreadField"] = std::string(4 << 20, 'a');
   bomb["status"].erase("nodes");
-  bomb["status"]["compressedNodes"] = base64(gzip(nodes.dump()));
+  bomb["status"]["compressedNodes"] = base64Encode(gzip(nodes.dump()));
   ASSERT_LT(bomb.dump().size(), 64u << 10);
   seed(bomb);
 

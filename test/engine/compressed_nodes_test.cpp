@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "common/base64.h"
 #include "engine/outcome.h"
 #include "engine/workflow.h"
 #include "test/engine/wf_builder.h"
@@ -17,36 +18,14 @@ namespace {
 using testing::Json;
 using testing::WfBuilder;
 
+// Argo's base64, optionally wrapped at 76 columns with CRLF (accepted too).
 std::string base64(std::string_view in, bool wrap = false) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string flat = base64Encode(in);
+  if (!wrap)
+    return flat;
   std::string out;
-  std::size_t i = 0;
-  while (i + 2 < in.size()) {
-    auto a = static_cast<unsigned char>(in[i]);
-    auto b = static_cast<unsigned char>(in[i + 1]);
-    auto c = static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[a >> 2];
-    out += kAlphabet[((a & 3) << 4) | (b >> 4)];
-    out += kAlphabet[((b & 15) << 2) | (c >> 6)];
-    out += kAlphabet[c & 63];
-    i += 3;
-    if (wrap && out.size() % 76 == 0)
-      out += "\r\n";
-  }
-  if (i + 1 == in.size()) {
-    auto a = static_cast<unsigned char>(in[i]);
-    out += kAlphabet[a >> 2];
-    out += kAlphabet[(a & 3) << 4];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    auto a = static_cast<unsigned char>(in[i]);
-    auto b = static_cast<unsigned char>(in[i + 1]);
-    out += kAlphabet[a >> 2];
-    out += kAlphabet[((a & 3) << 4) | (b >> 4)];
-    out += kAlphabet[(b & 15) << 2];
-    out += "=";
-  }
+  for (std::size_t i = 0; i < flat.size(); i += 76)
+    out += flat.substr(i, 76) + (i + 76 < flat.size() ? "\r\n" : "");
   return out;
 }
 

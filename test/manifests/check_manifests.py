@@ -2,7 +2,10 @@
 """Renders every kustomize overlay in manifests/overlays with `kubectl kustomize`
 and checks the result offline: kinds and apiVersions, required fields, the
 hardened Deployment, ports against the flags, Service / ServiceMonitor / webhook
-wiring, and RBAC against manifests/rbac-calls.txt (exactly, no more, no less).
+wiring, RBAC against manifests/rbac-calls.txt (exactly, no more, no less), pod
+patch only with --pod-annotations (also for the base alone and an overlay
+without that component), the cert-manager CA chain, the NetworkPolicies, and
+no CPU limit where the webhook is served.
 
 With --binary PATH it instead checks that every flag the overlays pass to the
 controller is one `exit-reconciler run --help` lists.
@@ -41,6 +44,7 @@ KINDS = {
     "ServiceMonitor": ("monitoring.coreos.com/v1", True),
     "PrometheusRule": ("monitoring.coreos.com/v1", True),
     "MutatingWebhookConfiguration": ("admissionregistration.k8s.io/v1", False),
+    "NetworkPolicy": ("networking.k8s.io/v1", True),
     "AuthorizationPolicy": ("security.istio.io/v1beta1", True),
     "Issuer": ("cert-manager.io/v1", True),
     "Certificate": ("cert-manager.io/v1", True),
@@ -48,7 +52,7 @@ KINDS = {
 
 BASE_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
               "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor", "PrometheusRule",
-              "ConfigMap"}
+              "ConfigMap", "NetworkPolicy"}
 EXTRA_KINDS = {
     "standalone": set(),
     "multi-user": {"AuthorizationPolicy"},
@@ -212,7 +216,7 @@ def check_schemas(c, objs):
         return
     for o in objs:
         if o.get("apiVersion") not in ("v1", "apps/v1", "policy/v1", "rbac.authorization.k8s.io/v1",
-                                       "admissionregistration.k8s.io/v1"):
+                                       "admissionregistration.k8s.io/v1", "networking.k8s.io/v1"):
             continue  # custom resources: checked field by field elsewhere
         model = getattr(kc, "V1" + o["kind"], None)
         if model is None:
@@ -288,8 +292,14 @@ def check_deployment(c, objs, root):
     c.check((sc.get("seccompProfile") or {}).get("type", "RuntimeDefault") == "RuntimeDefault", "container seccomp")
     res = ct.get("resources", {})
     for kind in ("requests", "limits"):
-        for r in ("cpu", "memory"):
-            c.check(r in res.get(kind, {}), f"resources.{kind}.{r} missing")
+        c.check("memory" in res.get(kind, {}), f"resources.{kind}.memory missing")
+    c.check("cpu" in res.get("requests", {}), "resources.requests.cpu missing")
+    # The container that answers admissions has no CPU limit (CFS throttling
+    # would push reviews past the API server's timeout); the others keep one.
+    serves_webhook = any(o["kind"] == "MutatingWebhookConfiguration" for o in objs)
+    c.check(("cpu" in res.get("limits", {})) != serves_webhook,
+            f"resources.limits.cpu must be {'absent' if serves_webhook else 'set'} "
+            f"{'with' if serves_webhook else 'without'} the webhook: {res.get('limits')}")
     args = ct.get("args", [])
     c.check(args[:1] == ["run"], f"args must start with the `run` subcommand, got {args[:1]}")
     flags = parse_flags(args)
@@ -459,13 +469,9 @@ def check_webhook(c, objs, d, flags, root):
                     f"clientConfig.service.path {s.get('path')} != kMutatePodsPath in webhook/admission_webhook.h")
     dns = {f"{APP}.{NAMESPACE}.svc", f"{APP}.{NAMESPACE}.svc.cluster.local"}
     if c.overlay == "webhook-cert-manager":
-        cert = one(c, objs, "Certificate")
-        issuer = one(c, objs, "Issuer")
-        if cert and issuer:
-            ann = mwc["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
-            c.check(ann == f"{NAMESPACE}/{cert['metadata']['name']}", f"inject-ca-from {ann}")
+        cert = check_ca_chain(c, objs, mwc)
+        if cert:
             c.check(set(cert["spec"].get("dnsNames", [])) == dns, f"Certificate dnsNames {cert['spec'].get('dnsNames')}")
-            c.check(cert["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"], "issuerRef")
             pod = d["spec"]["template"]["spec"]
             vols = {v["name"]: v for v in pod["volumes"]}
             mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
@@ -485,6 +491,129 @@ def check_webhook(c, objs, d, flags, root):
         c.check(flags.get("webhook-self-signed") == "true", "--webhook-self-signed=true")
 
 
+def check_ca_chain(c, objs, mwc):
+    """cert-manager: self-signed Issuer -> CA Certificate (isCA, key kept) -> CA
+    Issuer -> serving Certificate, caBundle injected from the CA certificate, so
+    renewing the serving certificate leaves caBundle unchanged. Returns the
+    serving Certificate."""
+    issuers = {o["metadata"]["name"]: o for o in objs if o["kind"] == "Issuer"}
+    certs = [o for o in objs if o["kind"] == "Certificate"]
+    c.check(len(issuers) == 2 and len(certs) == 2,
+            f"expected 2 Issuers and 2 Certificates, got {sorted(issuers)} / {[x['metadata']['name'] for x in certs]}")
+    for x in certs:
+        ref = x["spec"].get("issuerRef", {})
+        c.check(ref.get("kind", "Issuer") == "Issuer" and ref.get("name") in issuers,
+                f"Certificate {x['metadata']['name']}: issuerRef {ref} is not an Issuer of this overlay")
+    ca = [x for x in certs if x["spec"].get("isCA") is True]
+    serving = [x for x in certs if not x["spec"].get("isCA")]
+    if not (c.check(len(ca) == 1, "exactly one CA Certificate (spec.isCA: true)")
+            and c.check(len(serving) == 1, "exactly one serving Certificate")):
+        return None
+    ca, serving = ca[0], serving[0]
+    ca_issuer = issuers.get(ca["spec"]["issuerRef"].get("name"), {})
+    c.check("selfSigned" in ca_issuer.get("spec", {}), "the CA Certificate must come from the self-signed Issuer")
+    c.check((ca["spec"].get("privateKey") or {}).get("rotationPolicy") == "Never",
+            "CA privateKey.rotationPolicy must be Never (a CA renewal keeps the key that signed the serving certificates)")
+    sv_issuer = issuers.get(serving["spec"]["issuerRef"].get("name"), {})
+    c.check((sv_issuer.get("spec", {}).get("ca") or {}).get("secretName") == ca["spec"].get("secretName"),
+            f"the serving Certificate's Issuer must be a CA Issuer over Secret {ca['spec'].get('secretName')}: "
+            f"{sv_issuer.get('spec')}")
+    c.check(serving["spec"].get("secretName") != ca["spec"].get("secretName"), "CA and serving Secrets differ")
+    c.check(ca["spec"].get("duration") and serving["spec"].get("duration")
+            and _hours(ca["spec"]["duration"]) > 4 * _hours(serving["spec"]["duration"]),
+            "the CA must outlive many serving certificates")
+    ann = mwc["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
+    c.check(ann == f"{NAMESPACE}/{ca['metadata']['name']}",
+            f"inject-ca-from {ann}: must name the CA Certificate {NAMESPACE}/{ca['metadata']['name']}")
+    return serving
+
+
+def _hours(duration):
+    m = re.fullmatch(r"(\d+)h", str(duration))
+    return int(m.group(1)) if m else 0
+
+
+def check_network_policies(c, objs, d):
+    """Ingress only. metrics and health: from the monitoring namespace by label
+    (the kubelet's probes are node-local, always allowed); the webhook port
+    (iff the webhook is installed): from anywhere, and no other port open to
+    anywhere."""
+    if d is None:
+        return
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    ct = d["spec"]["template"]["spec"]["containers"][0]
+    cports = {p["name"]: p["containerPort"] for p in ct.get("ports", [])}
+    ours = []
+    for np in (o for o in objs if o["kind"] == "NetworkPolicy"):
+        sel = np["spec"].get("podSelector", {})
+        c.check(not sel.get("matchExpressions"), f"NetworkPolicy {np['metadata']['name']}: matchLabels only")
+        if all(labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items()) and sel.get("matchLabels"):
+            ours.append(np)
+        c.check(np["spec"].get("policyTypes") == ["Ingress"],
+                f"NetworkPolicy {np['metadata']['name']}: policyTypes must be [Ingress] (egress to the API server and KFP is cluster-specific)")
+    c.check(bool(ours), "no NetworkPolicy selects the controller pods")
+    open_to_all, from_monitoring = set(), set()
+    for np in ours:
+        for rule in np["spec"].get("ingress", []):
+            ports = [p.get("port") for p in rule.get("ports", [])]
+            c.check(bool(ports), f"NetworkPolicy {np['metadata']['name']}: an ingress rule without ports opens every port")
+            for p in ports:
+                c.check(p in cports, f"NetworkPolicy {np['metadata']['name']}: port {p!r} is not a named container port")
+            peers = rule.get("from")
+            if not peers:
+                open_to_all.update(ports)
+                continue
+            for peer in peers:
+                c.check("ipBlock" not in peer, f"NetworkPolicy {np['metadata']['name']}: ipBlock peer")
+                ns = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
+                if c.check(bool(ns), f"NetworkPolicy {np['metadata']['name']}: peer without a namespace label: {peer}"):
+                    from_monitoring.update(ports)
+    webhook = "webhook" in cports
+    c.check(open_to_all == ({"webhook"} if webhook else set()),
+            f"ports open to every source: {sorted(open_to_all)} (only the webhook's, the API server's source is not selectable)")
+    c.check({"metrics", "health"} <= from_monitoring,
+            f"metrics and health must be reachable from the monitoring namespace: {sorted(from_monitoring)}")
+
+
+def check_pod_patch_split(c, objs, d, flags):
+    """Cluster-wide pod patch is granted iff the controller runs with
+    --pod-annotations (components/pod-annotations brings both)."""
+    perms = granted_permissions(c, objs)
+    patch = any(r == "pods" and v in ("patch", "update") for (_, g, r, v, _) in perms)
+    on = "pod-annotations" in flags
+    c.check(patch == on, f"pods patch granted: {patch}, --pod-annotations: {on} (they must go together)")
+    if not on:
+        c.check(not any(r == "pods" and v in ("get", "watch") for (_, g, r, v, _) in perms),
+                "pods get/watch granted without --pod-annotations")
+
+
+def check_pod_patch_split_without_component(root, kubectl):
+    """The base alone, and a webhook overlay without components/pod-annotations:
+    no --pod-annotations and no pod patch."""
+    import tempfile
+    errors = []
+    with tempfile.TemporaryDirectory(dir=os.path.join(root, "manifests", "overlays")) as tmp:
+        with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+            yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                            "namespace": NAMESPACE, "resources": ["../../base"],
+                            "components": ["../../components/webhook",
+                                           "../../components/webhook-self-signed"]}, f)
+        for name, path in (("base", os.path.join(root, "manifests", "base")), ("webhook-without-pod-annotations", tmp)):
+            c = Checker(name)
+            out = subprocess.run([kubectl, "kustomize", path], capture_output=True, text=True)
+            if not c.check(out.returncode == 0, f"kubectl kustomize failed: {out.stderr}"):
+                errors += c.errors
+                continue
+            objs = [o for o in yaml.safe_load_all(out.stdout) if o]
+            d = one(c, objs, "Deployment", APP)
+            if d:
+                flags = parse_flags(d["spec"]["template"]["spec"]["containers"][0].get("args", []))
+                c.check("pod-annotations" not in flags, "--pod-annotations set without its component")
+                check_pod_patch_split(c, objs, d, flags)
+            errors += c.errors
+    return errors
+
+
 def check_overlay(root, overlay, kubectl):
     c = Checker(overlay)
     objs = render(root, overlay, kubectl)
@@ -494,6 +623,8 @@ def check_overlay(root, overlay, kubectl):
     check_service_and_monitoring(c, objs, d, root)
     check_webhook(c, objs, d, flags, root)
     check_rbac(c, objs, root)
+    check_pod_patch_split(c, objs, d, flags)
+    check_network_policies(c, objs, d)
     if overlay == "multi-user":
         ap = one(c, objs, "AuthorizationPolicy")
         if ap:
@@ -561,7 +692,12 @@ def main():
             print("FAIL:", e)
         print(f"{overlay}: {len(objs)} objects, {'ok' if not errors else str(len(errors)) + ' problems'}")
         failed += bool(errors)
-    print(f"{len(OVERLAYS) - failed} passed, {failed} failed")
+    errors = check_pod_patch_split_without_component(a.root, kubectl)
+    for e in errors:
+        print("FAIL:", e)
+    print(f"base and an overlay without pod-annotations: {'ok' if not errors else str(len(errors)) + ' problems'}")
+    failed += bool(errors)
+    print(f"{len(OVERLAYS) + 1 - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "common/base64.h"
 #include "common/clock.h"
 #include "metrics/metrics.h"
 #include "test/webhook/sim_env.h"
@@ -72,7 +73,7 @@ class WebhookE2eTest : public ::testing::Test {
     json admitted = pod;
     if (review["response"].contains("patch")) {
       admitted = applyJsonPatch(
-          pod, json::parse(base64Decode(review["response"]["patch"].get<std::string>())));
+          pod, json::parse(base64Decode(review["response"]["patch"].get<std::string>()).value()));
     }
     auto created = env_->create("pods", "kubeflow-user", admitted);
     EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);

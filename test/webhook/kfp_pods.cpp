@@ -457,28 +457,6 @@ json applyJsonPatch(json doc, const json& ops) {
   return doc;
 }
 
-std::string base64Decode(const std::string& in) {
-  static const std::string chars =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0;
-  int bits = -8;
-  for (char c : in) {
-    if (c == '=')
-      break;
-    auto p = chars.find(c);
-    if (p == std::string::npos)
-      die("bad base64");
-    val = (val << 6) + static_cast<int>(p);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return out;
-}
-
 std::string envOf(const json& pod, const std::string& container, const std::string& name) {
   for (const auto& c : pod["spec"]["containers"]) {
     if (c.value("name", "") != container)

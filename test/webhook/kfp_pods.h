@@ -34,9 +34,6 @@ nlohmann::json admissionReviewFor(const nlohmann::json& pod, const std::string& 
 // with the webhook's patch). Aborts the test on an invalid operation.
 nlohmann::json applyJsonPatch(nlohmann::json doc, const nlohmann::json& ops);
 
-// base64 decoding for the response's patch.
-std::string base64Decode(const std::string& in);
-
 // The env value of `name` in container `container` ("" if absent).
 std::string envOf(const nlohmann::json& pod, const std::string& container, const std::string& name);
 

@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/fake_clock.h"
 #include "metrics/metrics.h"
@@ -69,7 +70,7 @@ class WebhookServerTest : public ::testing::Test {
     if (!response["response"].contains("patch"))
       return pod;
     EXPECT_EQ(response["response"]["patchType"], "JSONPatch");
-    json ops = json::parse(base64Decode(response["response"]["patch"].get<std::string>()));
+    json ops = json::parse(base64Decode(response["response"]["patch"].get<std::string>()).value());
     return applyJsonPatch(pod, ops);
   }
   json roundTrip(const json& pod, const std::string& uid = "a1b2c3") {

@@ -1,0 +1,97 @@
+// The shared encoders (item 7 of issue 18): base64, percent-encoding and
+// RFC 3339 parsing, each against published vectors and hostile input.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/base64.h"
+#include "common/rfc3339.h"
+#include "common/url_encoding.h"
+
+namespace exitrec {
+namespace {
+
+// RFC 4648 section 10 test vectors.
+TEST(Base64, EncodesTheRfcVectors) {
+  EXPECT_EQ(base64Encode(""), "");
+  EXPECT_EQ(base64Encode("f"), "Zg==");
+  EXPECT_EQ(base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(base64Encode("foo"), "Zm9v");
+  EXPECT_EQ(base64Encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64Encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64Encode(std::string("\xff\xfe\x00", 3)), "//4A");
+}
+
+TEST(Base64, DecodesWhatItEncodesForEveryByte) {
+  std::string all;
+  for (int i = 0; i < 256; ++i)
+    all.push_back(static_cast<char>(i));
+  for (std::size_t n = 0; n <= all.size(); n += 37) {
+    auto back = base64Decode(base64Encode(all.substr(0, n)));
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(back.value(), all.substr(0, n));
+  }
+}
+
+TEST(Base64, StrictByDefault) {
+  EXPECT_EQ(base64Decode("Zm9vYmE=").value(), "fooba");
+  auto bad = base64Decode("Zm9v!mE=");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(bad.error().message.find("offset 4"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(base64Decode("Zm9vYmE").ok());     // unpadded
+  EXPECT_FALSE(base64Decode("Zm9v\nYmE=").ok());  // whitespace
+  EXPECT_FALSE(base64Decode("Zg==Zg==").ok());    // data after padding
+  EXPECT_FALSE(base64Decode("Zg===").ok());       // too much padding
+  EXPECT_FALSE(base64Decode("Z").ok());           // cut
+  EXPECT_FALSE(base64Decode("-_8=").ok());        // URL alphabet
+}
+
+TEST(Base64, OptionsWidenTheInput) {
+  Base64Options loose;
+  loose.skipWhitespace = true;
+  loose.urlAlphabet = true;
+  loose.requirePadding = false;
+  EXPECT_EQ(base64Decode("Zm9v\r\n YmE", loose).value(), "fooba");
+  EXPECT_EQ(base64Decode("-_8=", loose).value(), std::string("\xfb\xff", 2));
+  EXPECT_FALSE(base64Decode("Z", loose).ok());  // still not whole bytes
+}
+
+TEST(UrlEncode, KeepsOnlyUnreservedCharacters) {
+  EXPECT_EQ(urlEncode("AZaz09-._~"), "AZaz09-._~");
+  EXPECT_EQ(urlEncode("a b/c?d=e&f%"), "a%20b%2Fc%3Fd%3De%26f%25");
+  EXPECT_EQ(urlEncode("pipeline/runid,x!=y"), "pipeline%2Frunid%2Cx%21%3Dy");
+  EXPECT_EQ(urlEncode(std::string("\xc3\xa9\x00", 3)), "%C3%A9%00");
+  EXPECT_EQ(urlEncode(""), "");
+}
+
+TEST(Rfc3339, ParsesWhatTheApiServerAndKfpWrite) {
+  EXPECT_EQ(parseRfc3339Seconds("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parseRfc3339Seconds("2026-11-28T13:12:12Z"), 1795871532);
+  EXPECT_EQ(parseRfc3339Seconds("2026-11-28T13:12:12.123456789Z"), 1795871532);
+  EXPECT_EQ(parseRfc3339Seconds("2026-11-28t13:12:12z"), 1795871532);
+  EXPECT_EQ(parseRfc3339Seconds("2026-11-28T14:12:12+01:00"), 1795871532);
+  EXPECT_EQ(parseRfc3339Seconds("2026-11-28T08:42:12-04:30"), 1795871532);
+  auto t = parseRfc3339("2026-11-28T13:12:12Z");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(formatRfc3339(t.value()), "2026-11-28T13:12:12Z");
+}
+
+TEST(Rfc3339, RejectsEverythingElseWithANamedError) {
+  for (const char* bad :
+       {"", "2026-11-28", "2026-11-28T13:12:12", "2026-11-28 13:12:12Z", "2026-13-28T13:12:12Z",
+        "2026-11-32T13:12:12Z", "2026-11-28T24:12:12Z", "2026-11-28T13:60:12Z",
+        "2026-11-28T13:12:61Z", "2026-11-28T13:12:12.Z", "2026-11-28T13:12:12+0100",
+        "2026-11-28T13:12:12+24:00", "2026-11-28T13:12:12Zjunk", "+026-11-28T13:12:12Z",
+        "2026-11-28T13:12:12Z\n"}) {
+    EXPECT_FALSE(parseRfc3339Seconds(bad).has_value()) << bad;
+  }
+  auto e = parseRfc3339("yesterday");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(e.error().message.find("\"yesterday\" is not an RFC 3339 time"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace exitrec

@@ -7,6 +7,7 @@
 
 #include "common/fake_clock.h"
 #include "controller/annotations.h"
+#include "controller/workflow_record.h"
 #include "sim/kfp/kfp_run_factory.h"
 #include "test/controller/fakes.h"
 
@@ -854,6 +855,25 @@ TEST_F(ReconcilerTest, WithoutAKfpClientNothingIsReverified) {
   clock_.advance(kKfpReverifyDelay);
   EXPECT_EQ(reconcile(name).kind, Kind::kDone);
   EXPECT_EQ(annotation(object(name), ann::kKfpReverifiedAt), "");
+}
+
+// The controller's workers skip keys whose cached record needs no work: a run
+// awaiting its re-verification must count as work, or the delayed requeue is
+// dropped and the run is re-verified only if something else touches it (the
+// chaos soak found exactly that: only failovers re-verified).
+TEST_F(ReconcilerTest, ARunAwaitingItsReverificationIsWorkForTheController) {
+  const std::string name = add(masked("reverify-record"));
+  ASSERT_EQ(reconcile(name).kind, Kind::kRequeueAfter);
+  WorkflowRecord r = projectWorkflow(object(name).dump(), config_, clock_.wallNow());
+  EXPECT_EQ(r.why, kAwaitingKfpReverify);
+  EXPECT_TRUE(r.needsWork());
+  clock_.advance(kKfpReverifyDelay);
+  EXPECT_TRUE(projectWorkflow(object(name).dump(), config_, clock_.wallNow()).needsWork());
+  CorrectionConfig noClient = config_;
+  noClient.kfpReverify = false;
+  EXPECT_FALSE(projectWorkflow(object(name).dump(), noClient, clock_.wallNow()).needsWork());
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_FALSE(projectWorkflow(object(name).dump(), config_, clock_.wallNow()).needsWork());
 }
 
 }  // namespace

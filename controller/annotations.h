@@ -34,6 +34,10 @@ inline constexpr std::string_view kEventEmittedAt = "exit-reconciler.io/event-em
 // then confirmed FAILED: a decimal count, bounds the reports per record
 // (kMaxKfpReports in correction.h). Reset by every (re-)record.
 inline constexpr std::string_view kKfpReportAttempts = "exit-reconciler.io/kfp-report-attempts";
+// When KFP's run state was checked again, kKfpReverifyDelay after
+// kKfpReportedAt, and still FAILED (correction.h). Removed with kKfpReportedAt
+// when the state went back: the next verified report is re-checked too.
+inline constexpr std::string_view kKfpReverifiedAt = "exit-reconciler.io/kfp-reverified-at";
 
 // Values of kAction.
 inline constexpr std::string_view kActionCorrected = "corrected";  // phase rewritten

@@ -260,6 +260,8 @@ std::string_view stepKindName(StepKind kind) {
       return "event";
     case StepKind::kConfirmAgentReport:
       return "kfp-agent-confirm";
+    case StepKind::kReverifyKfp:
+      return "kfp-reverify";
   }
   return "none";
 }
@@ -269,6 +271,9 @@ CorrectionProgress readProgress(const std::map<std::string, std::string>& annota
   p.kfpReported = hasAnnotation(annotations, ann::kKfpReportedAt);
   p.kfpReportFailed = hasAnnotation(annotations, ann::kKfpReportError);
   p.eventEmitted = hasAnnotation(annotations, ann::kEventEmittedAt);
+  p.kfpReverified = hasAnnotation(annotations, ann::kKfpReverifiedAt);
+  if (p.kfpReported)
+    p.kfpReportedAt = parseRfc3339Seconds(annotationOr(annotations, ann::kKfpReportedAt));
   if (hasAnnotation(annotations, ann::kKfpReportAttempts)) {
     const std::string text = annotationOr(annotations, ann::kKfpReportAttempts);
     const bool digits =
@@ -412,6 +417,25 @@ NextStep decideNextStep(const Workflow& wf, const Verdict& verdict, const Correc
     step.why = "confirm the persistence agent's report";
     return step;
   }
+  if (progress.action == ann::kActionCorrected && config.kfpReverify && progress.kfpReported &&
+      !progress.kfpReverified && !progress.kfpReportFailed) {
+    // Due kKfpReverifyDelay after kfp-reported-at. A time that cannot be read
+    // or lies in the future (a tenant wrote it) is due now: one GET, then the
+    // marker, never an endless wait.
+    const auto wait = progress.kfpReportedAt && *progress.kfpReportedAt <= now
+                          ? *progress.kfpReportedAt + kKfpReverifyDelay - now
+                          : Clock::WallTime::duration::zero();
+    if (wait > Clock::WallTime::duration::zero()) {
+      NextStep step = none(std::string(kAwaitingKfpReverify));
+      // Rounded up: never back a millisecond early.
+      step.requeueAfter = std::chrono::ceil<std::chrono::milliseconds>(wait);
+      return step;
+    }
+    NextStep step;
+    step.kind = StepKind::kReverifyKfp;
+    step.why = "re-verify the KFP run state";
+    return step;
+  }
   return none("done");
 }
 
@@ -432,6 +456,49 @@ std::string agentRereportPatch(int attempts) {
   json patch = json::parse(kfpReportAttemptsPatch(attempts));
   patch["metadata"]["labels"] = {{str(lbl::kPersistedFinalState), nullptr}};
   return dump(patch);
+}
+
+std::string kfpReverifiedPatch(Clock::WallTime now) {
+  return markerPatch(ann::kKfpReverifiedAt, formatRfc3339(now));
+}
+
+std::string kfpStateRegressedPatch(KfpReportMode mode, int attempts, std::string_view state) {
+  json patch = json::parse(kfpReportAttemptsPatch(attempts));
+  json& annotations = patch["metadata"]["annotations"];
+  annotations[str(ann::kKfpReportedAt)] = nullptr;
+  annotations[str(ann::kKfpReverifiedAt)] = nullptr;
+  if (attempts >= kMaxKfpReports) {
+    annotations[str(ann::kKfpReportError)] = boundedText(
+        "KFP run state went back from FAILED to " + boundedText(state, kMaxFieldBytes) +
+            " after a verified report, " + std::to_string(attempts) + " times: not reported again",
+        1024);
+  } else if (mode == KfpReportMode::kPersistenceAgent) {
+    patch["metadata"]["labels"] = {{str(lbl::kPersistedFinalState), nullptr}};
+  }
+  return dump(patch);
+}
+
+std::optional<Clock::WallTime> parseRfc3339Seconds(const std::string& text) {
+  // Exactly what formatRfc3339 writes: YYYY-MM-DDTHH:MM:SSZ.
+  if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text[19] != 'Z') {
+    return std::nullopt;
+  }
+  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
+    if (text[i] < '0' || text[i] > '9')
+      return std::nullopt;
+  }
+  auto num = [&](std::size_t at, std::size_t len) { return std::stoi(text.substr(at, len)); };
+  const std::chrono::year_month_day date{std::chrono::year(num(0, 4)),
+                                         std::chrono::month(static_cast<unsigned>(num(5, 2))),
+                                         std::chrono::day(static_cast<unsigned>(num(8, 2)))};
+  const int h = num(11, 2), m = num(14, 2), sec = num(17, 2);
+  // system_clock counts nanoseconds in 64 bits: past 2262 it overflows, so a
+  // tenant's year 9999 must not reach the arithmetic.
+  if (!date.ok() || num(0, 4) < 1970 || num(0, 4) > 2200 || h > 23 || m > 59 || sec > 60)
+    return std::nullopt;
+  return Clock::WallTime(std::chrono::sys_days(date).time_since_epoch() + std::chrono::hours(h) +
+                         std::chrono::minutes(m) + std::chrono::seconds(sec));
 }
 
 std::string boundedText(std::string_view text, std::size_t maxBytes) {

@@ -5,7 +5,20 @@
 // controller's own annotations already on it, decideNextStep() says what to do
 // next for that run:
 //
-//   record  → report to KFP (direct mode, corrected runs only) → event → done
+//   record  → report to KFP (direct mode, corrected runs only) → event
+//           → re-verify KFP's state (corrected runs with a KFP client) → done
+//
+// Re-verification: KFP 2.0-2.16 store whatever report arrives last, with no
+// resourceVersion fence (resource_manager.go ReportWorkflowResource and
+// run_store.go UpdateRun at 2.4.0 and 2.16.1), so a report of an older
+// snapshot that lands after our verified report puts the old state back. So
+// kKfpReverifyDelay after kfp-reported-at the run state is read once more:
+// FAILED writes kfp-reverified-at; another state (a regression) removes
+// kfp-reported-at and counts one more kfp-report-attempts, so the run is
+// reported again (direct) or the agent is made to re-report it (label
+// removed), and that new verification is re-checked in turn. Every
+// regression spends one of the kMaxKfpReports; the last one ends in
+// kfp-report-error. A late report after the re-verification is not seen.
 //
 // With --kfp-report=persistence-agent the record patch drops the label
 // pipeline/persistedFinalState, and a corrected run waits after its event
@@ -51,7 +64,9 @@
 //
 // Thread-safety: all functions are pure and may be called concurrently.
 
+#include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -71,6 +86,9 @@ struct CorrectionConfig {
   bool correct = true;  // false: observe only (annotations + event, phase untouched)
   KfpReportMode kfpReport = KfpReportMode::kDirect;
   ExitTaskFailurePolicy exitTaskFailure = ExitTaskFailurePolicy::kIgnore;
+  // Whether KFP's run state can be read (a KFP client is configured): only
+  // then is a verified report re-verified. The Reconciler clears it without one.
+  bool kfpReverify = true;
 };
 
 // Progress markers read back from the annotations.
@@ -89,6 +107,9 @@ struct CorrectionProgress {
   // Reports KFP accepted without a confirmed state; an unreadable counter
   // reads as kMaxKfpReports (garbage never buys another report).
   int kfpReportAttempts = 0;
+  bool kfpReverified = false;
+  // ann::kKfpReportedAt parsed; nullopt when absent or not RFC 3339.
+  std::optional<Clock::WallTime> kfpReportedAt;
 };
 CorrectionProgress readProgress(const std::map<std::string, std::string>& annotations);
 
@@ -102,16 +123,22 @@ enum class StepKind : std::uint8_t {
   // final-state label is back). Verify the KFP run state if a KFP client is
   // configured, then send kfpReportedPatch().
   kConfirmAgentReport,
+  // A corrected run verified FAILED kKfpReverifyDelay ago: GET the KFP run
+  // again, then kfpReverifiedPatch(), or kfpStateRegressedPatch() when it is
+  // no longer FAILED.
+  kReverifyKfp,
 };
-// "none", "record", "kfp-report", "event", "kfp-agent-confirm"
+// "none", "record", "kfp-report", "event", "kfp-agent-confirm", "kfp-reverify"
 std::string_view stepKindName(StepKind kind);
 
 struct NextStep {
   StepKind kind = StepKind::kNone;
   // kNone: "not-completed", "not-kfp-run", "not-evaluable", "healthy", "done",
-  // "awaiting-persistence-agent".
+  // "awaiting-persistence-agent", "awaiting-kfp-reverify".
   // Otherwise a short description for logs, e.g. "record corrected".
   std::string why;
+  // kNone "awaiting-kfp-reverify": come back after this long (> 0).
+  std::chrono::milliseconds requeueAfter{0};
   std::string patch;   // merge patch JSON for kRecord and kEmitEvent
   std::string action;  // kRecord: the ann::kAction value written
   // Why our annotations were ignored, when they were ("" otherwise): for logs.
@@ -138,6 +165,16 @@ std::string kfpReportAttemptsPatch(int attempts);
 // Removes pipeline/persistedFinalState again (the agent then re-reports the
 // corrected object) and records `attempts`. Unguarded, like the markers.
 std::string agentRereportPatch(int attempts);
+// The re-verification found the run still FAILED.
+std::string kfpReverifiedPatch(Clock::WallTime now);
+// The re-verification found `state` (not FAILED): kfp-reported-at removed and
+// `attempts` recorded, so that the report step (direct) or the agent (the
+// label removed too, persistence-agent mode) runs again; when `attempts`
+// reaches kMaxKfpReports, kfp-report-error instead of another report.
+std::string kfpStateRegressedPatch(KfpReportMode mode, int attempts, std::string_view state);
+
+// "2026-12-07T21:30:49Z" (seconds; a fraction and offsets are not accepted).
+std::optional<Clock::WallTime> parseRfc3339Seconds(const std::string& text);
 
 // The corrected status.message: what really failed, then the run's original
 // message (originalMessage()), each part bounded. Never contains a previous
@@ -168,6 +205,12 @@ inline constexpr std::size_t kFailuresBudgetBytes = 16 * 1024;  // the whole fai
 inline constexpr std::size_t kMaxEventMessageBytes = 1024;      // an Event's message
 // KFP reports accepted per record before the run is marked kfp-report-error.
 inline constexpr int kMaxKfpReports = 3;
+// How long after a verified report KFP's run state is read again. A report
+// KFP applies late was held up somewhere (the persistence agent's stale
+// informer cache until its relist or 30 s resync, a stalled API server
+// replica, a client's retry): 60 s covers the agent's resync twice over.
+inline constexpr std::chrono::seconds kKfpReverifyDelay{60};
+inline constexpr std::string_view kAwaitingKfpReverify = "awaiting-kfp-reverify";
 
 // Event reasons.
 inline constexpr std::string_view kReasonCorrected = "RunPhaseCorrected";

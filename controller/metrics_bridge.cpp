@@ -34,6 +34,8 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
     if ((kind == StepKind::kReportToKfp || kind == StepKind::kConfirmAgentReport) &&
         action == "verify")
       step = CorrectionStep::kKfpVerify;
+    if (kind == StepKind::kReverifyKfp && action == "reverify")
+      step = CorrectionStep::kKfpVerify;
     if (kind == StepKind::kEmitEvent)
       step = CorrectionStep::kEvent;
     m_.correctionStep(step, stepResult(result));
@@ -49,6 +51,7 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
   }
 
   void onKfpRunUnknown() override { m_.kfpUnknownRun(); }
+  void onKfpStateRegressed() override { m_.kfpStateRegression(); }
 
   void runSeen(const WorkflowRecord& r) override {
     const std::string_view generation = generationName(r.generation);

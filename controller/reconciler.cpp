@@ -61,7 +61,9 @@ std::string_view reconcileOutcomeName(ReconcileOutcome::Kind kind) {
 
 Reconciler::Reconciler(WorkflowApi& api, KfpReporter* kfp, EventSink& events, Clock& clock,
                        CorrectionConfig config, ReconcileObserver* observer)
-    : api_(api), kfp_(kfp), events_(events), clock_(clock), config_(config), observer_(observer) {}
+    : api_(api), kfp_(kfp), events_(events), clock_(clock), config_(config), observer_(observer) {
+  config_.kfpReverify = config.kfpReverify && kfp != nullptr;  // nothing to read without a client
+}
 
 Result<std::string> Reconciler::patch(const std::string& ns, const std::string& name,
                                       const std::string& body) {
@@ -137,6 +139,52 @@ std::optional<ReconcileOutcome> Reconciler::verifyRunState(const Workflow& wf, S
   }
   spdlog::info("{}/{}: KFP run {} is {}", wf.namespace_, wf.name, runId, *state);
   markPatch = verified(wf, kind);
+  return std::nullopt;
+}
+
+std::optional<ReconcileOutcome> Reconciler::reverifyRunState(const Workflow& wf,
+                                                             std::string& markPatch) {
+  constexpr StepKind kind = StepKind::kReverifyKfp;
+  const std::string& runId = wf.labels.at(std::string(lbl::kRunId));  // decideNextStep checked
+  Result<std::string> state = kfp_->runState(runId);
+  if (!state && (state.error().code == ErrorCode::kNotFound || permanentKfpError(state.error()))) {
+    // The run was deleted from KFP since (or cannot be read): nothing to put
+    // right. The marker ends the re-verification.
+    observer().onStep(kind, "reverify", "permanent");
+    spdlog::warn("{}/{}: KFP run {} not re-verified: {}", wf.namespace_, wf.name, runId,
+                 state.error().describe());
+    markPatch = kfpReverifiedPatch(clock_.wallNow());
+    return std::nullopt;
+  }
+  if (!state) {
+    if (isKfpEndpointMissing(state.error()))
+      observer().onKfpEndpointMissing("get_run");
+    observer().onStep(kind, "reverify", "error");
+    return retry("re-verify KFP run " + runId, state.error());
+  }
+  if (*state == kExpectedKfpState) {
+    observer().onStep(kind, "reverify", "success");
+    spdlog::debug("{}/{}: KFP run {} is still {}", wf.namespace_, wf.name, runId, *state);
+    markPatch = kfpReverifiedPatch(clock_.wallNow());
+    return std::nullopt;
+  }
+  // A report of an older snapshot landed after our verified one (KFP 2.0-2.16
+  // store whatever arrives last). The verified report turned out unconfirmed:
+  // it counts, and the run is reported again while the cap allows.
+  observer().onKfpStateRegressed();
+  const int attempts = readProgress(wf.annotations).kfpReportAttempts + 1;
+  if (attempts >= kMaxKfpReports) {
+    observer().onStep(kind, "reverify", "permanent");
+    spdlog::error(
+        "{}/{}: KFP run {} went back from {} to {} after verification; {} reports spent, "
+        "giving up",
+        wf.namespace_, wf.name, runId, kExpectedKfpState, *state, attempts);
+  } else {
+    observer().onStep(kind, "reverify", "error");
+    spdlog::warn("{}/{}: KFP run {} went back from {} to {} after verification; reporting again",
+                 wf.namespace_, wf.name, runId, kExpectedKfpState, *state);
+  }
+  markPatch = kfpStateRegressedPatch(config_.kfpReport, attempts, *state);
   return std::nullopt;
 }
 
@@ -265,6 +313,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
       observed = true;
     }
     const NextStep step = decideNextStep(wf, verdict, config_, clock_.wallNow());
+    if (step.kind == StepKind::kNone && step.requeueAfter.count() > 0)
+      return {Kind::kRequeueAfter, step.requeueAfter, step.why, std::nullopt};
     if (step.kind == StepKind::kNone)
       return done(step.why);
     spdlog::debug("{}/{}: {}", ns, name, step.why);
@@ -334,6 +384,14 @@ ReconcileOutcome Reconciler::reconcile(const std::string& ns, const std::string&
           spdlog::info("{}/{}: KFP's persistence agent re-reported the corrected run", ns, name);
           markPatch = verified(wf, step.kind);
         }
+        if (auto r = applyPatch(markPatch, step.kind, "mark"))
+          return *r;
+        break;
+      }
+      case StepKind::kReverifyKfp: {
+        std::string markPatch;
+        if (auto r = reverifyRunState(wf, markPatch))
+          return *r;
         if (auto r = applyPatch(markPatch, step.kind, "mark"))
           return *r;
         break;

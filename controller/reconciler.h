@@ -13,7 +13,9 @@
 // for a run KFP knows (GET run first), never carries the label
 // pipeline/persistedFinalState, carries the resourceVersion of the object the
 // record patch returned, and at most kMaxKfpReports accepted reports are made
-// per record (ann::kKfpReportAttempts).
+// per record (ann::kKfpReportAttempts). A verified report is re-verified
+// once kKfpReverifyDelay later (correction.h): the wait is a kRequeueAfter,
+// and a state that went back from FAILED is reported again within that cap.
 //
 // Thread-safety: reconcile() may run concurrently for different keys (the work
 // queue never hands one key to two workers) provided the injected interfaces
@@ -103,6 +105,9 @@ class ReconcileObserver {
   virtual void onKfpEndpointMissing(std::string_view /*operation*/) {}
   // GET run answered NotFound: the run is unknown to KFP (never reported to).
   virtual void onKfpRunUnknown() {}
+  // The re-verification found a verified run no longer FAILED in KFP: a late
+  // report of an older snapshot overwrote it (KFP 2.0-2.16).
+  virtual void onKfpStateRegressed() {}
 };
 
 struct ReconcileOutcome {
@@ -159,6 +164,11 @@ class Reconciler {
   // won: make the agent report again). Needs kfp_.
   std::optional<ReconcileOutcome> verifyRunState(const Workflow& wf, StepKind kind,
                                                  std::string& markPatch);
+  // kReverifyKfp: GETs the run of `wf` once more. Returns the outcome to return
+  // when the read must be retried; otherwise nullopt with `markPatch` set to
+  // kfpReverifiedPatch() (still FAILED, or the run is gone from KFP: nothing
+  // to fix) or kfpStateRegressedPatch().
+  std::optional<ReconcileOutcome> reverifyRunState(const Workflow& wf, std::string& markPatch);
   // Tells the observer the KFP report of `wf` is verified; returns the marker
   // patch that records it.
   std::string verified(const Workflow& wf, StepKind kind);

@@ -194,6 +194,7 @@ Result<RunConfig> parseRunConfig(const cli::ParsedArgs& a) {
   if (c.correction.kfpReport == KfpReportMode::kDirect && c.kfpApiUrl.empty()) {
     return invalid("--kfp-report=direct needs --kfp-api-url (or use persistence-agent)");
   }
+  c.correction.kfpReverify = !c.kfpApiUrl.empty();  // KFP's state can be read again
   c.kfpTokenFile = a.get("kfp-token-file");
   if (!c.kfpTokenFile.empty() && !std::ifstream(c.kfpTokenFile)) {
     return invalid("--kfp-token-file: cannot read \"" + c.kfpTokenFile + "\"");

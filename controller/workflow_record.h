@@ -53,8 +53,10 @@ struct WorkflowRecord {
   std::string_view rejected;
   std::string rejectDetail;
 
-  // True when a worker has something to do for this run.
-  bool needsWork() const { return nextStep != StepKind::kNone; }
+  // True when a worker has something to do for this run: a step now, or the
+  // re-verification of KFP's state that falls due later (the worker requeues
+  // the key until then; without this the delayed requeue would be dropped).
+  bool needsWork() const { return nextStep != StepKind::kNone || why == kAwaitingKfpReverify; }
   // A corrected run whose re-report by KFP's persistence agent is not seen yet.
   bool awaitingPersistenceAgent() const { return why == kAwaitingPersistenceAgent; }
 };

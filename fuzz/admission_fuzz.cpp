@@ -4,7 +4,9 @@
 // - the fast path answers with anything but one valid AdmissionReview that
 //   allows the pod unchanged and echoes a uid;
 // - the fast path answers for a body the full parse rejects as malformed
-//   (a bad request must get its 400);
+//   (a bad request must get its 400), or answers otherwise than the full path
+//   would: a pod the full path finds in scope, or another response (duplicate
+//   keys once made them read different values);
 // - reading the pod (identity, owner, scope, the annotation channel's
 //   wants(), observePod()) throws on the decoded request.object.
 #include <cstdint>
@@ -45,9 +47,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           reply["response"].contains("patch")) {
         broken("the fast path allows unchanged with one valid AdmissionReview", *fast);
       }
-      // A review the full decoder rejects (e.g. `"object": null`) may still get
-      // the fast path's allow-unchanged answer: the webhook fails open, so both
-      // paths admit the pod unchanged. What must never happen is checked above.
+      if (!full)
+        broken("the fast path never answers a malformed review", full.error().message);
+      // The same decision and the same answer as the full path: out of scope by
+      // its rule, and the response admissionResponse() writes.
+      PodIdentity id = podIdentityOf(full->object);
+      if (id.namespace_.empty())
+        id.namespace_ = full->namespace_;
+      const bool fullOutOfScope = full->kind != "Pod" || !full->group.empty() ||
+                                  full->operation != "CREATE" ||
+                                  !ExitTaskResolver::worthResolving(id);
+      if (!fullOutOfScope)
+        broken("the fast path answers only reviews the full path finds out of scope", *fast);
+      if (reply != nlohmann::json::parse(admissionResponse(full->apiVersion, full->uid, nullptr)))
+        broken("the fast path answers as admissionResponse() does", *fast);
     }
     if (full) {
       const nlohmann::json& pod = full->object;

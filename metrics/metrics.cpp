@@ -321,6 +321,7 @@ struct Metrics::Impl {
   // KFP answers the controller acts on (not per-request counts).
   std::array<Counter*, 2> kfpEndpointNotFoundC{};  // by KfpOperation
   Counter* kfpUnknownRunsC = nullptr;
+  Counter* kfpStateRegressionsC = nullptr;
 
   // Run-history sweep.
   Counter* historyScannedC = nullptr;
@@ -480,6 +481,11 @@ struct Metrics::Impl {
                              "Corrected runs not reported because KFP has no such run (GET run "
                              "answered NotFound; a report would make KFP delete the Workflow).")
                            .Add({});
+    kfpStateRegressionsC =
+        &build(BuildCounter(), "exit_reconciler_kfp_state_regressions_total",
+               "Verified runs found no longer FAILED in KFP when re-verified: a late report of "
+               "an older Workflow state overwrote the correction (KFP 2.0-2.16); reported again.")
+             .Add({});
     for (const ApiCall& call : kKnownApiCalls) {
       kubeRequests->Add({{"verb", str(call.verb)},
                          {"resource", str(call.resource)},
@@ -698,6 +704,10 @@ void Metrics::historySweepDone(bool ok, double seconds) {
     auto now = impl_->clock->wallNow().time_since_epoch();
     impl_->historyLastSuccessG->Set(std::chrono::duration<double>(now).count());
   }
+}
+
+void Metrics::kfpStateRegression() {
+  impl_->kfpStateRegressionsC->Increment();
 }
 
 WatchRestartReason watchRestartReasonOf(std::string_view reason) {

@@ -287,6 +287,9 @@ class Metrics {
   // exit_reconciler_kfp_unknown_runs_total: a corrected run not reported
   // because GET run answered NotFound.
   void kfpUnknownRun();
+  // exit_reconciler_kfp_state_regressions_total: a verified run found no
+  // longer FAILED in KFP when re-verified (a late report of an older state).
+  void kfpStateRegression();
 
   // --- Watches -------------------------------------------------------------
   // exit_reconciler_watch_restarts_total{resource, reason}

@@ -70,6 +70,8 @@ LEASE_NAME = "kfp-exit-reconciler"
 RUN_NAMESPACES = ("team-a", "team-b", "team-c")
 ANN = "exit-reconciler.io/"
 KFP_REPORTED_AT = ANN + "kfp-reported-at"
+KFP_REVERIFIED_AT = ANN + "kfp-reverified-at"
+KFP_REPORT_ERROR = ANN + "kfp-report-error"
 LBL_RUNID = "pipeline/runid"
 LBL_COMPLETED = "workflows.argoproj.io/completed"
 LBL_PHASE = "workflows.argoproj.io/phase"
@@ -606,6 +608,12 @@ class Soak:
         if not self.kfp.agent_emulated:
             self.notes.append("kfp-apisim has no persistence-agent emulation: the driver reports "
                               "each run to KFP (Running, then its final phase) in its place")
+        if self.kfp.agent_emulated:
+            # kfp-apisim sleeps in its HTTP handler (/_kfp/delay); the agent emulation calls
+            # the report handler in-process (KfpApiSimulator::reportFromAgent).
+            self.notes.append("the KFP stall fault slows only HTTP requests (the replicas'): the "
+                              "persistence-agent emulation reports in-process, so none of its "
+                              "reports is held in flight by a stall (KFP outages do reach it)")
         if not self.kfp.client_prefix:
             self.notes.append("kfp-apisim does not name the client of a report: KFP reports are "
                               "not attributed, so I2, I3 (reports) and I5 (reports) are unchecked")
@@ -975,15 +983,20 @@ current-context: sim
                        if r["seq"] > seq and is_replica(r.get("client", "")) and "/leases" not in r["path"])
 
     def settled(self, run: dict) -> bool:
-        """A mis-reported run is verified FAILED; a healthy one has its final state in KFP
-        (the persistence agent's report may be in its backoff after a KFP outage)."""
+        """A mis-reported run is verified FAILED and that verification re-verified (the
+        controller reads KFP's state again a minute later and re-reports a run a late stale
+        report put back) or given up on; a healthy one has its final state in KFP (the
+        persistence agent's report may be in its backoff after a KFP outage)."""
         kfp_run = self.kfp.run(run["runId"]) or {}
         if run["kind"] != "misreported":
             return kfp_run.get("state") == {"Failed": "FAILED"}.get(run["finalPhase"], "SUCCEEDED")
         st, wf = self.kube.json(
             "GET", f"/apis/argoproj.io/v1alpha1/namespaces/{run['ns']}/workflows/{run['name']}")
         ann = ((wf or {}).get("metadata") or {}).get("annotations") or {}
-        return KFP_REPORTED_AT in ann and kfp_run.get("state") == "FAILED"
+        if KFP_REPORT_ERROR in ann:
+            return True  # the controller gave up: I1 judges the outcome
+        return (KFP_REPORTED_AT in ann and KFP_REVERIFIED_AT in ann
+                and kfp_run.get("state") == "FAILED")
 
     def settle(self) -> float:
         """Waits until every mis-reported run is verified and the replicas are quiet."""
@@ -1131,7 +1144,9 @@ class Checker:
                 patches[(ns, name)].append(r)
 
         ctl_reports = collections.defaultdict(list)
+        reports_by_run = collections.defaultdict(list)  # everyone's, the agent's included
         for rep in reports:
+            reports_by_run[rep.get("runId", "")].append(rep)
             c = report_client(rep)
             if is_replica(c):
                 ctl_reports[rep.get("runId", "")].append(rep)
@@ -1152,6 +1167,11 @@ class Checker:
         kfp_runs = {}
         for run_id, run in runs.items():
             kfp_runs[run_id] = s.kfp.run(run_id)
+        # The raw evidence, for diagnosing a violation after the simulators are gone.
+        for fname, data in (("kfp-reports.json", reports), ("kfp-runs.json", kfp_runs),
+                            ("kube-requests.json", records), ("kills.json", s.kills)):
+            with open(os.path.join(s.workdir, fname), "w") as f:
+                json.dump(data, f)
 
         counts = collections.Counter()
         refailed = 0
@@ -1179,12 +1199,35 @@ class Checker:
                 verified = [x["doneAtUs"] for x in p if 200 <= x["status"] < 300
                             and sets_annotation(x.get("body", ""), KFP_REPORTED_AT)]
                 if verified and attributed:
-                    v = min(verified)
-                    late = [x for x in failed_reps if (report_at_us(x) or 0) > v]
-                    refailed += len(late)
-                    for x in late:
-                        self.bad(f"I2: {label} reported {x.get('phase')} by {report_client(x)} "
-                                 f"after its report was verified")
+                    # I2: a FAILED report from a replica while the run stands verified is a
+                    # duplicate. The run stops standing verified only when KFP stored another
+                    # state after the verification (a late report of an older snapshot, which
+                    # KFP 2.0-2.16 accept): then the controller may report again, and must
+                    # verify again. Events in time order: verifications (the kfp-reported-at
+                    # PATCHes), regressions (accepted non-FAILED reports after the first
+                    # verification) and the replicas' FAILED reports.
+                    first = min(verified)
+                    regressions = [report_at_us(x) or 0 for x in reports_by_run.get(run_id, [])
+                                   if x.get("status") == 200 and x.get("state") != "FAILED"
+                                   and (report_at_us(x) or 0) > first]
+                    counts["misreported: KFP state went back after verification"] += len(regressions)
+                    timeline = sorted([(t, "verified") for t in verified]
+                                      + [(t, "regressed") for t in regressions]
+                                      + [(report_at_us(x) or 0, "report") for x in failed_reps])
+                    standing = False
+                    for t, what in timeline:
+                        if what == "verified":
+                            standing = True
+                        elif what == "regressed":
+                            standing = False
+                        elif standing:
+                            refailed += 1
+                            self.bad(f"I2: {label} reported FAILED by a replica at {t} us while "
+                                     f"its report stood verified")
+                        else:
+                            after_regression = any(r < t for r in regressions)
+                            counts["misreported FAILED re-reports after a regression"] += (
+                                1 if after_regression else 0)
                 counts["misreported FAILED reports"] += len(failed_reps)
             elif kind in ("healthy", "running"):
                 for x in p:

@@ -16,15 +16,32 @@ std::string strField(const nlohmann::json& obj, std::string_view key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// The value of the LAST member named `key`, as parseAdmissionReview reads it:
+// nlohmann::json keeps the last of duplicate keys (so does Go's encoding/json),
+// simdjson's at_key() the first. Reading the first here let a review with
+// "kind" twice be allowed by the fast path and rejected by the full one.
+bool lastAt(const simdjson::dom::object& o, std::string_view key, simdjson::dom::element& out) {
+  bool found = false;
+  for (simdjson::dom::key_value_pair field : o) {
+    if (field.key == key) {
+      out = field.value;
+      found = true;
+    }
+  }
+  return found;
+}
+
 std::string_view svAt(const simdjson::dom::object& o, std::string_view key) {
+  simdjson::dom::element e;
   std::string_view v;
-  if (o.at_key(key).get_string().get(v) != simdjson::SUCCESS)
+  if (!lastAt(o, key, e) || e.get_string().get(v) != simdjson::SUCCESS)
     return {};
   return v;
 }
 
 bool objAt(const simdjson::dom::object& o, std::string_view key, simdjson::dom::object& out) {
-  return o.at_key(key).get_object().get(out) == simdjson::SUCCESS;
+  simdjson::dom::element e;
+  return lastAt(o, key, e) && e.get_object().get(out) == simdjson::SUCCESS;
 }
 
 void appendJsonString(std::string& out, std::string_view s) {
@@ -92,7 +109,9 @@ std::optional<std::string> fastOutOfScopeResponse(std::string_view body,
         id.nodeName = std::string(svAt(annotations, kAnnotationNodeName));
         id.runtimeRole = std::string(svAt(annotations, kAnnotationRuntimeRole));
       }
-      if (meta.at_key("ownerReferences").get_array().get(owners) == simdjson::SUCCESS) {
+      simdjson::dom::element ownersElement;
+      if (lastAt(meta, "ownerReferences", ownersElement) &&
+          ownersElement.get_array().get(owners) == simdjson::SUCCESS) {
         for (simdjson::dom::element o : owners) {
           simdjson::dom::object ref;
           if (o.get_object().get(ref) == simdjson::SUCCESS && svAt(ref, "kind") == "Workflow") {

@@ -210,6 +210,7 @@ TEST_F(CorrectionTest, AfterReportTheEventIsEmittedOnceWithAnUnguardedMarker) {
             formatRfc3339(now()));
 
   wf.annotations[std::string(ann::kEventEmittedAt)] = "2026-11-28T10:06:01Z";
+  wf.annotations[std::string(ann::kKfpReverifiedAt)] = "2026-11-28T10:07:01Z";
   step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "done");
@@ -248,8 +249,12 @@ TEST_F(CorrectionTest, PersistenceAgentModeWaitsForTheAgentThenConfirmsItsReport
 
   wf.annotations[std::string(ann::kKfpReportedAt)] = "2026-11-28T10:07:00Z";
   step = decideNextStep(wf, correctedVerdict(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kReverifyKfp);  // long past the delay
+  wf.annotations[std::string(ann::kKfpReverifiedAt)] = "2026-11-28T10:08:00Z";
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
   EXPECT_EQ(step.kind, StepKind::kNone);
   EXPECT_EQ(step.why, "done");
+  wf.annotations.erase(std::string(ann::kKfpReverifiedAt));
 
   // A permanent verify error (the run is gone from KFP) also ends it.
   wf.annotations.erase(std::string(ann::kKfpReportedAt));
@@ -632,6 +637,67 @@ TEST_F(CorrectionTest, ReapplyingACorrectionNeverNestsTheMessage) {
   }
   EXPECT_EQ(std::count(first.begin(), first.end(), '|'), 1) << first;
   EXPECT_NE(first.find("original message: child 'wf-123' failed"), std::string::npos);
+}
+
+TEST_F(CorrectionTest, AVerifiedCorrectionIsReverifiedOnceAfterTheDelay) {
+  Workflow wf = recorded(ann::kActionCorrected);
+  wf.annotations[std::string(ann::kEventEmittedAt)] = formatRfc3339(now());
+  wf.annotations[std::string(ann::kKfpReportedAt)] = formatRfc3339(now());
+  NextStep step = decideNextStep(wf, correctedVerdict(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  EXPECT_EQ(step.why, kAwaitingKfpReverify);
+  EXPECT_EQ(step.requeueAfter, std::chrono::milliseconds(kKfpReverifyDelay));
+  clock_.advance(kKfpReverifyDelay - std::chrono::milliseconds(1));
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kNone);
+  EXPECT_EQ(step.requeueAfter, std::chrono::milliseconds(1));
+  clock_.advance(std::chrono::milliseconds(1));
+  step = decideNextStep(wf, correctedVerdict(), config_, now());
+  EXPECT_EQ(step.kind, StepKind::kReverifyKfp);
+  EXPECT_EQ(stepKindName(step.kind), "kfp-reverify");
+
+  // Not without a KFP client, not after kfp-report-error, not twice.
+  CorrectionConfig noClient = config_;
+  noClient.kfpReverify = false;
+  EXPECT_EQ(decideNextStep(wf, correctedVerdict(), noClient, now()).why, "done");
+  Workflow failed = wf;
+  failed.annotations[std::string(ann::kKfpReportError)] = "x";
+  EXPECT_EQ(decideNextStep(failed, correctedVerdict(), config_, now()).why, "done");
+  wf.annotations[std::string(ann::kKfpReverifiedAt)] = formatRfc3339(now());
+  EXPECT_EQ(decideNextStep(wf, correctedVerdict(), config_, now()).why, "done");
+}
+
+TEST_F(CorrectionTest, TheRegressionPatchReopensTheReportWithinTheCap) {
+  json p = json::parse(kfpStateRegressedPatch(KfpReportMode::kDirect, 1, "RUNNING"));
+  const json& a = p["metadata"]["annotations"];
+  EXPECT_TRUE(a[std::string(ann::kKfpReportedAt)].is_null());
+  EXPECT_TRUE(a[std::string(ann::kKfpReverifiedAt)].is_null());
+  EXPECT_EQ(a[std::string(ann::kKfpReportAttempts)], "1");
+  EXPECT_FALSE(a.contains(std::string(ann::kKfpReportError)));
+  EXPECT_FALSE(p["metadata"].contains("labels"));
+
+  p = json::parse(kfpStateRegressedPatch(KfpReportMode::kPersistenceAgent, 2, "SUCCEEDED"));
+  EXPECT_TRUE(p["metadata"]["labels"][std::string(lbl::kPersistedFinalState)].is_null());
+
+  p = json::parse(
+      kfpStateRegressedPatch(KfpReportMode::kPersistenceAgent, kMaxKfpReports, "RUNNING"));
+  EXPECT_NE(p["metadata"]["annotations"][std::string(ann::kKfpReportError)].get<std::string>().find(
+                "went back from FAILED to RUNNING"),
+            std::string::npos);
+  EXPECT_FALSE(p["metadata"].contains("labels"));  // no more agent reports either
+}
+
+TEST(Rfc3339Seconds, ReadsOnlyWhatFormatRfc3339Writes) {
+  const Clock::WallTime t{std::chrono::seconds(1798000000)};
+  ASSERT_TRUE(parseRfc3339Seconds(formatRfc3339(t)).has_value());
+  EXPECT_EQ(*parseRfc3339Seconds(formatRfc3339(t)), t);
+  EXPECT_EQ(*parseRfc3339Seconds("1970-01-01T00:00:00Z"), Clock::WallTime{});
+  for (const char* bad :
+       {"", "yesterday", "2026-02-30T00:00:00Z", "2026-12-07T24:00:00Z", "2026-12-07T21:30:49.5Z",
+        "2026-12-07 21:30:49Z", "2026-12-07T21:30:49", "+026-12-07T21:30:49Z",
+        "2026-12-07T21:3a:49Z", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"}) {
+    EXPECT_FALSE(parseRfc3339Seconds(bad).has_value()) << bad;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "common/fake_clock.h"
 #include "controller/annotations.h"
+#include "controller/workflow_record.h"
 #include "sim/kfp/kfp_run_factory.h"
 #include "test/controller/fakes.h"
 
@@ -14,6 +15,9 @@ namespace exitrec {
 namespace {
 
 using Kind = ReconcileOutcome::Kind;
+// What a pass that leaves a correction verified in KFP returns: the key comes
+// back after kKfpReverifyDelay to read KFP's state once more.
+constexpr Kind kAwaitsReverify = Kind::kRequeueAfter;
 using nlohmann::json;
 using testing::FakeEvents;
 using testing::FakeKfp;
@@ -84,6 +88,8 @@ class ReconcilerTest : public ::testing::Test {
       endpointMissing.push_back(std::string(operation));
     }
     void onKfpRunUnknown() override { ++unknownRuns; }
+    void onKfpStateRegressed() override { ++regressions; }
+    int regressions = 0;
     std::vector<std::string> endpointMissing;
     int unknownRuns = 0;
     int verdicts = 0, misreported = 0, verified = 0;
@@ -111,7 +117,7 @@ KfpRunSpec masked(std::string name) {
 TEST_F(ReconcilerTest, MisreportedRunIsRecordedReportedAndAnnouncedInOnePass) {
   const std::string name = add(masked("masked"));
   ReconcileOutcome r = reconcile(name);
-  EXPECT_EQ(r.kind, Kind::kDone) << r.detail;
+  EXPECT_EQ(r.kind, kAwaitsReverify) << r.detail;
   json wf = object(name);
   EXPECT_EQ(wf["status"]["phase"], "Failed");
   EXPECT_EQ(wf["metadata"]["labels"][std::string(lbl::kPhase)], "Failed");
@@ -147,7 +153,7 @@ TEST_F(ReconcilerTest, MisreportedRunIsRecordedReportedAndAnnouncedInOnePass) {
 
   // Idempotent: a second pass changes nothing.
   const int patches = api_.appliedPatches;
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(api_.appliedPatches, patches);
   EXPECT_EQ(kfp_.attempts, 1);
   EXPECT_EQ(events_.events.size(), 1u);
@@ -174,7 +180,7 @@ TEST_F(ReconcilerTest, HealthyRunningAndPlainArgoRunsAreLeftUntouched) {
 TEST_F(ReconcilerTest, ConflictOnTheRecordPatchRefetchesAndDecidesAgain) {
   const std::string name = add(masked("conflict"));
   api_.concurrentWritesBeforeNextPatch = 1;
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(api_.conflicts, 1);
   json wf = object(name);
   EXPECT_EQ(wf["status"]["phase"], "Failed");
@@ -206,7 +212,7 @@ TEST_F(ReconcilerTest, KfpOutageIsRetriedThroughTheQueueAndReportedOnceItEnds) {
   EXPECT_EQ(wf["status"]["phase"], "Failed");  // recorded before the outage mattered
   EXPECT_TRUE(annotation(wf, ann::kKfpReportedAt).empty());
   EXPECT_TRUE(events_.events.empty());
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(kfp_.reported.size(), 1u);
   EXPECT_EQ(kfp_.attempts, 3);
   EXPECT_EQ(events_.events.size(), 1u);
@@ -241,7 +247,7 @@ TEST_F(ReconcilerTest, VerifyMismatchIsRetried) {
   EXPECT_NE(r.error->message.find("SUCCEEDED"), std::string::npos);
   EXPECT_TRUE(annotation(object(name), ann::kKfpReportedAt).empty());
   kfp_.stickyState.reset();
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
 }
 
@@ -253,7 +259,7 @@ TEST_F(ReconcilerTest, ACrashBetweenStepsResumesAtTheStepThatDidNotFinish) {
   EXPECT_EQ(kfp_.attempts, 1);
   // A new process (fresh reconciler, same store) resumes at the event.
   rebuild();
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(kfp_.attempts, 1);
   EXPECT_EQ(events_.events.size(), 1u);
 }
@@ -261,7 +267,7 @@ TEST_F(ReconcilerTest, ACrashBetweenStepsResumesAtTheStepThatDidNotFinish) {
 TEST_F(ReconcilerTest, PermanentEventFailureDoesNotBlockTheKey) {
   const std::string name = add(masked("rbac"));
   events_.errors = {Error(ErrorCode::kForbidden, "events is forbidden")};
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_FALSE(annotation(object(name), ann::kEventEmittedAt).empty());
 }
 
@@ -324,7 +330,7 @@ TEST_F(ReconcilerTest, PersistenceAgentModeVerifiesTheRunOnceTheAgentHasReported
   api_.mutate(kNs, spec.name,
               [](json& w) { w["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
   kfp_.states[spec.runId] = "FAILED";
-  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(spec.name).kind, kAwaitsReverify);
   EXPECT_EQ(annotation(object(spec.name), ann::kKfpReportedAt), formatRfc3339(clock_.wallNow()));
   EXPECT_EQ(kfp_.attempts, 0);  // never POSTed: the agent reports in this mode
   EXPECT_EQ(observer_.verified, 1);
@@ -422,7 +428,7 @@ TEST_F(ReconcilerTest, ExitTaskFailureOnHookRunsFollowsThePolicy) {
   rebuild();
   spec.name = "exit-failed-strict";
   add(spec);
-  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(spec.name).kind, kAwaitsReverify);
   wf = object(spec.name);
   EXPECT_EQ(wf["status"]["phase"], "Failed");
   EXPECT_EQ(annotation(wf, ann::kAction), "corrected");
@@ -436,7 +442,7 @@ TEST_F(ReconcilerTest, GoneAndTransientGetErrorsAreClassified) {
   EXPECT_EQ(reconcile(name).kind, Kind::kRetry);
   api_.patchErrors = {Error(ErrorCode::kForbidden, "workflows is forbidden")};
   EXPECT_EQ(reconcile(name).kind, Kind::kDrop);
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
 }
 
 // --- KFP safety (issue 15): never make KFP delete a Workflow.
@@ -446,7 +452,7 @@ TEST_F(ReconcilerTest, TheReportNeverCarriesTheFinalStateLabelAndKeepsThePatched
   // carries pipeline/persistedFinalState when the controller corrects it.
   const std::string name = add(masked("labelled"));
   ASSERT_TRUE(object(name)["metadata"]["labels"].contains(std::string(lbl::kPersistedFinalState)));
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   ASSERT_EQ(kfp_.reported.size(), 1u);
   const json& body = kfp_.reported[0];
   EXPECT_FALSE(body["metadata"]["labels"].contains(std::string(lbl::kPersistedFinalState)));
@@ -483,7 +489,7 @@ TEST_F(ReconcilerTest, AnUnknownRunIsNeverReported) {
 TEST_F(ReconcilerTest, ARunAlreadyFailedInKfpIsNotReportedAgain) {
   const std::string name = add(masked("already-failed"));
   kfp_.states[runId(name)] = "FAILED";
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(kfp_.attempts, 0);
   EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
   EXPECT_EQ(observer_.verified, 1);
@@ -512,7 +518,7 @@ TEST_F(ReconcilerTest, AReportEndpoint404IsAConfigurationErrorRetriedNotRecorded
   EXPECT_EQ(observer_.endpointMissing, (std::vector<std::string>{"report", "report"}));
   EXPECT_TRUE(events_.events.empty());
   // The URL is fixed: the run is reported once.
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(kfp_.reported.size(), 1u);
   EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
 }
@@ -525,7 +531,7 @@ TEST_F(ReconcilerTest, AGetRun404WithoutKfpsStatusIsAlsoAConfigurationError) {
   EXPECT_EQ(observer_.endpointMissing, (std::vector<std::string>{"get_run"}));
   EXPECT_EQ(observer_.unknownRuns, 0);
   EXPECT_EQ(kfp_.attempts, 0);
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_EQ(kfp_.reported.size(), 1u);
 }
 
@@ -539,7 +545,7 @@ TEST_F(ReconcilerTest, KfpsNotFoundToAReportIsCheckedWithGetRun) {
   EXPECT_EQ(annotation(object(name), ann::kKfpReportError), "");
   EXPECT_EQ(annotation(object(name), ann::kKfpReportAttempts), "1");
   EXPECT_EQ(observer_.unknownRuns, 0);
-  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(name).kind, kAwaitsReverify);
   EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
 }
 
@@ -603,7 +609,7 @@ void retryLike(FakeWorkflowApi& api, const json& lastReport, const KfpRunSpec& n
 TEST_F(ReconcilerTest, AKfpRetryThatTrulySucceedsStaysSucceededAndIsNotReportedAgain) {
   KfpRunSpec spec = masked("retry-ok");
   add(spec);
-  ASSERT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  ASSERT_EQ(reconcile(spec.name).kind, kAwaitsReverify);
   ASSERT_EQ(kfp_.reported.size(), 1u);
   const int patches = api_.appliedPatches;
 
@@ -623,19 +629,251 @@ TEST_F(ReconcilerTest, AKfpRetryThatTrulySucceedsStaysSucceededAndIsNotReportedA
 TEST_F(ReconcilerTest, AKfpRetryThatMasksAFailureAgainIsCorrectedAgain) {
   KfpRunSpec spec = masked("retry-masked");
   add(spec);
-  ASSERT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  ASSERT_EQ(reconcile(spec.name).kind, kAwaitsReverify);
   ASSERT_EQ(kfp_.reported.size(), 1u);
 
   retryLike(api_, kfp_.reported[0], spec);  // the retry fails again, masked again
   kfp_.states[runId(spec.name)] = "SUCCEEDED";
-  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(spec.name).kind, kAwaitsReverify);
   EXPECT_EQ(object(spec.name)["status"]["phase"], "Failed");
   ASSERT_EQ(kfp_.reported.size(), 2u);
   EXPECT_EQ(kfp_.reported[1]["status"]["phase"], "Failed");
   EXPECT_EQ(kfp_.states[runId(spec.name)], "FAILED");
   EXPECT_EQ(events_.events.size(), 2u);
-  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(spec.name).kind, kAwaitsReverify);
   EXPECT_EQ(kfp_.reported.size(), 2u);
+}
+
+// --- Re-verification (KFP 2.0-2.16 accept a late report of an older state) --
+
+constexpr auto kReverifyMs =
+    std::chrono::duration_cast<std::chrono::milliseconds>(kKfpReverifyDelay);
+
+TEST_F(ReconcilerTest, AVerifiedRunIsReadAgainAfterTheDelayAndNotReportedAgainWhenStillFailed) {
+  KfpRunSpec spec = masked("reverify-ok");
+  add(spec);
+  ReconcileOutcome r = reconcile(spec.name);
+  // Verified: the key comes back after the delay, nothing read before then.
+  ASSERT_EQ(r.kind, Kind::kRequeueAfter) << r.detail;
+  EXPECT_EQ(r.after, kReverifyMs);
+  EXPECT_EQ(r.detail, kAwaitingKfpReverify);
+  const int reads = kfp_.stateReads;
+  clock_.advance(kKfpReverifyDelay - std::chrono::seconds(1));
+  r = reconcile(spec.name);
+  EXPECT_EQ(r.kind, Kind::kRequeueAfter);
+  EXPECT_EQ(r.after, std::chrono::milliseconds(1000));
+  EXPECT_EQ(kfp_.stateReads, reads);
+  EXPECT_EQ(annotation(object(spec.name), ann::kKfpReverifiedAt), "");
+
+  clock_.advance(std::chrono::seconds(1));
+  r = reconcile(spec.name);
+  EXPECT_EQ(r.kind, Kind::kDone) << r.detail;
+  EXPECT_EQ(kfp_.stateReads, reads + 1);
+  json wf = object(spec.name);
+  EXPECT_EQ(annotation(wf, ann::kKfpReverifiedAt), formatRfc3339(clock_.wallNow()));
+  EXPECT_EQ(annotation(wf, ann::kKfpReportAttempts), "");
+  EXPECT_EQ(kfp_.attempts, 1);
+  EXPECT_EQ(observer_.regressions, 0);
+  EXPECT_EQ(observer_.steps.back(), "kfp-reverify:success");
+
+  // Once: later passes read nothing more.
+  clock_.advance(std::chrono::hours(1));
+  const int patches = api_.appliedPatches;
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(kfp_.stateReads, reads + 1);
+  EXPECT_EQ(api_.appliedPatches, patches);
+}
+
+TEST_F(ReconcilerTest, ARunWhoseKfpStateWentBackFromFailedIsReportedAgain) {
+  KfpRunSpec spec = masked("reverify-regressed");
+  add(spec);
+  ASSERT_EQ(reconcile(spec.name).kind, Kind::kRequeueAfter);
+  ASSERT_EQ(kfp_.attempts, 1);
+  // A report of the Running Workflow, held up somewhere, lands after ours.
+  kfp_.states[runId(spec.name)] = "RUNNING";
+  clock_.advance(kKfpReverifyDelay);
+  ReconcileOutcome r = reconcile(spec.name);
+  // Reported again in the same pass, verified, and that verification is
+  // re-checked in turn.
+  EXPECT_EQ(r.kind, Kind::kRequeueAfter) << r.detail;
+  EXPECT_EQ(r.after, kReverifyMs);
+  EXPECT_EQ(kfp_.attempts, 2);
+  ASSERT_EQ(kfp_.reported.size(), 2u);
+  EXPECT_EQ(kfp_.reported[1]["status"]["phase"], "Failed");
+  EXPECT_EQ(kfp_.states[runId(spec.name)], "FAILED");
+  EXPECT_EQ(observer_.regressions, 1);
+  json wf = object(spec.name);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportAttempts), "1");  // the undone report counts
+  EXPECT_EQ(annotation(wf, ann::kKfpReportedAt), formatRfc3339(clock_.wallNow()));
+  EXPECT_EQ(annotation(wf, ann::kKfpReverifiedAt), "");
+  EXPECT_EQ(events_.events.size(), 1u);  // announced once
+
+  clock_.advance(kKfpReverifyDelay);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_FALSE(annotation(object(spec.name), ann::kKfpReverifiedAt).empty());
+  EXPECT_EQ(kfp_.attempts, 2);
+  EXPECT_EQ(observer_.regressions, 1);
+}
+
+TEST_F(ReconcilerTest, RegressionsSpendTheReportCapAndThenStop) {
+  KfpRunSpec spec = masked("reverify-cap");
+  add(spec);
+  ASSERT_EQ(reconcile(spec.name).kind, Kind::kRequeueAfter);
+  for (int i = 0; i < 6; ++i) {
+    kfp_.states[runId(spec.name)] = "RUNNING";  // a stale report wins every time
+    clock_.advance(kKfpReverifyDelay);
+    reconcile(spec.name);
+  }
+  EXPECT_EQ(kfp_.attempts, kMaxKfpReports);
+  EXPECT_EQ(observer_.regressions, kMaxKfpReports);
+  json wf = object(spec.name);
+  EXPECT_NE(annotation(wf, ann::kKfpReportError).find("went back from FAILED to RUNNING"),
+            std::string::npos)
+      << annotation(wf, ann::kKfpReportError);
+  EXPECT_EQ(annotation(wf, ann::kKfpReportAttempts), "3");
+  EXPECT_EQ(annotation(wf, ann::kKfpReportedAt), "");
+  const int reads = kfp_.stateReads;
+  clock_.advance(std::chrono::hours(1));
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_EQ(kfp_.stateReads, reads);
+}
+
+TEST_F(ReconcilerTest, AReportThatNeededRetriesLeavesFewerRegressionsToTheCap) {
+  KfpRunSpec spec = masked("reverify-after-retry");
+  add(spec);
+  kfp_.stickyState = "SUCCEEDED";  // the first report is accepted, not confirmed
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kRetry);
+  kfp_.stickyState.reset();
+  ASSERT_EQ(reconcile(spec.name).kind, Kind::kRequeueAfter);
+  ASSERT_EQ(kfp_.attempts, 2);
+  kfp_.states[runId(spec.name)] = "RUNNING";
+  clock_.advance(kKfpReverifyDelay);
+  reconcile(spec.name);
+  kfp_.states[runId(spec.name)] = "RUNNING";
+  clock_.advance(kKfpReverifyDelay);
+  reconcile(spec.name);
+  EXPECT_EQ(kfp_.attempts, kMaxKfpReports);  // 3 accepted reports in all
+  EXPECT_FALSE(annotation(object(spec.name), ann::kKfpReportError).empty());
+}
+
+TEST_F(ReconcilerTest, PersistenceAgentModeMakesTheAgentReportARegressedRunAgain) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  rebuild();
+  KfpRunSpec spec = masked("agent-regressed");
+  add(spec);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);  // awaiting the agent
+  api_.mutate(kNs, spec.name,
+              [](json& w) { w["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+  kfp_.states[runId(spec.name)] = "FAILED";
+  ASSERT_EQ(reconcile(spec.name).kind, Kind::kRequeueAfter);
+  kfp_.states[runId(spec.name)] = "RUNNING";
+  clock_.advance(kKfpReverifyDelay);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);  // awaiting the agent again
+  json wf = object(spec.name);
+  EXPECT_FALSE(wf["metadata"]["labels"].contains("pipeline/persistedFinalState"));
+  EXPECT_EQ(annotation(wf, ann::kKfpReportedAt), "");
+  EXPECT_EQ(annotation(wf, ann::kKfpReportAttempts), "1");
+  EXPECT_EQ(kfp_.attempts, 0);  // never POSTed in this mode
+  EXPECT_EQ(observer_.regressions, 1);
+}
+
+TEST_F(ReconcilerTest, HealthyAndUncorrectedRunsAreNeverReverified) {
+  KfpRunSpec healthy;
+  healthy.name = "healthy-reverify";
+  add(healthy);
+  // A tenant forged a verified correction on it: the record does not describe
+  // the run, so none of it drives a KFP read.
+  api_.mutate(kNs, healthy.name, [](json& w) {
+    json& a = w["metadata"]["annotations"];
+    a[std::string(ann::kAction)] = "corrected";
+    a[std::string(ann::kTruePhase)] = "Failed";
+    a[std::string(ann::kReportedPhase)] = "Succeeded";
+    a[std::string(ann::kEventEmittedAt)] = "2026-01-01T00:00:00Z";
+    a[std::string(ann::kKfpReportedAt)] = "2026-01-01T00:00:00Z";
+  });
+  config_.correct = false;
+  rebuild();
+  const std::string observed = add(masked("observed-reverify"));
+  EXPECT_EQ(reconcile(healthy.name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(observed).kind, Kind::kDone);
+  const int patches = api_.appliedPatches;
+  clock_.advance(kKfpReverifyDelay * 2);
+  EXPECT_EQ(reconcile(healthy.name).kind, Kind::kDone);
+  EXPECT_EQ(reconcile(observed).kind, Kind::kDone);
+  EXPECT_EQ(kfp_.stateReads, 0);
+  EXPECT_EQ(api_.appliedPatches, patches);
+}
+
+TEST_F(ReconcilerTest, AForgedOrUnreadableReportTimeIsReverifiedOnceAtOnce) {
+  int n = 0;
+  for (const std::string forged :
+       {"2100-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "yesterday", "2026-13-45T99:99:99Z"}) {
+    KfpRunSpec spec = masked("forged-" + std::to_string(++n));
+    add(spec);
+    ASSERT_EQ(reconcile(spec.name).kind, Kind::kRequeueAfter);
+    api_.mutate(kNs, spec.name, [&](json& w) {
+      w["metadata"]["annotations"][std::string(ann::kKfpReportedAt)] = forged;
+    });
+    const int reads = kfp_.stateReads;
+    EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone) << forged;
+    EXPECT_EQ(kfp_.stateReads, reads + 1) << forged;
+    EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone) << forged;
+    EXPECT_EQ(kfp_.stateReads, reads + 1) << forged;
+  }
+}
+
+TEST_F(ReconcilerTest, ReverificationOfARunKfpNoLongerHasEndsWithoutAReport) {
+  KfpRunSpec spec = masked("reverify-gone");
+  add(spec);
+  ASSERT_EQ(reconcile(spec.name).kind, Kind::kRequeueAfter);
+  kfp_.states.erase(runId(spec.name));  // the run was deleted in KFP
+  clock_.advance(kKfpReverifyDelay);
+  EXPECT_EQ(reconcile(spec.name).kind, Kind::kDone);
+  EXPECT_FALSE(annotation(object(spec.name), ann::kKfpReverifiedAt).empty());
+  EXPECT_EQ(kfp_.attempts, 1);
+  EXPECT_EQ(observer_.regressions, 0);
+  // A transient failure is retried through the queue.
+  KfpRunSpec other = masked("reverify-transient");
+  add(other);
+  ASSERT_EQ(reconcile(other.name).kind, Kind::kRequeueAfter);
+  clock_.advance(kKfpReverifyDelay);
+  kfp_.stateErrors.push_back(Error(ErrorCode::kTransient, "503"));
+  EXPECT_EQ(reconcile(other.name).kind, Kind::kRetry);
+  EXPECT_EQ(annotation(object(other.name), ann::kKfpReverifiedAt), "");
+  EXPECT_EQ(reconcile(other.name).kind, Kind::kDone);
+}
+
+TEST_F(ReconcilerTest, WithoutAKfpClientNothingIsReverified) {
+  config_.kfpReport = KfpReportMode::kPersistenceAgent;
+  reconciler_ = std::make_unique<Reconciler>(api_, nullptr, events_, clock_, config_, &observer_);
+  const std::string name = add(masked("agent-no-client"));
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  api_.mutate(kNs, name,
+              [](json& w) { w["metadata"]["labels"]["pipeline/persistedFinalState"] = "true"; });
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);  // confirmed by the label, no requeue
+  EXPECT_FALSE(annotation(object(name), ann::kKfpReportedAt).empty());
+  clock_.advance(kKfpReverifyDelay);
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_EQ(annotation(object(name), ann::kKfpReverifiedAt), "");
+}
+
+// The controller's workers skip keys whose cached record needs no work: a run
+// awaiting its re-verification must count as work, or the delayed requeue is
+// dropped and the run is re-verified only if something else touches it (the
+// chaos soak found exactly that: only failovers re-verified).
+TEST_F(ReconcilerTest, ARunAwaitingItsReverificationIsWorkForTheController) {
+  const std::string name = add(masked("reverify-record"));
+  ASSERT_EQ(reconcile(name).kind, Kind::kRequeueAfter);
+  WorkflowRecord r = projectWorkflow(object(name).dump(), config_, clock_.wallNow());
+  EXPECT_EQ(r.why, kAwaitingKfpReverify);
+  EXPECT_TRUE(r.needsWork());
+  clock_.advance(kKfpReverifyDelay);
+  EXPECT_TRUE(projectWorkflow(object(name).dump(), config_, clock_.wallNow()).needsWork());
+  CorrectionConfig noClient = config_;
+  noClient.kfpReverify = false;
+  EXPECT_FALSE(projectWorkflow(object(name).dump(), noClient, clock_.wallNow()).needsWork());
+  EXPECT_EQ(reconcile(name).kind, Kind::kDone);
+  EXPECT_FALSE(projectWorkflow(object(name).dump(), config_, clock_.wallNow()).needsWork());
 }
 
 }  // namespace

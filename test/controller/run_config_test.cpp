@@ -37,6 +37,7 @@ TEST(RunConfigTest, DefaultsWatchOnlyCompletedKfpRunsAndReportThroughTheAgent) {
   EXPECT_TRUE(c->leaderElect);
   EXPECT_EQ(c->workers, 2);
   EXPECT_EQ(c->correction.kfpReport, KfpReportMode::kPersistenceAgent);
+  EXPECT_FALSE(c->correction.kfpReverify);  // no KFP state to read again
   EXPECT_EQ(c->correction.exitTaskFailure, ExitTaskFailurePolicy::kIgnore);
   EXPECT_EQ(c->healthAddr, ":8081");
   EXPECT_EQ(c->metricsAddr, ":8080");
@@ -50,6 +51,7 @@ TEST(RunConfigTest, KfpUrlMakesDirectTheDefaultAndEnvFormsWork) {
                   {"EXIT_RECONCILER_EXIT_TASK_FAILURE", "fail"}});
   ASSERT_TRUE(c.ok()) << c.error().describe();
   EXPECT_EQ(c->correction.kfpReport, KfpReportMode::kDirect);
+  EXPECT_TRUE(c->correction.kfpReverify);
   EXPECT_EQ(c->kfpApiUrl, "http://ml-pipeline:8888");
   EXPECT_EQ(c->workers, 7);
   EXPECT_FALSE(c->correction.correct);

@@ -37,6 +37,7 @@ const std::map<std::string, std::string> kFamilies = {
     {"exit_reconciler_kfp_api_requests_total", "counter"},
     {"exit_reconciler_kfp_endpoint_not_found_total", "counter"},
     {"exit_reconciler_kfp_unknown_runs_total", "counter"},
+    {"exit_reconciler_kfp_state_regressions_total", "counter"},
     {"exit_reconciler_kfp_api_request_duration_seconds", "histogram"},
     {"exit_reconciler_watch_restarts_total", "counter"},
     {"exit_reconciler_watch_events_total", "counter"},
@@ -258,6 +259,13 @@ TEST(Metrics, KfpEndpointNotFoundAndUnknownRuns) {
   EXPECT_EQ(e.value("exit_reconciler_kfp_endpoint_not_found_total", {{"operation", "get_run"}}),
             0.0);
   EXPECT_EQ(e.value("exit_reconciler_kfp_unknown_runs_total", {}), 1.0);
+}
+
+TEST(Metrics, KfpStateRegressions) {
+  Metrics m;
+  EXPECT_EQ(scrape(m).value("exit_reconciler_kfp_state_regressions_total", {}), 0.0);
+  m.kfpStateRegression();
+  EXPECT_EQ(scrape(m).value("exit_reconciler_kfp_state_regressions_total", {}), 1.0);
 }
 
 TEST(Metrics, ApiRequestsAreBounded) {

@@ -399,6 +399,58 @@ TEST(AdmissionFastPath, LeavesPossibleExitTasksAndMalformedReviewsToTheFullPath)
   }
 }
 
+// Duplicate keys: the full path (nlohmann::json) reads the last one, so the
+// fast path must too, or the two disagree. The fuzzer's case: "kind" first a
+// string (out of scope by the first key), then the Pod kind, with a null
+// object: a malformed Pod CREATE, so no fast answer, and the full path's 400.
+TEST(AdmissionFastPath, ReadsTheLastOfDuplicateKeysAsTheFullPathDoes) {
+  const std::string podKind = R"({"group":"","version":"v1","kind":"Pod"})";
+  const std::string dupKindNullObject =
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"d1",)"
+      R"("kind":"AdmiRev2","kind":)" +
+      podKind + R"(,"namespace":"kubeflow","operation":"CREATE","object":null}})";
+  EXPECT_FALSE(parseAdmissionReview(dupKindNullObject).ok());
+  EXPECT_FALSE(fastOutOfScopeResponse(dupKindNullObject).has_value());
+
+  // The other way round: a Pod CREATE first, then another kind: out of scope
+  // for both, and the same answer.
+  const std::string dupKindOther =
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"d2",)"
+      R"("kind":)" +
+      podKind +
+      R"(,"kind":{"group":"","version":"v1","kind":"ConfigMap"},)"
+      R"("operation":"CREATE","object":null}})";
+  auto full = parseAdmissionReview(dupKindOther);
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  EXPECT_EQ(full->kind, "ConfigMap");
+  auto fast = fastOutOfScopeResponse(dupKindOther);
+  ASSERT_TRUE(fast.has_value());
+  EXPECT_EQ(json::parse(*fast),
+            json::parse(admissionResponse("admission.k8s.io/v1", "d2", nullptr)));
+
+  // The uid and apiVersion echoed are the last ones too.
+  const std::string dupUid =
+      R"({"apiVersion":"admission.k8s.io/v1beta1","apiVersion":"admission.k8s.io/v1",)"
+      R"("kind":"AdmissionReview","request":{"uid":"first","uid":"last","operation":"DELETE"}})";
+  full = parseAdmissionReview(dupUid);
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  fast = fastOutOfScopeResponse(dupUid);
+  ASSERT_TRUE(fast.has_value());
+  EXPECT_EQ(json::parse(*fast),
+            json::parse(admissionResponse(full->apiVersion, full->uid, nullptr)));
+  EXPECT_EQ(full->uid, "last");
+
+  // A KFP exit-task pod whose labels come twice: in scope by the last ones,
+  // so no fast answer.
+  json exitPod = kfpPod("wf.root.exit-handler-1.onExit.print-op.executor", true);
+  std::string body = admissionReviewFor(exitPod, "d3").dump();
+  const std::string labelsKey = R"("labels":{)";
+  const auto at = body.find(labelsKey);
+  ASSERT_NE(at, std::string::npos);
+  body.insert(at, R"("labels":{"app":"web"},)");
+  EXPECT_FALSE(fastOutOfScopeResponse(body).has_value()) << body;
+}
+
 TEST(AdmissionFastPath, AsksWhetherAPossibleSiblingExitTaskIsRuledOut) {
   json launcher = kfpPod("wf.root.print-op.executor", false);
   launcher["metadata"]["ownerReferences"] = {{{"apiVersion", "argoproj.io/v1alpha1"},

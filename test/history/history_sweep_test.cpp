@@ -290,9 +290,8 @@ class RunHistorySweepTest : public ::testing::Test {
   void startController() {
     RunHooks hooks;
     hooks.onServing = [this](int, int port) { metricsPort = port; };
-    controller = std::thread([this, hooks] {
-      controllerExit = runController(config, stop, hooks);
-    });
+    controller =
+        std::thread([this, hooks] { controllerExit = runController(config, stop, hooks); });
     ASSERT_TRUE(waitFor([&] { return metricsPort.load() > 0; }));
   }
   void stopController() {

@@ -76,9 +76,12 @@ class FakeElection final : public Election {
  public:
   explicit FakeElection(Log& log) : log_(log) {}
   Status start(std::function<void()> started, std::function<void()> stopped) override {
-    log_.add("election start");
-    started_ = std::move(started);
-    stopped_ = std::move(stopped);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      started_ = std::move(started);
+      stopped_ = std::move(stopped);
+    }
+    log_.add("election start");  // the driver reads the callbacks after this
     return Status();
   }
   void stop() override { log_.add("election stop"); }
@@ -87,22 +90,26 @@ class FakeElection final : public Election {
     return until_;
   }
   void lead(std::optional<Clock::SteadyTime> until) {
+    std::function<void()> started;
     {
       std::lock_guard<std::mutex> g(mu_);
       until_ = until;
+      started = started_;
     }
-    std::thread([this] { started_(); }).join();
+    std::thread([&started] { started(); }).join();
   }
   void extend(Clock::SteadyTime until) {
     std::lock_guard<std::mutex> g(mu_);
     until_ = until;
   }
   void lose() {
+    std::function<void()> stopped;
     {
       std::lock_guard<std::mutex> g(mu_);
       until_.reset();
+      stopped = stopped_;
     }
-    std::thread([this] { stopped_(); }).join();
+    std::thread([&stopped] { stopped(); }).join();
   }
 
  private:

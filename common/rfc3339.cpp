@@ -1,5 +1,6 @@
 #include "common/rfc3339.h"
 
+#include <chrono>
 #include <ctime>
 #include <string>
 
@@ -29,7 +30,10 @@ std::optional<std::int64_t> parseRfc3339Seconds(std::string_view s) {
       s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, se)) {
     return std::nullopt;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+  const std::chrono::year_month_day date{std::chrono::year(y),
+                                         std::chrono::month(static_cast<unsigned>(mo)),
+                                         std::chrono::day(static_cast<unsigned>(d))};
+  if (!date.ok() || h > 23 || mi > 59 || se > 60)  // ok(): month 1-12, a day of that month
     return std::nullopt;
   std::size_t pos = 19;
   if (pos < s.size() && s[pos] == '.') {
@@ -71,6 +75,13 @@ Result<Clock::WallTime> parseRfc3339(std::string_view text) {
     return Error(ErrorCode::kInvalidInput, "\"" + std::string(text.substr(0, 64)) +
                                                "\" is not an RFC 3339 time (e.g. "
                                                "2026-01-31T00:00:00Z)");
+  }
+  // WallTime counts nanoseconds in 64 bits (about +-292 years around 1970): a
+  // tenant's year 9999 must not reach the conversion.
+  constexpr std::int64_t kYear2200 = 7258118400;
+  if (*secs >= kYear2200 || *secs <= -kYear2200) {
+    return Error(ErrorCode::kInvalidInput,
+                 "\"" + std::string(text.substr(0, 64)) + "\" is out of range (years 1740-2199)");
   }
   return Clock::WallTime(std::chrono::seconds(*secs));
 }

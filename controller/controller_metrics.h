@@ -61,7 +61,8 @@ std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metr
 std::unique_ptr<HistorySweepMetrics> makePrometheusHistorySweepMetrics(Metrics& metrics);
 
 // Owns the Prometheus registry (Metrics), its ControllerMetrics view and the
-// /metrics server on `address`. Keeps metrics/metrics.h out of its users.
+// /metrics server on `address` (serve()/stopServing(), a Runnable's pair). Keeps metrics/metrics.h
+// out of its users.
 class MetricsEndpoint {
  public:
   struct Options {
@@ -70,8 +71,12 @@ class MetricsEndpoint {
     bool namespaceLabel = false;
     ExitTaskFailurePolicy exitTaskFailure = ExitTaskFailurePolicy::kIgnore;
   };
-  // Errors: a bad address or a port in use, naming the address.
-  static Result<std::unique_ptr<MetricsEndpoint>> start(const Options& options);
+  // The registry and its view; nothing is served until serve().
+  static std::unique_ptr<MetricsEndpoint> create(const Options& options);
+  // Serves /metrics on options.address. Errors: a bad address or a port in
+  // use, naming the address.
+  Status serve();
+  void stopServing();
   ~MetricsEndpoint();
 
   ControllerMetrics& metrics() { return *view_; }

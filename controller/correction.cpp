@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/rfc3339.h"
 #include "controller/annotations.h"
 
 namespace exitrec {
@@ -273,7 +274,7 @@ CorrectionProgress readProgress(const std::map<std::string, std::string>& annota
   p.eventEmitted = hasAnnotation(annotations, ann::kEventEmittedAt);
   p.kfpReverified = hasAnnotation(annotations, ann::kKfpReverifiedAt);
   if (p.kfpReported)
-    p.kfpReportedAt = parseRfc3339Seconds(annotationOr(annotations, ann::kKfpReportedAt));
+    p.kfpReportedAt = parseRecordedTime(annotationOr(annotations, ann::kKfpReportedAt));
   if (hasAnnotation(annotations, ann::kKfpReportAttempts)) {
     const std::string text = annotationOr(annotations, ann::kKfpReportAttempts);
     const bool digits =
@@ -478,27 +479,11 @@ std::string kfpStateRegressedPatch(KfpReportMode mode, int attempts, std::string
   return dump(patch);
 }
 
-std::optional<Clock::WallTime> parseRfc3339Seconds(const std::string& text) {
-  // Exactly what formatRfc3339 writes: YYYY-MM-DDTHH:MM:SSZ.
-  if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
-      text[16] != ':' || text[19] != 'Z') {
+std::optional<Clock::WallTime> parseRecordedTime(const std::string& text) {
+  auto t = parseRfc3339(text);
+  if (!t)
     return std::nullopt;
-  }
-  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
-    if (text[i] < '0' || text[i] > '9')
-      return std::nullopt;
-  }
-  auto num = [&](std::size_t at, std::size_t len) { return std::stoi(text.substr(at, len)); };
-  const std::chrono::year_month_day date{std::chrono::year(num(0, 4)),
-                                         std::chrono::month(static_cast<unsigned>(num(5, 2))),
-                                         std::chrono::day(static_cast<unsigned>(num(8, 2)))};
-  const int h = num(11, 2), m = num(14, 2), sec = num(17, 2);
-  // system_clock counts nanoseconds in 64 bits: past 2262 it overflows, so a
-  // tenant's year 9999 must not reach the arithmetic.
-  if (!date.ok() || num(0, 4) < 1970 || num(0, 4) > 2200 || h > 23 || m > 59 || sec > 60)
-    return std::nullopt;
-  return Clock::WallTime(std::chrono::sys_days(date).time_since_epoch() + std::chrono::hours(h) +
-                         std::chrono::minutes(m) + std::chrono::seconds(sec));
+  return *t;
 }
 
 std::string boundedText(std::string_view text, std::size_t maxBytes) {

@@ -173,8 +173,10 @@ std::string kfpReverifiedPatch(Clock::WallTime now);
 // reaches kMaxKfpReports, kfp-report-error instead of another report.
 std::string kfpStateRegressedPatch(KfpReportMode mode, int attempts, std::string_view state);
 
-// "2026-12-07T21:30:49Z" (seconds; a fraction and offsets are not accepted).
-std::optional<Clock::WallTime> parseRfc3339Seconds(const std::string& text);
+// A time we recorded in an annotation ("2026-12-07T21:30:49Z"), read with the
+// common RFC 3339 parser; nullopt when unreadable or out of range (a tenant
+// may have written anything there).
+std::optional<Clock::WallTime> parseRecordedTime(const std::string& text);
 
 // The corrected status.message: what really failed, then the run's original
 // message (originalMessage()), each part bounded. Never contains a previous

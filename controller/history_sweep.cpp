@@ -136,19 +136,4 @@ void HistorySweep::loop() {
   }
 }
 
-void followLeadership(LeaderElectionConfig& config, HistorySweep& sweep) {
-  auto started = std::move(config.onStartedLeading);
-  config.onStartedLeading = [started = std::move(started), &sweep] {
-    if (started)
-      started();
-    sweep.start();
-  };
-  auto stopped = std::move(config.onStoppedLeading);
-  config.onStoppedLeading = [stopped = std::move(stopped), &sweep] {
-    sweep.requestStop();  // the fence is closed already: no report leaves
-    if (stopped)
-      stopped();
-  };
-}
-
 }  // namespace exitrec

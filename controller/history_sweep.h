@@ -32,7 +32,6 @@
 #include "common/clock.h"
 #include "controller/backfill.h"
 #include "controller/history_audit.h"
-#include "k8sclient/leader_election.h"
 #include "k8sclient/leadership_gate.h"
 
 namespace exitrec {
@@ -99,11 +98,5 @@ class HistorySweep {
   std::mutex lifecycleMu_;                  // start/stop: one at a time (thread_)
   std::thread thread_;
 };
-
-// Chains the sweep onto an elector's callbacks (after the existing ones):
-// start() on started-leading, requestStop() on stopped-leading (which must
-// not block; the owner's stop() or the destructor joins). `sweep` must
-// outlive the elector.
-void followLeadership(LeaderElectionConfig& config, HistorySweep& sweep);
 
 }  // namespace exitrec

@@ -166,6 +166,7 @@ std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metr
 }
 
 struct MetricsEndpoint::Impl {
+  std::string address;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ControllerMetrics> view;
   std::unique_ptr<MetricsServer> server;
@@ -178,22 +179,31 @@ Metrics& MetricsEndpoint::registry() {
   return *impl_->metrics;
 }
 
-Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const Options& options) {
+std::unique_ptr<MetricsEndpoint> MetricsEndpoint::create(const Options& options) {
   std::unique_ptr<MetricsEndpoint> ep(new MetricsEndpoint());
   MetricsOptions mo;
   mo.leaseName = options.leaseName;
   mo.namespaceLabel = options.namespaceLabel;
+  ep->impl_->address = options.address;
   ep->impl_->metrics = std::make_unique<Metrics>(mo);
   ep->impl_->view = makePrometheusControllerMetrics(*ep->impl_->metrics, options.exitTaskFailure);
   ep->view_ = ep->impl_->view.get();
-  auto server = MetricsServer::start(*ep->impl_->metrics, options.address);
+  return ep;
+}
+
+Status MetricsEndpoint::serve() {
+  auto server = MetricsServer::start(*impl_->metrics, impl_->address);
   if (!server) {
     Error e = server.error();
-    e.message = "--metrics-addr " + options.address + ": " + e.message;
+    e.message = "--metrics-addr " + impl_->address + ": " + e.message;
     return e;
   }
-  ep->impl_->server = std::move(server).value();
-  return ep;
+  impl_->server = std::move(server).value();
+  return Status();
+}
+
+void MetricsEndpoint::stopServing() {
+  impl_->server.reset();
 }
 
 int MetricsEndpoint::port() const {

@@ -26,7 +26,7 @@ add_library(exitrec_operator STATIC
   run_config.cpp)
 target_link_libraries(exitrec_operator
   PUBLIC exitrec_reconcile exitrec_kfp_client exitrec_k8s exitrec_cli exitrec_options
-         exitrec_webhook exitrec_history
+         exitrec_webhook exitrec_history exitrec_runtime
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
 # exitrec_sandbox: `exit-reconciler sandbox` (both simulators in-process).

@@ -4,10 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <iostream>
 #include <random>
-#include <thread>
 
 #include "common/clock.h"
 #include "controller/controller.h"
@@ -22,16 +20,14 @@
 #include "k8sclient/kube_config.h"
 #include "k8sclient/leader_election.h"
 #include "k8sclient/leadership_gate.h"
+#include "runtime/lease_election.h"
+#include "runtime/manager.h"
+#include "runtime/signals.h"
 #include "webhook/pod_watch.h"
 #include "webhook/webhook_runtime.h"
 
 namespace exitrec {
 namespace {
-
-volatile std::sig_atomic_t gSignal = 0;
-void onSignal(int sig) {
-  gSignal = sig;
-}
 
 std::string defaultIdentity() {
   char host[256] = {0};
@@ -43,18 +39,23 @@ std::string defaultIdentity() {
   return std::string(host) + "_" + suffix;
 }
 
+std::string leaseNamespace(const RunConfig& config, const RestConfig& rest) {
+  if (!config.leaseNamespace.empty())
+    return config.leaseNamespace;
+  return rest.namespaceName.empty() ? "default" : rest.namespaceName;
+}
+
+std::chrono::milliseconds remaining(Clock& clock, Clock::SteadyTime deadline) {
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now()));
+}
+
 }  // namespace
 
-int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleSignals,
-                  const RunHooks& hooks) {
+int runController(const RunConfig& config, StopSource& stop, const RunHooks& hooks) {
   Clock& clock = SystemClock::instance();
   // Every Workflow read in this process (informer, workers, webhook) obeys it.
   setMaxDecompressedNodeBytes(config.maxNodeStatusBytes);
-  if (handleSignals) {
-    gSignal = 0;
-    std::signal(SIGTERM, onSignal);
-    std::signal(SIGINT, onSignal);
-  }
 
   auto rest = loadRestConfig(config.kubeconfig);
   if (!rest) {
@@ -63,14 +64,12 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   }
   spdlog::info("API server {} (from {})", rest->server, rest->source);
 
+  // The registry exists before anything that records into it; its server is
+  // the first runnable.
   auto metricsEndpoint =
-      MetricsEndpoint::start({config.metricsAddr, config.leaseName, config.metricsNamespaceLabel,
-                              config.correction.exitTaskFailure});
-  if (!metricsEndpoint) {
-    spdlog::error("metrics server: {}", metricsEndpoint.error().describe());
-    return 1;
-  }
-  ControllerMetrics& metrics = (*metricsEndpoint)->metrics();
+      MetricsEndpoint::create({config.metricsAddr, config.leaseName, config.metricsNamespaceLabel,
+                               config.correction.exitTaskFailure});
+  ControllerMetrics& metrics = metricsEndpoint->metrics();
   metrics.leader(false);
 
   auto kubeTransport = makeCpprestTransport(rest->tls);
@@ -92,11 +91,7 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   // Leader-only writes (Workflow patches, Events, pod annotations, KFP
   // reports) go through the lease fence: none leaves this process once the
   // lease is not renewed in time (k8sclient/leadership_gate.h).
-  std::string leaseNs = config.leaseNamespace;
-  if (leaseNs.empty())
-    leaseNs = rest->namespaceName;
-  if (leaseNs.empty())
-    leaseNs = "default";
+  const std::string leaseNs = leaseNamespace(config, *rest);
   std::unique_ptr<LeaseFence> fence;
   std::shared_ptr<HttpTransport> leaderTransport = metered;
   if (config.leaderElect) {
@@ -105,33 +100,12 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   }
   KubeClient leaderKube(leaderTransport, rest->server, kubeToken);
 
-  // Exit-task status webhook (issue 5): served by every replica, read-only.
-  std::unique_ptr<WebhookRuntime> webhook;
-  if (!config.webhookAddr.empty()) {
-    WebhookConfig wc;
-    wc.addr = config.webhookAddr;
-    wc.certFile = config.webhookCertFile;
-    wc.keyFile = config.webhookKeyFile;
-    wc.deadline = config.webhookDeadline;
-    wc.selfSigned = config.webhookSelfSigned;
-    wc.secretName = config.webhookSecretName;
-    wc.serviceName = config.webhookServiceName;
-    wc.configurationName = config.webhookConfigurationName;
-    wc.namespace_ = rest->namespaceName.empty() ? "default" : rest->namespaceName;
-    auto started = WebhookRuntime::start(wc, kube, clock, &(*metricsEndpoint)->registry(), nullptr);
-    if (!started) {
-      spdlog::error("webhook: --webhook-addr {}: {}", config.webhookAddr,
-                    started.error().describe());
-      return 1;
-    }
-    webhook = std::move(started).value();
-  }
   // Watch lifetimes: [d, 2d) asked of the server; silent past that plus the
   // margin = stalled (k8sclient/reflector.h).
   const auto watchMin = std::chrono::duration_cast<std::chrono::seconds>(config.watchTimeout);
   const auto idleMargin =
       std::min<std::chrono::milliseconds>(std::chrono::seconds(60), config.watchTimeout / 5);
-  // Pod-annotation channel (issue 5): started with the workers, on the leader.
+  // Pod-annotation channel (issue 5): leader-only.
   std::unique_ptr<PodAnnotationService> podAnnotations;
   if (config.podAnnotations) {
     PodWatchOptions po;
@@ -139,8 +113,8 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     po.minWatchTimeout = watchMin;
     po.maxWatchTimeout = 2 * watchMin;
     po.idleTimeoutMargin = idleMargin;
-    podAnnotations = std::make_unique<PodAnnotationService>(leaderKube, clock,
-                                                            &(*metricsEndpoint)->registry(), po);
+    podAnnotations =
+        std::make_unique<PodAnnotationService>(leaderKube, clock, &metricsEndpoint->registry(), po);
   }
 
   // KFP client: direct reporting, or (persistence-agent mode with
@@ -176,7 +150,7 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   if (config.historySweepPeriod.count() > 0 && kfp) {
     history = std::make_unique<KfpHistoryClient>(
         *kfpTransport, kfpToken, KfpHistoryClient::Options{.baseUrl = config.kfpApiUrl});
-    sweepMetrics = makePrometheusHistorySweepMetrics((*metricsEndpoint)->registry());
+    sweepMetrics = makePrometheusHistorySweepMetrics(metricsEndpoint->registry());
     HistorySweepOptions so;
     so.period = config.historySweepPeriod;
     so.window = std::chrono::duration_cast<std::chrono::seconds>(config.historySweepWindow);
@@ -214,51 +188,12 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
   co.idleTimeoutMargin = idleMargin;
   Controller controller(co, leaderKube, workflowApi, kfp.get(), events, clock, &metrics);
 
-  // Ready once synced; the leader is also unready while a watch it depends
-  // on is stalled (no list, event, bookmark or normal close for longer than a
-  // healthy quiet watch stays silent).
-  std::atomic<bool> leading{false};
-  auto health = HealthServer::start(config.healthAddr,
-                                    [&controller, &leading, &podAnnotations](std::string& reason) {
-                                      if (!controller.hasSynced()) {
-                                        reason = "workflow cache not synced yet";
-                                        return false;
-                                      }
-                                      if (!leading)
-                                        return true;
-                                      Status s = controller.watchHealth();
-                                      if (s && podAnnotations)
-                                        s = podAnnotations->watch().watchHealth();
-                                      if (!s)
-                                        reason = s.error().message;
-                                      return s.ok();
-                                    });
-  if (!health) {
-    spdlog::error("health server: --health-addr {}: {}", config.healthAddr,
-                  health.error().describe());
-    return 1;
-  }
-
-  spdlog::info(
-      "starting: namespace={} selector=\"{}\" workers={} correct={} kfp-report={} "
-      "exit-task-failure={} leader-elect={} identity={} kfp-history-sweep={}",
-      config.namespaceName.empty() ? "<all>" : config.namespaceName, co.labelSelector,
-      config.workers, config.correction.correct, kfpReportModeName(config.correction.kfpReport),
-      config.correction.exitTaskFailure == ExitTaskFailurePolicy::kFail ? "fail" : "ignore",
-      config.leaderElect, identity,
-      sweep ? std::to_string(config.historySweepPeriod.count() / 1000) + "s" : "off");
-  controller.startInformer();
-  if (hooks.onServing)
-    hooks.onServing((*health)->port(), (*metricsEndpoint)->port());
-
-  std::atomic<bool> lost{false};
+  // Leader election: the lease calls get their own client, with a
+  // per-request timeout inside the renew deadline (not the shared 30 s).
   std::unique_ptr<KubeClient> leaseKube;
   std::unique_ptr<KubeLeaseLock> lock;
-  std::unique_ptr<LeaderElector> elector;
-  std::thread electorThread;
+  std::unique_ptr<LeaseElection> election;
   if (config.leaderElect) {
-    // Lease calls get their own client: a per-request timeout inside the
-    // renew deadline, not the shared client's 30 s.
     KubeClientOptions leaseOptions;
     leaseOptions.requestTimeout = leaseRequestTimeout(config.renewDeadline);
     leaseKube = std::make_unique<KubeClient>(metered, rest->server, kubeToken, leaseOptions);
@@ -269,92 +204,197 @@ int runController(const RunConfig& config, std::atomic<bool>& stop, bool handleS
     lc.renewDeadline = config.renewDeadline;
     lc.retryPeriod = config.retryPeriod;
     lc.releaseOnCancel = true;
-    lc.fence = fence.get();
-    lc.onStartedLeading = [&] {
-      spdlog::info("became leader of lease {}/{}", leaseNs, config.leaseName);
-      metrics.leader(true);
-      controller.startWorkers();
-      if (podAnnotations)
-        podAnnotations->start();
-      leading = true;
-    };
-    lc.onStoppedLeading = [&] {
-      leading = false;
-      metrics.leader(false);
-      if (!stop && gSignal == 0) {
-        spdlog::error("lost leadership of lease {}/{}; stopping", leaseNs, config.leaseName);
-        lost = true;
-      }
-    };
     lc.onNewLeader = [](const std::string& who) { spdlog::info("current leader: {}", who); };
-    if (sweep)
-      followLeadership(lc, *sweep);  // leader only: starts and stops with the lease
-    if (Status v = validateLeaderElectionConfig(lc); !v) {
-      spdlog::error("leader election: {}", v.error().describe());
-      return 2;
-    }
-    elector = std::make_unique<LeaderElector>(*lock, clock, lc);
-    electorThread = std::thread([&] { elector->run(); });
-  } else {
-    metrics.leader(true);
-    controller.startWorkers();
-    if (podAnnotations)
-      podAnnotations->start();
-    if (sweep)
-      sweep->start();
-    leading = true;
+    election = std::make_unique<LeaseElection>(*lock, clock, *fence, std::move(lc));
   }
+  Manager manager(clock, election.get(), config.shutdownTimeout);
 
-  bool loggedSync = false;
-  while (!stop && gSignal == 0 && !lost) {
-    // The fence expires on its own when renewals stall, even while the
-    // elector thread is still blocked in a lease call: that is a loss too.
-    if (fence && fence->state() == LeaseFence::State::kExpired) {
-      spdlog::error("lease {}/{} not renewed within {} ms; stopping", leaseNs, config.leaseName,
-                    config.renewDeadline.count());
-      lost = true;
-      break;
-    }
-    if (!loggedSync && controller.hasSynced()) {
-      loggedSync = true;
-      spdlog::info("cache synced: {} completed runs tracked, {} need a step", controller.tracked(),
-                   controller.pending());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  // Always-on, in this order: metrics, webhook, informer, health (ready once
+  // the informer synced), then the hook that tells the sandbox we serve.
+  FunctionRunnable metricsServer(
+      "metrics server", [&] { return metricsEndpoint->serve(); },
+      [&](Clock::SteadyTime) {
+        metricsEndpoint->stopServing();
+        return true;
+      });
+  manager.add(metricsServer, Manager::Scope::kAlways);
 
-  if (lost) {
-    // Like controller-runtime (pkg/manager/internal.go, OnStoppedLeading:
-    // "graceful shutdown is skipped if we lost the leader lock without
-    // intending to"): no drain, no release; the fence already refuses every
-    // write, and the Deployment restarts the pod.
-    if (fence)
-      fence->revoke();
-    metrics.leader(false);
-    spdlog::error("leadership lost: exiting at once (in-flight work is abandoned, not drained)");
-    spdlog::default_logger()->flush();
-    std::_Exit(1);
-  }
-  const auto began = std::chrono::steady_clock::now();
-  spdlog::info("shutting down ({})", gSignal != 0 ? "signal" : "requested");
-  controller.stopInformer();
-  const bool drained = controller.stopWorkers(config.shutdownTimeout);
-  if (sweep)
-    sweep->stop();  // before the lease is released: its run in flight finishes first
-  if (elector) {
-    elector->stop();  // releases the lease (releaseOnCancel)
-    electorThread.join();
-  }
+  // Exit-task status webhook (issue 5): served by every replica, read-only.
+  std::unique_ptr<WebhookRuntime> webhook;
+  FunctionRunnable webhookServer(
+      "webhook",
+      [&]() -> Status {
+        WebhookConfig wc;
+        wc.addr = config.webhookAddr;
+        wc.certFile = config.webhookCertFile;
+        wc.keyFile = config.webhookKeyFile;
+        wc.deadline = config.webhookDeadline;
+        wc.selfSigned = config.webhookSelfSigned;
+        wc.secretName = config.webhookSecretName;
+        wc.serviceName = config.webhookServiceName;
+        wc.configurationName = config.webhookConfigurationName;
+        wc.namespace_ = rest->namespaceName.empty() ? "default" : rest->namespaceName;
+        auto started =
+            WebhookRuntime::start(wc, kube, clock, &metricsEndpoint->registry(), nullptr);
+        if (!started)
+          return Error(started.error().code,
+                       "--webhook-addr " + config.webhookAddr + ": " + started.error().message);
+        webhook = std::move(started).value();
+        return Status();
+      },
+      [&](Clock::SteadyTime) {
+        webhook->stop();
+        return true;
+      });
+  if (!config.webhookAddr.empty())
+    manager.add(webhookServer, Manager::Scope::kAlways);
+
+  FunctionRunnable informer(
+      "workflow informer",
+      [&] {
+        controller.startInformer();
+        return Status();
+      },
+      [&](Clock::SteadyTime) {
+        controller.stopInformer();
+        return true;
+      });
+  manager.add(informer, Manager::Scope::kAlways);
+
+  // Ready once synced; the leader is also unready while a watch it depends
+  // on is stalled (no list, event, bookmark or normal close for longer than a
+  // healthy quiet watch stays silent).
+  std::unique_ptr<HealthServer> health;
+  FunctionRunnable healthServer(
+      "health server",
+      [&]() -> Status {
+        auto started = HealthServer::start(config.healthAddr, [&](std::string& reason) {
+          if (!controller.hasSynced()) {
+            reason = "workflow cache not synced yet";
+            return false;
+          }
+          if (!manager.leading())
+            return true;
+          Status s = controller.watchHealth();
+          if (s && podAnnotations)
+            s = podAnnotations->watch().watchHealth();
+          if (!s)
+            reason = s.error().message;
+          return s.ok();
+        });
+        if (!started)
+          return Error(started.error().code,
+                       "--health-addr " + config.healthAddr + ": " + started.error().message);
+        health = std::move(started).value();
+        return Status();
+      },
+      [&](Clock::SteadyTime) {
+        health.reset();
+        return true;
+      });
+  manager.add(healthServer, Manager::Scope::kAlways);
+
+  FunctionRunnable servingHook(
+      "serving hook",
+      [&] {
+        if (hooks.onServing)
+          hooks.onServing(health->port(), metricsEndpoint->port());
+        return Status();
+      },
+      nullptr);
+  manager.add(servingHook, Manager::Scope::kAlways);
+
+  // Leader-only, in this order: the leader gauge, the workers, the pods.
+  FunctionRunnable leaderGauge(
+      "leader gauge",
+      [&] {
+        if (config.leaderElect)
+          spdlog::info("became leader of lease {}/{}", leaseNs, config.leaseName);
+        metrics.leader(true);
+        return Status();
+      },
+      [&](Clock::SteadyTime) {
+        metrics.leader(false);
+        return true;
+      });
+  manager.add(leaderGauge, Manager::Scope::kLeaderOnly);
+
+  FunctionRunnable workers(
+      "workers",
+      [&] {
+        controller.startWorkers();
+        return Status();
+      },
+      [&](Clock::SteadyTime deadline) {
+        return controller.stopWorkers(remaining(clock, deadline));
+      });
+  manager.add(workers, Manager::Scope::kLeaderOnly);
+
+  FunctionRunnable pods(
+      "pod annotations",
+      [&] {
+        podAnnotations->start();
+        return Status();
+      },
+      [&](Clock::SteadyTime) {
+        podAnnotations->stop();
+        return true;
+      });
   if (podAnnotations)
-    podAnnotations->stop();  // after the elector: it starts the watch on leadership
-  metrics.leader(false);
+    manager.add(pods, Manager::Scope::kLeaderOnly);
+
+  // Stopped before the lease is released: its run in flight finishes first.
+  FunctionRunnable historySweep(
+      "history sweep",
+      [&] {
+        sweep->start();
+        return Status();
+      },
+      [&](Clock::SteadyTime) {
+        sweep->stop();
+        return true;
+      });
+  if (sweep)
+    manager.add(historySweep, Manager::Scope::kLeaderOnly);
+
+  spdlog::info(
+      "starting: namespace={} selector=\"{}\" workers={} correct={} kfp-report={} "
+      "exit-task-failure={} leader-elect={} identity={} kfp-history-sweep={}",
+      config.namespaceName.empty() ? "<all>" : config.namespaceName, co.labelSelector,
+      config.workers, config.correction.correct, kfpReportModeName(config.correction.kfpReport),
+      config.correction.exitTaskFailure == ExitTaskFailurePolicy::kFail ? "fail" : "ignore",
+      config.leaderElect, identity,
+      sweep ? std::to_string(config.historySweepPeriod.count() / 1000) + "s" : "off");
+
+  const auto began = std::chrono::steady_clock::now();
+  const Manager::Result result = manager.run(stop);
+  switch (result.kind) {
+    case Manager::Result::Kind::kLeadershipLost:
+      // Like controller-runtime (pkg/manager/internal.go, OnStoppedLeading:
+      // "graceful shutdown is skipped if we lost the leader lock without
+      // intending to"): no drain, no release; the fence already refuses every
+      // write, and the Deployment restarts the pod.
+      if (fence)
+        fence->revoke();
+      metrics.leader(false);
+      spdlog::error(
+          "lost leadership of lease {}/{} ({}): exiting at once (in-flight work is "
+          "abandoned, not drained)",
+          leaseNs, config.leaseName, result.reason);
+      spdlog::default_logger()->flush();
+      std::_Exit(1);
+    case Manager::Result::Kind::kStartFailed:
+      return 1;
+    case Manager::Result::Kind::kStopped:
+      break;
+  }
   spdlog::info("stopped in {} ms{}",
                std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - began)
                    .count(),
-               drained ? "" : " (some in-flight work handed back unfinished)");
+               result.drained ? "" : " (some in-flight work handed back unfinished)");
   spdlog::default_logger()->flush();
-  if (!drained) {
+  if (!result.drained) {
     // Workers still blocked in I/O own objects on this stack; leave now.
     std::_Exit(0);
   }
@@ -381,8 +421,14 @@ int runRun(int argc, char** argv) {
   if (Status s = setupLogging(config->logFormat, config->logLevel); !s) {
     return cli::usageError(std::cerr, parser, s.error());
   }
-  std::atomic<bool> stop{false};
-  return runController(*config, stop, /*handleSignals=*/true);
+  StopSource stop;
+  // Before any other thread exists (see runtime/signals.h).
+  auto signals = SignalWatcher::start([&stop](const std::string& name) { stop.requestStop(name); });
+  if (!signals) {
+    spdlog::error("signal handling: {}", signals.error().describe());
+    return 1;
+  }
+  return runController(*config, stop);
 }
 
 }  // namespace exitrec

@@ -330,13 +330,12 @@ int runSandbox(int argc, char** argv) {
   config.healthAddr = "127.0.0.1:0";
   config.metricsAddr = args->get("metrics-addr");
   config.maxRetryDelay = 2s;
-  std::atomic<bool> stop{false};
+  StopSource stop;
   std::atomic<int> metricsPort{0};
   RunHooks hooks;
   hooks.onServing = [&](int, int port) { metricsPort = port; };
   std::atomic<int> controllerExit{-1};
-  std::thread controller(
-      [&] { controllerExit = runController(config, stop, /*handleSignals=*/false, hooks); });
+  std::thread controller([&] { controllerExit = runController(config, stop, hooks); });
   std::signal(SIGINT, onInterrupt);
   std::signal(SIGTERM, onInterrupt);
 
@@ -457,7 +456,7 @@ int runSandbox(int argc, char** argv) {
     while (gInterrupted == 0 && controllerExit < 0)
       std::this_thread::sleep_for(100ms);
   }
-  stop = true;
+  stop.requestStop("sandbox finished");
   controller.join();
   agent.stop();
   kfp.stop();

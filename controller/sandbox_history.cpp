@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/base64.h"
 #include "controller/backfill.h"
 #include "controller/history_audit.h"
 #include "engine/outcome.h"
@@ -44,19 +45,7 @@ std::string gzipBase64(const std::string& text) {
   deflateEnd(&zs);
   if (rc != Z_STREAM_END)
     return {};
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((gz.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < gz.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, gz.size() - i);
-    std::uint32_t v = 0;
-    for (std::size_t k = 0; k < 3; ++k)
-      v = (v << 8) | (k < n ? static_cast<unsigned char>(gz[i + k]) : 0u);
-    for (std::size_t k = 0; k < 4; ++k)
-      out += k <= n ? kAlphabet[(v >> (18 - 6 * k)) & 63] : '=';
-  }
-  return out;
+  return base64Encode(gz);
 }
 
 std::optional<Verdict> verdictOf(const json& doc) {

@@ -1,24 +1,15 @@
 #include "controller/workflow_record.h"
 
-#include <ctime>
 #include <optional>
 
+#include "common/rfc3339.h"
 #include "controller/annotations.h"
 
 namespace exitrec {
 namespace {
 
 std::int64_t unixSeconds(const std::string& rfc3339) {
-  std::tm tm{};
-  if (rfc3339.size() < 19 ||
-      std::sscanf(rfc3339.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
-    return 0;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  const std::time_t t = timegm(&tm);
-  return t == static_cast<std::time_t>(-1) ? 0 : static_cast<std::int64_t>(t);
+  return parseRfc3339Seconds(rfc3339).value_or(0);  // 0: unknown
 }
 
 }  // namespace

@@ -27,6 +27,13 @@ LeaseFence::State LeaseFence::state() const {
   return clock_.now() < validUntil_ ? State::kValid : State::kExpired;
 }
 
+std::optional<Clock::SteadyTime> LeaseFence::validUntil() const {
+  std::lock_guard<std::mutex> g(mu_);
+  if (revoked_ || !granted_)
+    return std::nullopt;
+  return validUntil_;
+}
+
 Status LeaseFence::mayWrite() const {
   switch (state()) {
     case State::kValid:

@@ -28,6 +28,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -61,6 +62,9 @@ class LeaseFence final : public LeadershipGate {
   void revoke();
 
   State state() const;
+  // The granted deadline while granted and not revoked (it may have passed:
+  // then state() is kExpired); nullopt otherwise.
+  std::optional<Clock::SteadyTime> validUntil() const;
   Status mayWrite() const override;
 
  private:

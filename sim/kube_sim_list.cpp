@@ -1,10 +1,10 @@
 // The Kubernetes API simulator's collection verbs: list with label and field
 // selectors, limit/continue pagination and streaming of large lists, and
 // deletecollection.
-#include <openssl/evp.h>
 
 #include <mutex>
 
+#include "common/base64.h"
 #include "sim/kube_sim_internal.h"
 
 namespace exitrec {
@@ -15,30 +15,14 @@ namespace {
 
 // Continue tokens are base64 of a small JSON document, like kube-apiserver's.
 std::string base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
+  return base64Encode(in);
 }
 
 std::optional<std::string> unbase64(const std::string& in) {
-  if (in.empty() || in.size() % 4 != 0)
+  auto decoded = base64Decode(in);
+  if (in.empty() || !decoded)
     return std::nullopt;
-  std::string out(in.size() / 4 * 3 + 1, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0)
-    return std::nullopt;
-  std::size_t pad = 0;
-  if (in.size() >= 1 && in[in.size() - 1] == '=')
-    ++pad;
-  if (in.size() >= 2 && in[in.size() - 2] == '=')
-    ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
+  return std::move(decoded).value();
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "common/base64.h"
 #include "common/http_server.h"
+#include "common/rfc3339.h"
 
 namespace exitrec {
 namespace {
@@ -203,28 +205,11 @@ bool tokenFilterMatches(const std::vector<Predicate>& fresh, const json& tokenFi
   return freshJson == tokenFilter;
 }
 
-const std::string kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 std::optional<std::string> base64Decode(const std::string& in) {
-  std::string out;
-  int bits = 0;
-  unsigned value = 0;
-  std::size_t i = 0;
-  for (; i < in.size() && in[i] != '='; ++i) {
-    auto pos = kB64.find(in[i]);
-    if (pos == std::string::npos)
-      return std::nullopt;
-    value = (value << 6) | static_cast<unsigned>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((value >> bits) & 0xFF);
-    }
-  }
-  // StdEncoding: padded to a multiple of 4.
-  if (in.size() % 4 != 0)
+  auto decoded = ::exitrec::base64Decode(in);  // StdEncoding: padded
+  if (!decoded)
     return std::nullopt;
-  return out;
+  return std::move(decoded).value();
 }
 
 std::optional<std::string> bearer(const std::optional<std::string>& authorization) {
@@ -307,40 +292,10 @@ Result<std::string> queryUnescape(const std::string& in) {
 }
 
 Result<std::int64_t> parseTimestamp(const std::string& text) {
-  std::tm tm{};
-  int consumed = 0;
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-      6) {
+  auto seconds = parseRfc3339Seconds(text);
+  if (!seconds)
     return makeError(ErrorCode::kInvalidInput, "bad Timestamp: \"" + text + "\"");
-  }
-  std::size_t i = static_cast<std::size_t>(consumed);
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
-      ++i;
-  }
-  std::int64_t offset = 0;
-  std::string rest = text.substr(i);
-  if (rest == "Z") {
-    offset = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
-             std::isdigit(static_cast<unsigned char>(rest[1])) &&
-             std::isdigit(static_cast<unsigned char>(rest[2])) &&
-             std::isdigit(static_cast<unsigned char>(rest[4])) &&
-             std::isdigit(static_cast<unsigned char>(rest[5]))) {
-    offset = (std::stoi(rest.substr(1, 2)) * 3600 + std::stoi(rest.substr(4, 2)) * 60) *
-             (rest[0] == '-' ? -1 : 1);
-  } else {
-    return makeError(ErrorCode::kInvalidInput, "bad Timestamp: \"" + text + "\"");
-  }
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return static_cast<std::int64_t>(timegm(&tm)) - offset;
+  return *seconds;
 }
 
 std::string formatTimestamp(std::int64_t seconds) {
@@ -353,22 +308,7 @@ std::string formatTimestamp(std::int64_t seconds) {
 }
 
 std::string base64Encode(const std::string& in) {
-  std::string out;
-  unsigned value = 0;
-  int bits = -6;
-  for (unsigned char c : in) {
-    value = (value << 8) + c;
-    bits += 8;
-    while (bits >= 0) {
-      out += kB64[(value >> bits) & 0x3F];
-      bits -= 6;
-    }
-  }
-  if (bits > -6)
-    out += kB64[((value << 8) >> (bits + 8)) & 0x3F];
-  while (out.size() % 4 != 0)
-    out += '=';
-  return out;
+  return ::exitrec::base64Encode(in);
 }
 
 Result<std::vector<Predicate>> parseFilter(const std::string& encoded) {

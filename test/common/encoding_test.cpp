@@ -93,5 +93,17 @@ TEST(Rfc3339, RejectsEverythingElseWithANamedError) {
   EXPECT_NE(e.error().message.find("\"yesterday\" is not an RFC 3339 time"), std::string::npos);
 }
 
+TEST(Rfc3339, WallTimeRefusesYearsItCannotRepresent) {
+  // Nanoseconds in 64 bits end in 2262: a forged year 9999 is an error, not
+  // an overflow.
+  auto far = parseRfc3339("9999-12-31T23:59:59Z");
+  ASSERT_FALSE(far);
+  EXPECT_NE(far.error().message.find("out of range"), std::string::npos) << far.error().message;
+  EXPECT_TRUE(parseRfc3339("2199-12-31T23:59:59Z"));
+  EXPECT_FALSE(parseRfc3339Seconds("2026-02-30T00:00:00Z")) << "no 30th of February";
+  EXPECT_FALSE(parseRfc3339Seconds("2026-04-31T00:00:00Z"));
+  EXPECT_TRUE(parseRfc3339Seconds("2024-02-29T00:00:00Z"));
+}
+
 }  // namespace
 }  // namespace exitrec

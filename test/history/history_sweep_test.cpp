@@ -22,7 +22,6 @@
 #include "controller/run_config.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/kube_client.h"
-#include "k8sclient/leader_election.h"
 #include "k8sclient/leadership_gate.h"
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_history_api.h"
@@ -193,109 +192,6 @@ TEST_F(HistorySweepScheduleTest, MultiUserKfpWithoutNamespacesFailsThePassAndSay
 
 // --- leadership: the elector on a FakeClock with an in-memory Lease --------
 
-// An in-memory Lease with resourceVersion checks (as in leader_election_test).
-class MemoryLeaseLock final : public LeaseLock {
- public:
-  Result<ObservedLease> get() override {
-    std::lock_guard<std::mutex> g(mu);
-    ++gets;
-    if (failAll)
-      return Error(ErrorCode::kTransient, "apiserver down");
-    if (!exists)
-      return Error(ErrorCode::kNotFound, "lease not found");
-    return ObservedLease{rec, std::to_string(rv)};
-  }
-  Result<ObservedLease> create(const LeaderElectionRecord& r) override {
-    std::lock_guard<std::mutex> g(mu);
-    if (failAll)
-      return Error(ErrorCode::kTransient, "apiserver down");
-    if (exists)
-      return Error(ErrorCode::kConflict, "already exists");
-    exists = true;
-    rec = r;
-    ++rv;
-    return ObservedLease{rec, std::to_string(rv)};
-  }
-  Result<ObservedLease> update(const LeaderElectionRecord& r, const std::string& v) override {
-    std::lock_guard<std::mutex> g(mu);
-    if (failAll)
-      return Error(ErrorCode::kTransient, "apiserver down");
-    if (!exists)
-      return Error(ErrorCode::kNotFound, "lease not found");
-    if (v != std::to_string(rv))
-      return Error(ErrorCode::kConflict, "the object has been modified");
-    rec = r;
-    ++rv;
-    return ObservedLease{rec, std::to_string(rv)};
-  }
-  std::string describe() const override { return "lease test/lock"; }
-  void setFailAll(bool f) {
-    std::lock_guard<std::mutex> g(mu);
-    failAll = f;
-  }
-  int getCount() {
-    std::lock_guard<std::mutex> g(mu);
-    return gets;
-  }
-
-  std::mutex mu;
-  bool exists = false;
-  bool failAll = false;
-  LeaderElectionRecord rec;
-  int rv = 0;
-  int gets = 0;
-};
-
-TEST_F(HistorySweepScheduleTest, SweepsOnlyWhileLeadingAndEndsByItselfWhenTheLeaseIsLost) {
-  MemoryLeaseLock lock;
-  lock.exists = true;
-  lock.rec = {"rival", 15, clock.wallNow(), clock.wallNow(), 0};
-  lock.rv = 1;
-  LeaseFence fence(clock, "kubeflow/kfp-exit-reconciler");
-  options.gate = &fence;
-  HistorySweep sweep(*client, kfp, gone, options, metrics, clock);
-  LeaderElectionConfig c;
-  c.identity = "me";
-  c.fence = &fence;
-  std::atomic<int> stopped{0};
-  c.onStoppedLeading = [&] { ++stopped; };
-  followLeadership(c, sweep);
-  LeaderElector elector(lock, clock, c, [] { return 0.0; });
-  std::thread t([&] { elector.run(); });
-  auto step = [&](std::chrono::seconds d) {
-    const auto waits = clock.waitsStarted();
-    clock.advance(d);
-    return waitFor([&] { return clock.waitsStarted() > waits || stopped.load() > 0; });
-  };
-
-  // A standby while the rival's lease is valid: KFP's runs are never listed.
-  ASSERT_TRUE(waitFor([&] { return lock.getCount() >= 1 && clock.waiterCount() == 1; }));
-  for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(step(2s));
-  EXPECT_FALSE(elector.isLeader());
-  EXPECT_EQ(api.listRequests(), 0u);
-  EXPECT_EQ(metrics.passes, 0);
-
-  // The rival stops renewing: 15 s later this replica leads and sweeps at once.
-  for (int i = 0; i < 10 && !elector.isLeader(); ++i)
-    ASSERT_TRUE(step(2s));
-  ASSERT_TRUE(elector.isLeader());
-  ASSERT_TRUE(waitFor([&] { return metrics.passes == 1; }));
-  EXPECT_EQ(api.run("r1")->state, "FAILED");
-  EXPECT_EQ(api.run("r2")->state, "FAILED");
-
-  // Renewals fail: leadership is lost after the renew deadline, and the
-  // sweep's loop ends by itself (nobody calls stop()): no waiter is left.
-  lock.setFailAll(true);
-  for (int i = 0; i < 20 && stopped.load() == 0; ++i)
-    ASSERT_TRUE(step(2s));
-  t.join();
-  ASSERT_EQ(stopped.load(), 1);
-  EXPECT_TRUE(waitFor([&] { return clock.waiterCount() == 0; }))
-      << "the sweep still waits for its next pass after the lease was lost";
-  EXPECT_EQ(metrics.passes, 1);
-}
-
 // --- `run --kfp-history-sweep` against the simulators ----------------------
 
 class RunHistorySweepTest : public ::testing::Test {
@@ -394,13 +290,12 @@ class RunHistorySweepTest : public ::testing::Test {
   void startController() {
     RunHooks hooks;
     hooks.onServing = [this](int, int port) { metricsPort = port; };
-    controller = std::thread([this, hooks] {
-      controllerExit = runController(config, stop, /*handleSignals=*/false, hooks);
-    });
+    controller =
+        std::thread([this, hooks] { controllerExit = runController(config, stop, hooks); });
     ASSERT_TRUE(waitFor([&] { return metricsPort.load() > 0; }));
   }
   void stopController() {
-    stop = true;
+    stop.requestStop("test");
     if (controller.joinable())
       controller.join();
   }
@@ -418,7 +313,7 @@ class RunHistorySweepTest : public ::testing::Test {
   std::unique_ptr<KfpApiSimulator> kfp;
   std::atomic<int> deletes{0};
   RunConfig config;
-  std::atomic<bool> stop{false};
+  StopSource stop;
   std::atomic<int> metricsPort{0};
   std::atomic<int> controllerExit{-1};
   std::thread controller;

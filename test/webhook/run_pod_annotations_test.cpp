@@ -74,8 +74,8 @@ TEST_F(RunPodAnnotationsTest, WithoutTheFlagPodsAreLeftAlone) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run for the pod-annotation channel");
   seedRunAndPendingExitPod();
   ControllerProcess& ctl = startController({"--leader-elect=false"});
-  // The controller is up once it has synced its Workflow cache.
-  ASSERT_TRUE(waitFor([&] { return ctl.count("cache synced") > 0; }, 20s)) << ctl.log();
+  // The controller is up once it has listed (synced) its Workflow cache.
+  ASSERT_TRUE(waitFor([&] { return ctl.count("completed workflows in") > 0; }, 20s)) << ctl.log();
   EXPECT_FALSE(podAnnotations().contains("exit-reconciler.io/injected"));
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "controller/annotations.h"
 #include "controller/cli.h"
 #include "controller/correction.h"
@@ -23,10 +24,6 @@ namespace exitrec {
 namespace {
 
 using nlohmann::json;
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 constexpr std::string_view kDescription =
     "Corrects past KFP runs from KFP's own records: for every run KFP lists as SUCCEEDED,\n"
@@ -94,7 +91,7 @@ std::string actionLine(const Action& a) {
     j["truePhase"] = a.truePhase;
   if (!a.detail.empty())
     j["detail"] = a.detail;
-  return dump(j);
+  return dumpJson(j);
 }
 
 }  // namespace
@@ -111,7 +108,7 @@ Result<std::string> safeHistoricalReport(std::string_view manifestJson,
   // The label is stripped (KFP would try to delete the CR); resourceVersion is
   // dropped: 2.17+ fences on it only when the CR exists, an empty one passes,
   // and a same-named new CR is never mistaken for ours.
-  return kfpReportableWorkflow(dump(wf), {.keepResourceVersion = false});
+  return kfpReportableWorkflow(dumpJson(wf), {.keepResourceVersion = false});
 }
 
 Backfiller::Backfiller(KfpHistoryClient& history, KfpReporter& kfp, WorkflowExists exists,

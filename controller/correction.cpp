@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "common/rfc3339.h"
 #include "controller/annotations.h"
 
@@ -26,9 +27,6 @@ std::string str(std::string_view v) {
 }
 
 // Workflow text is not guaranteed to be valid UTF-8; never throw on it.
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 json guardedMetadata(const Workflow& wf) {
   json meta = json::object();
@@ -43,7 +41,7 @@ json guardedMetadata(const Workflow& wf) {
 std::string markerPatch(std::string_view key, std::string value) {
   json annotations = json::object();
   annotations[str(key)] = std::move(value);
-  return dump(json{{"metadata", {{"annotations", annotations}}}});
+  return dumpJson(json{{"metadata", {{"annotations", annotations}}}});
 }
 
 // One failure with every tenant-controlled string bounded.
@@ -79,13 +77,13 @@ std::string failuresJson(const std::vector<Failure>& failures) {
     if (out.size() == kMaxRecordedFailures)
       break;
     json item = failureJson(boundedFailure(f));
-    const std::size_t size = dump(item).size() + 1;
+    const std::size_t size = dumpJson(item).size() + 1;
     if (bytes + size > kFailuresBudgetBytes)
       break;
     bytes += size;
     out.push_back(std::move(item));
   }
-  return dump(out);
+  return dumpJson(out);
 }
 
 // What to call a failure in messages: the task, not KFP's generic "executor".
@@ -149,7 +147,7 @@ NextStep recordStep(const Workflow& wf, const Verdict& verdict, const Correction
   step.kind = StepKind::kRecord;
   step.action = str(action);
   step.why = "record " + step.action;
-  step.patch = dump(patch);
+  step.patch = dumpJson(patch);
   return step;
 }
 
@@ -456,7 +454,7 @@ std::string kfpReportAttemptsPatch(int attempts) {
 std::string agentRereportPatch(int attempts) {
   json patch = json::parse(kfpReportAttemptsPatch(attempts));
   patch["metadata"]["labels"] = {{str(lbl::kPersistedFinalState), nullptr}};
-  return dump(patch);
+  return dumpJson(patch);
 }
 
 std::string kfpReverifiedPatch(Clock::WallTime now) {
@@ -476,7 +474,7 @@ std::string kfpStateRegressedPatch(KfpReportMode mode, int attempts, std::string
   } else if (mode == KfpReportMode::kPersistenceAgent) {
     patch["metadata"]["labels"] = {{str(lbl::kPersistedFinalState), nullptr}};
   }
-  return dump(patch);
+  return dumpJson(patch);
 }
 
 std::optional<Clock::WallTime> parseRecordedTime(const std::string& text) {

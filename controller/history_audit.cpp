@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "controller/audit.h"
 #include "controller/cli.h"
 #include "k8sclient/cpprest_transport.h"
@@ -22,10 +23,6 @@ namespace exitrec {
 namespace {
 
 using nlohmann::json;
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 constexpr std::string_view kDescription =
     "Audits Kubeflow Pipelines' own run history: pages through the runs KFP lists,\n"
@@ -277,10 +274,10 @@ std::string historyAuditLine(const KfpRunSummary& run, const StoredRunEvaluation
       extra["name"] = e.workflow->name;
     }
     extra["error"] = e.error;
-    return dump(extra);
+    return dumpJson(extra);
   }
   std::string line = verdictToJson(*e.verdict);
-  std::string tail = dump(extra);  // {"kfpRunId":...}
+  std::string tail = dumpJson(extra);  // {"kfpRunId":...}
   // Same keys as file audit, then ours: splice the two objects.
   if (line.size() >= 2 && line.back() == '}' && tail.size() > 2) {
     line.pop_back();

@@ -2,16 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "controller/annotations.h"
 
 namespace exitrec {
 namespace {
 
 using nlohmann::json;
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 }  // namespace
 
@@ -33,14 +30,14 @@ Result<std::string> kfpReportableWorkflow(std::string_view workflowJson,
   }
   if (!options.keepResourceVersion)
     meta->erase("resourceVersion");
-  return dump(wf);
+  return dumpJson(wf);
 }
 
 Result<std::string> kfpReportBody(std::string_view workflowJson, KfpReportBodyOptions options) {
   Result<std::string> wf = kfpReportableWorkflow(workflowJson, options);
   if (!wf)
     return wf.error();
-  return dump(json(*wf));
+  return dumpJson(json(*wf));
 }
 
 bool carriesPersistedFinalState(std::string_view workflowJson) {

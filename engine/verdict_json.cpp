@@ -3,6 +3,7 @@
 // by hand) is replaced rather than thrown on.
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "engine/outcome.h"
 
 namespace exitrec {
@@ -33,10 +34,6 @@ Json failuresJson(const std::vector<Failure>& failures) {
   return arr;
 }
 
-std::string dump(const Json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 }  // namespace
 
 std::string verdictToJson(const Verdict& v) {
@@ -60,11 +57,11 @@ std::string verdictToJson(const Verdict& v) {
     handlers.push_back(std::move(e));
   }
   j["exitHandlers"] = std::move(handlers);
-  return dump(j);
+  return dumpJson(j);
 }
 
 std::string failuresToJson(const std::vector<Failure>& failures) {
-  return dump(failuresJson(failures));
+  return dumpJson(failuresJson(failures));
 }
 
 }  // namespace exitrec

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/http_server.h"
+#include "common/json_text.h"
 #include "sim/kfp/kfp_history_api.h"
 #include "sim/kfp/kfp_report_handler.h"
 #include "sim/kfp/kfp_workflow_fields.h"
@@ -21,10 +22,6 @@ constexpr std::string_view kV2Report = "/apis/v2beta1/workflows";
 constexpr std::string_view kRunsPrefix = "/apis/v2beta1/runs/";
 constexpr std::string_view kHealthz = "/apis/v1beta1/healthz";
 constexpr std::string_view kControlPrefix = "/_kfp/";
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 // runtime.HTTPStatusFromCode (grpc-gateway v1.16 and v2 agree on these).
 int httpStatusFor(int code) {
@@ -262,7 +259,7 @@ std::string KfpApiSimulator::runToJson(const Run& run) {
   }
   if (!history.empty())
     j["state_history"] = history;
-  return dump(j);
+  return dumpJson(j);
 }
 
 std::string KfpApiSimulator::reportsToJson(const std::vector<Report>& reports) {
@@ -289,7 +286,7 @@ std::string KfpApiSimulator::reportsToJson(const std::vector<Report>& reports) {
       j["error"] = r.error;
     out.push_back(std::move(j));
   }
-  return dump(out);
+  return dumpJson(out);
 }
 
 KfpApiSimulator::Response KfpApiSimulator::errorResponse(const RpcResult& r) const {
@@ -308,7 +305,7 @@ KfpApiSimulator::Response KfpApiSimulator::errorResponse(const RpcResult& r) con
   } else {
     body = {{"code", r.code}, {"message", r.message}, {"details", json::array({detail})}};
   }
-  return {httpStatusFor(r.code), dump(body)};
+  return {httpStatusFor(r.code), dumpJson(body)};
 }
 
 KfpApiSimulator::Response KfpApiSimulator::handle(const std::string& method,
@@ -394,7 +391,7 @@ KfpApiSimulator::RpcResult KfpApiSimulator::reportFromAgent(const std::string& w
   }
   RpcResult r;
   // The agent's ReportWorkflowV1 request: the Workflow string itself.
-  report("v1beta1", dump(json(workflowJson)), "agent", &r);
+  report("v1beta1", dumpJson(json(workflowJson)), "agent", &r);
   return r;
 }
 

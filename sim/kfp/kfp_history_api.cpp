@@ -8,6 +8,7 @@
 
 #include "common/base64.h"
 #include "common/http_server.h"
+#include "common/json_text.h"
 #include "common/rfc3339.h"
 
 namespace exitrec {
@@ -28,15 +29,11 @@ constexpr std::string_view kRunIdLabel = "pipeline/runid";
 constexpr long long kDefaultPageSize = 20;
 constexpr long long kMaxPageSize = 200;
 
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 // grpc-gateway's error body (googleRpcStatus; KFP adds the legacy "error").
 KfpHistoryApi::Response rpcError(int httpStatus, int grpcCode, const std::string& message) {
   json body = {
       {"error", message}, {"code", grpcCode}, {"message", message}, {"details", json::array()}};
-  return {httpStatus, dump(body)};
+  return {httpStatus, dumpJson(body)};
 }
 KfpHistoryApi::Response invalid(const std::string& message) {
   return rpcError(400, 3, "Invalid input error: " + message);
@@ -677,9 +674,9 @@ KfpHistoryApi::Response KfpHistoryApi::list(
                   {"IsDesc", desc},
                   {"ModelName", ""},
                   {"Filter", filter.empty() ? json() : filterToTokenJson(filter)}};
-    out["next_page_token"] = kfphistory::base64Encode(dump(token));
+    out["next_page_token"] = kfphistory::base64Encode(dumpJson(token));
   }
-  return {200, dump(out)};
+  return {200, dumpJson(out)};
 }
 
 KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string& runId) {
@@ -726,9 +723,9 @@ KfpHistoryApi::Response KfpHistoryApi::getV1(const Auth& auth, const std::string
       run["finished_at"] = kfphistory::formatTimestamp(r.finishedAt);
   }
   // toApiRunDetailV1: workflow_manifest only when one is stored.
-  std::string body = "{\"run\":" + dump(run) + ",\"pipeline_runtime\":{";
+  std::string body = "{\"run\":" + dumpJson(run) + ",\"pipeline_runtime\":{";
   if (manifest) {
-    body += "\"workflow_manifest\":" + dump(json(std::move(*manifest)));
+    body += "\"workflow_manifest\":" + dumpJson(json(std::move(*manifest)));
   } else if (provider) {
     const std::size_t mark = body.size();
     body += "\"workflow_manifest\":";
@@ -749,7 +746,7 @@ KfpHistoryApi::Response KfpHistoryApi::getV2(const Auth& auth, const std::string
   }
   if (!mayRead(auth, it->second.ns))
     return rpcError(403, 7, "PermissionDenied: Failed to access run " + runId);
-  return {200, dump(runJson(it->second))};
+  return {200, dumpJson(runJson(it->second))};
 }
 
 KfpHistoryApi::Response KfpHistoryApi::report(const Auth& auth, const std::string& body) {

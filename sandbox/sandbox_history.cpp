@@ -1,4 +1,4 @@
-#include "controller/sandbox_history.h"
+#include "sandbox/sandbox_history.h"
 
 #include <zlib.h>
 

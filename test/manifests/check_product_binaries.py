@@ -12,8 +12,9 @@ For every --binary:
 - `strings` of a copy stripped as the Dockerfile strips it (strip
   --strip-unneeded; the debug sections of an unstripped build hold source
   paths by design): no path into the source tree --root (the sandbox's
-  default samples directory was one), and not the simulator's
-  fault-injection route prefix "/_sim/".
+  default samples directory was one) nor to one of its source files by
+  relative path, and not the simulator's fault-injection route prefix
+  "/_sim/".
 
 --control (the development binary exit-reconciler-sandbox) must show every
 one of those, so a renamed simulator class or a stripped binary fails the
@@ -81,10 +82,15 @@ def shipped_strings(binary, tmp):
 
 
 def source_path_pattern(root):
-    """A path into the source tree: ROOT/ followed by one of its entries."""
+    """A path into the source tree: ROOT/ followed by one of its entries, or
+    a source file of one of its folders by relative path (__FILE__ is
+    relative when ccache's CCACHE_BASEDIR rewrote the compile line)."""
     root = os.path.realpath(root)
     entries = sorted(e for e in os.listdir(root) if not e.startswith("."))
-    return re.compile(re.escape(root) + "/(?:" + "|".join(map(re.escape, entries)) + r")\b")
+    folders = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    return re.compile(re.escape(root) + "/(?:" + "|".join(map(re.escape, entries)) + r")\b|"
+                      r"(?:^|[^\w.-])(?:\.\./)*(?:" + "|".join(map(re.escape, folders)) +
+                      r")/[\w/.-]*\.(?:cpp|cc|h|hpp)\b")
 
 
 def inspect(binary, archive_symbols, source_path, tmp):

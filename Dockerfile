@@ -9,7 +9,10 @@
 # debian:bookworm-slim with only the shared libraries the binaries link against.
 # Two binaries, in one directory: exit-reconciler (the entrypoint; serves
 # `audit` and links only audit's libraries, for a fast start) exec()s its
-# sibling exit-reconciler-operator for `run` and `sandbox`.
+# sibling exit-reconciler-operator for `run` and `backfill`. The development
+# sandbox and the API simulators are built in stage 1 (for ctest) but never
+# copied: test/manifests/check_product_binaries.py checks that neither binary
+# links any of their code.
 # test/manifests/check_image_packages.py keeps RUNTIME_PACKAGES equal to what
 # `ldd` of both binaries resolves to (dpkg -S), since no Docker daemon runs in CI.
 

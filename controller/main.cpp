@@ -4,7 +4,7 @@
 // yaml-cpp, zlib/zstd/brotli): audit is a short-lived CLI, and loading the
 // operator's shared libraries (cpprest, OpenSSL, prometheus-cpp, civetweb,
 // spdlog, fmt, ...) at start-up cost more than auditing a small workflow.
-// `run` and `sandbox` live in the sibling binary exit-reconciler-operator,
+// `run` and `backfill` live in the sibling binary exit-reconciler-operator,
 // installed in the same directory; as git does with its helpers, this process
 // exec()s it with argv unchanged. Same PID, so signals, PID 1 in a container
 // and the exit status are the operator's own.
@@ -76,7 +76,6 @@ constexpr std::array kCommands = {
     exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &runAuditOrHistory},
     exitrec::cli::Subcommand{sub::kBackfill, sub::kBackfillSummary, &execOperator},
     exitrec::cli::Subcommand{sub::kRun, sub::kRunSummary, &execOperator},
-    exitrec::cli::Subcommand{sub::kSandbox, sub::kSandboxSummary, &execOperator},
 };
 
 }  // namespace
@@ -84,6 +83,10 @@ constexpr std::array kCommands = {
 int main(int argc, char** argv) {
   static char fallbackName[] = "exit-reconciler";
   gArgv0 = argc > 0 && argv[0] != nullptr ? argv[0] : fallbackName;
+  if (sub::asksForSandbox(argc, argv)) {
+    std::cerr << sub::kLauncher << ": error: " << sub::kSandboxMoved << "\n";
+    return exitrec::cli::kExitUsage;
+  }
   return exitrec::cli::dispatch(sub::kLauncher, sub::kDescription, kCommands, argc, argv, std::cout,
                                 std::cerr);
 }

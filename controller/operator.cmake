@@ -1,5 +1,6 @@
-# The operator (`exit-reconciler run` and `sandbox`); included from
-# controller/CMakeLists.txt.
+# The operator (`exit-reconciler run`, `backfill`, `audit --kfp-api-url`);
+# included from controller/CMakeLists.txt. The sandbox (both simulators and the
+# controller in-process) is a development binary in sandbox/, not linked here.
 
 # exitrec_reconcile: the correction state machine and the reconciler (pure
 # decisions + execution through interfaces; no HTTP, no metrics library).
@@ -29,20 +30,10 @@ target_link_libraries(exitrec_operator
          exitrec_webhook exitrec_history exitrec_runtime
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
-# exitrec_sandbox: `exit-reconciler sandbox` (both simulators in-process).
-add_library(exitrec_sandbox STATIC sandbox_command.cpp sandbox_history.cpp)
-target_link_libraries(exitrec_sandbox
-  PUBLIC exitrec_operator
-  PRIVATE exitrec_kube_sim exitrec_kfp_sim exitrec_kfp_history_sim exitrec_history exitrec_engine
-          nlohmann_json::nlohmann_json ZLIB::ZLIB
-          spdlog::spdlog)
-set_source_files_properties(sandbox_command.cpp PROPERTIES COMPILE_DEFINITIONS
-  "EXITREC_SAMPLES_DIR=\"${CMAKE_SOURCE_DIR}/samples\"")
-
-# exit-reconciler-operator: `run`, `sandbox` (and `audit`). Built next to the
+# exit-reconciler-operator: `run`, `backfill` (and `audit`). Built next to the
 # launcher, which exec()s it; the dependency makes every consumer of
 # exit-reconciler (tests, scripts, the image) get the operator too.
 add_executable(exit-reconciler-operator operator_main.cpp)
 target_link_libraries(exit-reconciler-operator
-  PRIVATE exitrec_audit exitrec_sandbox exitrec_operator exitrec_cli exitrec_options)
+  PRIVATE exitrec_audit exitrec_operator exitrec_cli exitrec_options)
 add_dependencies(exit-reconciler exit-reconciler-operator)

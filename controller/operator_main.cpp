@@ -1,8 +1,9 @@
 // exit-reconciler-operator: the long-running half of exit-reconciler, with
 // the Kubernetes client, HTTP/TLS servers and metrics. Normally started by
-// `exit-reconciler run|sandbox` (controller/main.cpp exec()s it with argv
+// `exit-reconciler run|backfill` (controller/main.cpp exec()s it with argv
 // unchanged); `audit` is served here too, by the same code, so this binary
-// alone still does every job.
+// alone still does every job. It links no simulator: the sandbox is the
+// development binary exit-reconciler-sandbox (sandbox/).
 #include <malloc.h>
 
 #include <array>
@@ -13,7 +14,6 @@
 #include "controller/cli.h"
 #include "controller/history_audit.h"
 #include "controller/run_command.h"
-#include "controller/sandbox_command.h"
 #include "controller/subcommands.h"
 
 namespace {
@@ -24,7 +24,6 @@ constexpr std::array kCommands = {
     exitrec::cli::Subcommand{sub::kAudit, sub::kAuditSummary, &exitrec::runAuditCommand},
     exitrec::cli::Subcommand{sub::kBackfill, sub::kBackfillSummary, &exitrec::runBackfill},
     exitrec::cli::Subcommand{sub::kRun, sub::kRunSummary, &exitrec::runRun},
-    exitrec::cli::Subcommand{sub::kSandbox, sub::kSandboxSummary, &exitrec::runSandbox},
 };
 
 }  // namespace
@@ -35,6 +34,10 @@ int main(int argc, char** argv) {
   // Two arenas keep steady-state memory per watched workflow under 4 KiB
   // (bench/k8sclient/informer_bench, docs/k8sclient.md#benchmark).
   mallopt(M_ARENA_MAX, 2);
+  if (sub::asksForSandbox(argc, argv)) {
+    std::cerr << sub::kOperator << ": error: " << sub::kSandboxMoved << "\n";
+    return exitrec::cli::kExitUsage;
+  }
   return exitrec::cli::dispatch(sub::kOperator, sub::kDescription, kCommands, argc, argv, std::cout,
                                 std::cerr);
 }

@@ -4,7 +4,9 @@
 // - exit-reconciler (controller/main.cpp): the launcher users and the image
 //   run. It serves `audit` itself and exec()s the operator for the rest.
 // - exit-reconciler-operator (controller/operator_main.cpp): `run` and
-//   `sandbox` (and `audit`, same code), with the HTTP, TLS and metrics stack.
+//   `backfill` (and `audit`, same code), with the HTTP, TLS and metrics stack.
+// The sandbox is not one of them: it is the development binary
+// exit-reconciler-sandbox (sandbox/), so no simulator ships in the image.
 
 #include <string_view>
 
@@ -28,8 +30,23 @@ inline constexpr std::string_view kBackfillSummary =
 inline constexpr std::string_view kRun = "run";
 inline constexpr std::string_view kRunSummary =
     "run the controller: watch KFP runs, correct mis-reported ones";
+
+// `sandbox` was a subcommand until it moved out of the product binaries. Both
+// binaries answer it (and `help sandbox`) with kSandboxMoved and exit with
+// cli::kExitUsage, instead of a bare "unknown command".
 inline constexpr std::string_view kSandbox = "sandbox";
-inline constexpr std::string_view kSandboxSummary =
-    "run the controller against simulated Kubernetes and KFP APIs seeded with sample runs";
+inline constexpr std::string_view kSandboxMoved =
+    "`sandbox` is not part of exit-reconciler: the sandbox is the development binary "
+    "exit-reconciler-sandbox (build/sandbox/exit-reconciler-sandbox in a source checkout), "
+    "started with scripts/sandbox.sh";
+
+// True when argv asks for the sandbox: `PROGRAM sandbox ...` or
+// `PROGRAM help sandbox`.
+inline bool asksForSandbox(int argc, char** argv) {
+  if (argc >= 2 && argv[1] != nullptr && argv[1] == kSandbox)
+    return true;
+  return argc >= 3 && argv[1] != nullptr && argv[2] != nullptr &&
+         std::string_view(argv[1]) == "help" && argv[2] == kSandbox;
+}
 
 }  // namespace exitrec::subcommands

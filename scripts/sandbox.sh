@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local sandbox: builds (installing missing Debian packages), then runs
-# `exit-reconciler sandbox`: the controller against simulated Kubernetes and
+# the development binary exit-reconciler-sandbox (sandbox/; not in the image):
+# the controller, in-process, against simulated Kubernetes and
 # KFP APIs (the KFP simulator imitates the KFP version of --kfp-version, and
 # KFP's persistence agent is emulated) seeded with sample runs of every KFP
 # generation. Prints a before/after table, with any Workflow KFP deleted; then
@@ -18,4 +19,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 export BUILD_DIR
 "$ROOT/scripts/build.sh" >/dev/null
-exec "$BUILD_DIR/controller/exit-reconciler" sandbox --samples "$ROOT/samples" "$@"
+exec "$BUILD_DIR/sandbox/exit-reconciler-sandbox" --samples "$ROOT/samples" "$@"

@@ -19,7 +19,7 @@ fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 run-clang-tidy -p "$BUILD_DIR" -j "$(nproc)" -quiet \
-  "$ROOT/(engine|controller|k8sclient|metrics|webhook|common|sim)/" 2>&1 |
+  "$ROOT/(engine|controller|k8sclient|metrics|webhook|common|sim|sandbox)/" 2>&1 |
   sed 's/\x1b\[[0-9;]*m//g' >"$log" || true  # run-clang-tidy always asks for colour
 # Warnings in system headers are counted ("N warnings generated") but not
 # shown; only ours are printed with a file:line: prefix.

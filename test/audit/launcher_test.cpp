@@ -1,7 +1,8 @@
 // The split between the lean `exit-reconciler` launcher (audit) and the
-// `exit-reconciler-operator` binary it exec()s for `run` and `sandbox`:
+// `exit-reconciler-operator` binary it exec()s for `run` and `backfill`:
 // help listings, argv/exit-status pass-through, the error when the operator
-// is missing, and that the launcher links none of the operator's libraries.
+// is missing, that the launcher links none of the operator's libraries, and
+// that neither serves the sandbox (a development binary, sandbox/).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -54,13 +55,13 @@ TEST(LauncherTest, HelpListsEveryCommandWithItsSummary) {
   for (const char* line :
        {"  audit      evaluate Workflows from files or stdin",
         "  backfill   correct past KFP runs whose Workflow is gone",
-        "  run        run the controller: watch KFP runs, correct mis-reported ones",
-        "  sandbox    run the controller against simulated Kubernetes and KFP APIs"}) {
+        "  run        run the controller: watch KFP runs, correct mis-reported ones"}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << "missing \"" << line << "\" in\n" << r.out;
   }
+  EXPECT_EQ(r.out.find("sandbox"), std::string::npos) << r.out;
 }
 
-TEST(LauncherTest, OperatorAnswersRunAndSandboxHelp) {
+TEST(LauncherTest, OperatorAnswersRunHelp) {
   auto run = runCommand(shellQuote(kLauncher) + " run --help");
   EXPECT_EQ(run.exitCode, 0) << run.err;
   EXPECT_NE(run.out.find("usage: exit-reconciler run [flags]"), std::string::npos) << run.out;
@@ -71,10 +72,24 @@ TEST(LauncherTest, OperatorAnswersRunAndSandboxHelp) {
   auto viaHelp = runCommand(shellQuote(kLauncher) + " help run");
   EXPECT_EQ(viaHelp.exitCode, 0) << viaHelp.err;
   EXPECT_EQ(viaHelp.out, run.out);
+}
 
-  auto sandbox = runCommand(shellQuote(kLauncher) + " sandbox --help");
-  EXPECT_EQ(sandbox.exitCode, 0) << sandbox.err;
-  EXPECT_NE(sandbox.out.find("usage: exit-reconciler sandbox"), std::string::npos) << sandbox.out;
+// The sandbox left the product binaries: asking either of them for it is a
+// usage error that names the development binary and the script starting it.
+TEST(LauncherTest, SandboxIsAUsageErrorNamingTheDevelopmentBinary) {
+  for (const std::string& binary : {kLauncher, kOperator}) {
+    const std::string program = fs::path(binary).filename().string();
+    for (const char* args :
+         {" sandbox", " sandbox --help", " sandbox --exit-after-report", " help sandbox"}) {
+      auto r = runCommand(shellQuote(binary) + args);
+      EXPECT_EQ(r.exitCode, 2) << program << args;
+      EXPECT_TRUE(r.out.empty()) << program << args << ": " << r.out;
+      EXPECT_EQ(r.err.rfind(program + ": error: `sandbox` is not part of exit-reconciler", 0), 0u)
+          << program << args << ": " << r.err;
+      EXPECT_NE(r.err.find("exit-reconciler-sandbox"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("scripts/sandbox.sh"), std::string::npos) << r.err;
+    }
+  }
 }
 
 TEST(LauncherTest, OperatorGetsArgvAndItsExitStatusIsTheProcesss) {
@@ -160,7 +175,7 @@ TEST(LauncherTest, MissingOperatorIsAUsageErrorNamingThePath) {
   const fs::path alone = fs::path(dir.path()) / "exit-reconciler";
   fs::copy_file(kLauncher, alone);
   const std::string expected = dir.path() + "/exit-reconciler-operator";
-  for (const char* command : {"run", "sandbox"}) {
+  for (const char* command : {"run", "backfill"}) {
     auto r = runCommand(shellQuote(alone.string()) + " " + command);
     EXPECT_EQ(r.exitCode, 2) << command;
     EXPECT_TRUE(r.out.empty()) << r.out;
@@ -168,7 +183,11 @@ TEST(LauncherTest, MissingOperatorIsAUsageErrorNamingThePath) {
     EXPECT_NE(r.err.find("cannot start `" + std::string(command) + "`"), std::string::npos)
         << r.err;
   }
-  // audit and --help need no operator.
+  // audit, --help and the sandbox's pointer need no operator.
+  auto sandbox = runCommand(shellQuote(alone.string()) + " sandbox");
+  EXPECT_EQ(sandbox.exitCode, 2);
+  EXPECT_NE(sandbox.err.find("exit-reconciler-sandbox"), std::string::npos) << sandbox.err;
+  EXPECT_EQ(sandbox.err.find("cannot start"), std::string::npos) << sandbox.err;
   auto help = runCommand(shellQuote(alone.string()) + " --help");
   EXPECT_EQ(help.exitCode, 0) << help.err;
   auto audit = runCommand(shellQuote(alone.string()) + " audit --help");
@@ -204,8 +223,9 @@ TEST(OperatorBinaryTest, SitsNextToTheLauncherAndServesEveryCommand) {
   EXPECT_EQ(fs::path(kOperator).parent_path(), fs::path(kLauncher).parent_path());
   auto r = runCommand(shellQuote(kOperator) + " --help");
   EXPECT_EQ(r.exitCode, 0) << r.err;
-  for (const char* name : {"  audit ", "  run ", "  sandbox "})
+  for (const char* name : {"  audit ", "  backfill ", "  run "})
     EXPECT_NE(r.out.find(name), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("sandbox"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -12,13 +12,14 @@ PrometheusRule. The test asserts through Prometheus's HTTP API that
 --target BIN: a program that prints "port N", then applies stdin commands
 (see test/metrics/metrics_e2e_target_main.cpp).
 
---sandbox BIN: instead, scrape the real controller: `BIN sandbox` (both
-simulators, sample runs, one run that completes mis-reported a few seconds
-after start). Prometheus scrapes from before the controller starts, so the
-completing run's correction shows as counter increases, and the test asserts
-that ExitReconcilerMisreportedRuns goes pending or firing and that the KFP
-report and verify counters moved.
-Exit codes: 0 pass, 1 failure, 77 skipped (the binary has no sandbox).
+--sandbox BIN: instead, scrape the real controller in the development
+sandbox, BIN = exit-reconciler-sandbox (build/sandbox/; both simulators,
+sample runs, one run that completes mis-reported a few seconds after start).
+Prometheus scrapes from before the controller starts, so the completing
+run's correction shows as counter increases, and the test asserts that
+ExitReconcilerMisreportedRuns goes pending or firing and that the KFP report
+and verify counters moved.
+Exit codes: 0 pass, 1 failure, 77 skipped (the sandbox binary was not built).
 """
 import argparse
 import json
@@ -101,15 +102,14 @@ def start_prometheus(prom_bin, tmp, rules, target_port):
 
 
 def run_sandbox(binary, prom_bin, rules, tmp, procs):
-    helptext = subprocess.run([binary, "sandbox", "--help"], capture_output=True, text=True)
-    if helptext.returncode != 0:
-        print(f"SKIPPED: {binary} has no `sandbox` subcommand: the controller was not scraped")
-        return 77
+    helptext = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    assert helptext.returncode == 0 and "--metrics-addr" in helptext.stdout, \
+        f"{binary} --help: exit {helptext.returncode}: {helptext.stdout}{helptext.stderr}"
     mport = free_port()
     prom, p = start_prometheus(prom_bin, tmp, rules, mport)
     procs.append(prom)
     out = open(os.path.join(tmp, "sandbox.log"), "w")
-    sandbox = subprocess.Popen([binary, "sandbox", f"--metrics-addr=127.0.0.1:{mport}",
+    sandbox = subprocess.Popen([binary, f"--metrics-addr=127.0.0.1:{mport}",
                                 "--complete-after=8s"], stdin=subprocess.DEVNULL,
                                stdout=out, stderr=subprocess.STDOUT)
     procs.append(sandbox)
@@ -138,7 +138,7 @@ def main():
     ap.add_argument("--root", required=True)
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--target")
-    mode.add_argument("--sandbox", metavar="EXIT_RECONCILER")
+    mode.add_argument("--sandbox", metavar="EXIT_RECONCILER_SANDBOX")
     a = ap.parse_args()
     tool = os.path.join(a.root, "scripts/prometheus-tools.sh")
     prom_bin = subprocess.run([tool, "path", "prometheus"], capture_output=True, text=True, check=True).stdout.strip()
@@ -146,7 +146,7 @@ def main():
         rules = yaml.safe_load(f)["spec"]
     if a.sandbox:
         if not os.path.exists(a.sandbox):
-            print(f"SKIPPED: no controller binary at {a.sandbox}: the controller was not scraped")
+            print(f"SKIPPED: no sandbox binary at {a.sandbox}: the controller was not scraped")
             return 77
         tmp = tempfile.mkdtemp(prefix="exitrec-prom-")
         procs = []

@@ -1,5 +1,7 @@
-// `exit-reconciler sandbox`: the whole system on one machine with nothing to
-// prepare. Starts the Kubernetes API simulator, the KFP API simulator (in the
+// exit-reconciler-sandbox: the whole system on one machine with nothing to
+// prepare. A development tool built beside the simulators (sandbox/
+// CMakeLists.txt); the product binaries and the image carry none of it.
+// Starts the Kubernetes API simulator, the KFP API simulator (in the
 // KFP version of --kfp-version, with KFP's workflow client to the Kubernetes
 // simulator, so it deletes and labels Workflows as the real server does) and
 // KFP's persistence-agent emulation, in-process. Every KFP run is created the
@@ -10,7 +12,7 @@
 // after the controller starts, racing the agent. The controller runs against
 // all of it; the before/after table shows what KFP recorded and whether KFP
 // deleted any Workflow (counted in the Kubernetes simulator's mutation log).
-// KFP also holds a run history whose Workflows are gone (controller/
+// KFP also holds a run history whose Workflows are gone (sandbox/
 // sandbox_history.h): once the controller is done, `audit --kfp-api-url` and
 // `backfill --apply` run against it and a second table shows what they found
 // and corrected.
@@ -19,7 +21,7 @@
 // history run is not as expected: a gone mis-reported run not corrected, any
 // other run changed, a report carrying the label or a deletion asked of KFP).
 
-#include "controller/sandbox_command.h"
+#include "sandbox/sandbox_command.h"
 
 #include <spdlog/spdlog.h>
 
@@ -36,10 +38,10 @@
 #include "controller/cli.h"
 #include "controller/logging.h"
 #include "controller/run_command.h"
-#include "controller/sandbox_history.h"
 #include "engine/outcome.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/kube_client.h"
+#include "sandbox/sandbox_history.h"
 #include "sim/kfp/kfp_api_simulator.h"
 #include "sim/kfp/kfp_history_api.h"
 #include "sim/kfp/kfp_run_factory.h"
@@ -110,7 +112,7 @@ void onInterrupt(int) {
 
 int runSandbox(int argc, char** argv) {
   cli::FlagParser parser(
-      "exit-reconciler sandbox", "",
+      "exit-reconciler-sandbox", "",
       "Runs the controller against a simulated Kubernetes API and KFP API seeded with sample "
       "runs of every KFP generation, prints a before/after table, and keeps /metrics up until "
       "Ctrl-C.");
@@ -196,7 +198,7 @@ int runSandbox(int argc, char** argv) {
     for (const auto& f : files)
       documents.emplace_back(f.filename().string(), readFile(f.string()));
   } else {
-    // No samples folder (an installed binary): synthesize one run per shape.
+    // No samples folder (the source tree moved): synthesize one run per shape.
     int i = 0;
     for (RunShape shape :
          {RunShape::kV2Sibling, RunShape::kV2Hook, RunShape::kV1, RunShape::kArgo}) {

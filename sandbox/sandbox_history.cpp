@@ -1,4 +1,4 @@
-#include "controller/sandbox_history.h"
+#include "sandbox/sandbox_history.h"
 
 #include <zlib.h>
 
@@ -103,6 +103,7 @@ std::map<std::string, json> linesByRun(const std::string& text) {
 int runCommand(int (*command)(std::span<char* const>, std::ostream&, std::ostream&),
                std::vector<std::string> args, std::string& out, std::string& err) {
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (auto& a : args)
     argv.push_back(a.data());
   std::ostringstream o, e;
@@ -117,8 +118,9 @@ int runCommand(int (*command)(std::span<char* const>, std::ostream&, std::ostrea
 SandboxHistory::SandboxHistory(KfpHistoryApi& api, std::string kubeApiUrl) : api_(api) {
   auto transport = makeCpprestTransport(TlsOptions{});
   if (transport) {
-    kube_ = std::make_unique<KubeClient>(
-        std::shared_ptr<HttpTransport>(std::move(transport).value()), kubeApiUrl, TokenSource());
+    kube_ =
+        std::make_unique<KubeClient>(std::shared_ptr<HttpTransport>(std::move(transport).value()),
+                                     std::move(kubeApiUrl), TokenSource());
   }
   // KFP's workflow client: a CR exists or not; a delete is only counted (a
   // history run's CR is gone, and backfill must never ask for one).
@@ -173,9 +175,15 @@ std::size_t SandboxHistory::seed(
   auto add = [&](json doc, std::size_t i, const std::string& kind) {
     std::string ns = kNamespaces[i % kNamespaces.size()];
     const std::string name = doc["metadata"].value("name", "");
-    for (std::size_t k = 1; used.count(ns + "/" + name) != 0 && k < kNamespaces.size(); ++k)
+    auto key = [&name](std::string_view space) {
+      std::string k(space);
+      k += '/';
+      k += name;
+      return k;
+    };
+    for (std::size_t k = 1; used.count(key(ns)) != 0 && k < kNamespaces.size(); ++k)
       ns = kNamespaces[(i + k) % kNamespaces.size()];
-    used.insert(ns + "/" + name);
+    used.insert(key(ns));
     char id[64];
     std::snprintf(id, sizeof id, "a17e%04zx-0000-4000-8000-%012zx", i, i);
     doc["metadata"]["namespace"] = ns;

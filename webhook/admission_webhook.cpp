@@ -3,7 +3,7 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 #include "common/http_server.h"
 #include "metrics/metrics.h"
 

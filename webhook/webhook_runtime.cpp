@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-#include "webhook/self_signed_renewer.h"
+#include "certs/self_signed_renewer.h"
 
 namespace exitrec {
 

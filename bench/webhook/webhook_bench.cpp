@@ -35,7 +35,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 #include "common/clock.h"
 #include "metrics/metrics.h"
 #include "test/fixtures/runtime_builder.h"

@@ -15,6 +15,7 @@
 #include "controller/kfp_client.h"
 #include "controller/kfp_history_client.h"
 #include "controller/logging.h"
+#include "controller/pod_annotations/pod_watch.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/event_recorder.h"
 #include "k8sclient/kube_config.h"
@@ -23,7 +24,6 @@
 #include "runtime/lease_election.h"
 #include "runtime/manager.h"
 #include "runtime/signals.h"
-#include "webhook/pod_watch.h"
 #include "webhook/webhook_runtime.h"
 
 namespace exitrec {

@@ -59,9 +59,6 @@ Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfi
   std::unique_ptr<WebhookRuntime> rt(new WebhookRuntime());
   rt->renewer_ = std::move(renewer);
   rt->provider_ = std::make_unique<KubeRunStateProvider>(client, cache, clock);
-  rt->writer_ = std::make_unique<KubeAnnotationWriter>(client);
-  rt->channel_ =
-      std::make_unique<PodAnnotationChannel>(*rt->writer_, *rt->provider_, clock, metrics);
   AdmissionWebhookOptions wo;
   wo.address = listen.value().first;
   wo.port = listen.value().second;

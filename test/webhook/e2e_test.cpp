@@ -9,12 +9,12 @@
 
 #include "common/base64.h"
 #include "common/clock.h"
+#include "controller/pod_annotations/pod_annotation_channel.h"
 #include "metrics/metrics.h"
 #include "test/webhook/sim_env.h"
 #include "test/webhook/test_support.h"
 #include "test/webhook/tls_client.h"
 #include "webhook/admission_webhook.h"
-#include "webhook/pod_annotation_channel.h"
 
 namespace exitrec::testing {
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "common/result.h"
-#include "webhook/pod_watch.h"
+#include "controller/pod_annotations/pod_watch.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec::testing {

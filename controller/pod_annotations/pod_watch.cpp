@@ -1,4 +1,4 @@
-#include "webhook/pod_watch.h"
+#include "controller/pod_annotations/pod_watch.h"
 
 #include <spdlog/spdlog.h>
 

@@ -21,7 +21,7 @@
 #include <string>
 
 #include "common/clock.h"
-#include "webhook/pod_annotation_channel.h"
+#include "controller/pod_annotations/pod_annotation_channel.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec {

@@ -1,4 +1,4 @@
-#include "webhook/pod_annotation_channel.h"
+#include "controller/pod_annotations/pod_annotation_channel.h"
 
 #include <spdlog/spdlog.h>
 

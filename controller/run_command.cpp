@@ -234,8 +234,7 @@ int runController(const RunConfig& config, StopSource& stop, const RunHooks& hoo
         wc.serviceName = config.webhookServiceName;
         wc.configurationName = config.webhookConfigurationName;
         wc.namespace_ = rest->namespaceName.empty() ? "default" : rest->namespaceName;
-        auto started =
-            WebhookRuntime::start(wc, kube, clock, &metricsEndpoint->registry(), nullptr);
+        auto started = WebhookRuntime::start(wc, kube, clock, &metricsEndpoint->registry());
         if (!started)
           return Error(started.error().code,
                        "--webhook-addr " + config.webhookAddr + ": " + started.error().message);

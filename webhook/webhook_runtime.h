@@ -2,7 +2,7 @@
 // WebhookRuntime: what `exit-reconciler run` starts for issue 5, in one call.
 //
 //   WebhookConfig wc = ...from --webhook-* flags...;
-//   auto rt = WebhookRuntime::start(wc, kubeClient, clock, &metrics, /*cache=*/nullptr);
+//   auto rt = WebhookRuntime::start(wc, kubeClient, clock, &metrics);
 //   rt->stop();   // on shutdown, before the KubeClient goes away
 //
 // start(): with selfSigned, runs the first syncSelfSignedTls pass (Secret,
@@ -47,10 +47,10 @@ Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr);
 
 class WebhookRuntime {
  public:
-  // `client`, `clock`, `metrics` (nullable) and `cache` (nullable) must outlive it.
+  // `client`, `clock` and `metrics` (nullable) must outlive it.
   static Result<std::unique_ptr<WebhookRuntime>> start(const WebhookConfig& config,
                                                        KubeClient& client, Clock& clock,
-                                                       Metrics* metrics, WorkflowCache* cache);
+                                                       Metrics* metrics);
   ~WebhookRuntime();
   int port() const { return webhook_ ? webhook_->port() : 0; }
   void stop();

@@ -182,7 +182,7 @@ PodAnnotationService::PodAnnotationService(KubeClient& client, Clock& clock, Met
     : watchMetrics_(metrics != nullptr
                         ? std::make_unique<WatchMetricsObserver>(*metrics, WatchedResource::kPods)
                         : nullptr),
-      provider_(client, nullptr, clock),
+      provider_(client, clock),
       writer_(client),
       channel_(writer_, provider_, clock, metrics),
       watch_(client, clock, channel_, std::move(options), watchMetrics_.get()) {}

@@ -118,23 +118,23 @@ std::string_view labelValue(InjectionChannel v) {
   }
   std::abort();
 }
-std::string_view labelValue(InjectionResult v) {
+std::string_view labelValue(InjectionResultLabel v) {
   switch (v) {
-    case InjectionResult::kInjected:
+    case InjectionResultLabel::kInjected:
       return "injected";
-    case InjectionResult::kAlreadyInjected:
+    case InjectionResultLabel::kAlreadyInjected:
       return "already_injected";
-    case InjectionResult::kSkipped:
+    case InjectionResultLabel::kSkipped:
       return "skipped";
-    case InjectionResult::kOutOfScope:
+    case InjectionResultLabel::kOutOfScope:
       return "out_of_scope";
-    case InjectionResult::kDeadlineExceeded:
+    case InjectionResultLabel::kDeadlineExceeded:
       return "deadline_exceeded";
-    case InjectionResult::kApiUnavailable:
+    case InjectionResultLabel::kApiUnavailable:
       return "api_unavailable";
-    case InjectionResult::kBadRequest:
+    case InjectionResultLabel::kBadRequest:
       return "bad_request";
-    case InjectionResult::kError:
+    case InjectionResultLabel::kError:
       return "error";
   }
   std::abort();
@@ -578,7 +578,7 @@ struct Metrics::Impl {
       });
     });
     forEach<InjectionChannel, 2>([&](InjectionChannel c) {
-      forEach<InjectionResult, 8>([&](InjectionResult r) {
+      forEach<InjectionResultLabel, 8>([&](InjectionResultLabel r) {
         injections->Add({{"channel", str(labelValue(c))}, {"result", str(labelValue(r))}});
       });
     });
@@ -635,7 +635,8 @@ void Metrics::observeCorrectionLatency(double seconds) {
   impl_->correctionLatencyH->Observe(seconds);
 }
 
-void Metrics::injection(InjectionChannel channel, InjectionResult result, std::string_view ns) {
+void Metrics::injection(InjectionChannel channel, InjectionResultLabel result,
+                        std::string_view ns) {
   impl_->injections
       ->Add(impl_->withNs(
           {{"channel", str(labelValue(channel))}, {"result", str(labelValue(result))}}, ns))

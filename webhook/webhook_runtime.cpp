@@ -33,7 +33,7 @@ Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr) {
 
 Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfig& config,
                                                               KubeClient& client, Clock& clock,
-                                                              Metrics* metrics) {
+                                                              WebhookMetrics* metrics) {
   auto listen = splitListenAddress(config.addr);
   if (!listen.ok())
     return listen.error();

@@ -50,7 +50,7 @@ class WebhookRuntime {
   // `client`, `clock` and `metrics` (nullable) must outlive it.
   static Result<std::unique_ptr<WebhookRuntime>> start(const WebhookConfig& config,
                                                        KubeClient& client, Clock& clock,
-                                                       Metrics* metrics);
+                                                       WebhookMetrics* metrics);
   ~WebhookRuntime();
   int port() const { return webhook_ ? webhook_->port() : 0; }
   void stop();

@@ -37,7 +37,6 @@
 
 #include "certs/certificates.h"
 #include "common/clock.h"
-#include "metrics/metrics.h"
 #include "test/fixtures/runtime_builder.h"
 #include "test/webhook/kfp_pods.h"
 #include "test/webhook/sim_env.h"

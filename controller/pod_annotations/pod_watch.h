@@ -72,14 +72,14 @@ class PodWatch {
 // `client`, `clock` and `metrics` (nullable) must outlive it.
 class PodAnnotationService {
  public:
-  PodAnnotationService(KubeClient& client, Clock& clock, Metrics* metrics, PodWatchOptions options);
+  PodAnnotationService(KubeClient& client, Clock& clock, PodAnnotationMetrics* metrics,
+                       PodWatchOptions options);
   ~PodAnnotationService();
   void start() { watch_.start(); }
   void stop() { watch_.stop(); }
   PodWatch& watch() { return watch_; }
 
  private:
-  std::unique_ptr<ReflectorObserver> watchMetrics_;  // feeds the pods watch metrics
   KubeRunStateProvider provider_;
   KubeAnnotationWriter writer_;
   PodAnnotationChannel channel_;

@@ -10,7 +10,7 @@
 #include "common/base64.h"
 #include "common/clock.h"
 #include "controller/pod_annotations/pod_annotation_channel.h"
-#include "metrics/metrics.h"
+#include "test/webhook/recording_metrics.h"
 #include "test/webhook/sim_env.h"
 #include "test/webhook/test_support.h"
 #include "test/webhook/tls_client.h"
@@ -85,7 +85,8 @@ class WebhookE2eTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<SimEnv> env_;
   TestCerts certs_;
-  Metrics metrics_;
+  RecordingWebhookMetrics metrics_;
+  RecordingPodAnnotationMetrics podMetrics_;
   std::unique_ptr<AdmissionWebhook> webhook_;
 };
 
@@ -154,13 +155,14 @@ TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
   ASSERT_TRUE(env_->seed(pod).ok());  // created without the webhook
 
   PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
-                               &metrics_);
+                               &podMetrics_);
   auto live = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
   ASSERT_TRUE(live.ok());
   ASSERT_TRUE(PodAnnotationChannel::wants(live.value()));
   auto r = channel.handle(live.value());
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r.value(), InjectionResult::kInjected);
+  EXPECT_EQ(podMetrics_.injections(InjectionResult::kInjected), 1u);
 
   auto after = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
   ASSERT_TRUE(after.ok());
@@ -203,6 +205,8 @@ TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
   auto skipped = channel.handle(driver);
   ASSERT_TRUE(skipped.ok());
   EXPECT_EQ(skipped.value(), InjectionResult::kSkipped);
+  EXPECT_EQ(podMetrics_.injections(InjectionResult::kAlreadyInjected), 1u);
+  EXPECT_EQ(podMetrics_.injections(InjectionResult::kSkipped), 1u);
 }
 
 TEST_F(WebhookE2eTest, LauncherPodsOfAKnownRunAreRuledOutFromTheCachedSpec) {
@@ -249,7 +253,7 @@ TEST_F(WebhookE2eTest, PodWatchAnnotatesPendingExitTaskPodsItSees) {
   KfpRun run;
   ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", failOpFailed(), run));
   PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
-                               &metrics_);
+                               &podMetrics_);
   PodWatchOptions po;
   po.namespaceName = "kubeflow-user";
   auto watch = env_->makePodWatch(channel, po);

@@ -1,9 +1,7 @@
 #pragma once
 // The Kubernetes API simulator plus a real KubeClient and the production
 // adapters (KubeRunStateProvider, KubeAnnotationWriter), behind an opaque
-// type: k8sclient's headers and metrics/metrics.h both declare
-// exitrec::WatchEventType, so webhook tests that use Metrics reach the
-// client only through this interface (sim_env.cpp includes k8sclient).
+// type (sim_env.cpp includes k8sclient and the simulator).
 
 #include <memory>
 #include <nlohmann/json.hpp>

@@ -2,12 +2,12 @@
 // round trip through a page token (kubeflow/pipelines filter/filter.go,
 // server/list_request_util.go, list/list.go; see kfp_history_api.h).
 
-#include <cctype>
-#include <ctime>
+#include <chrono>
 #include <map>
 
-#include "common/base64.h"
+#include "common/clock.h"
 #include "common/rfc3339.h"
+#include "common/url_encoding.h"
 #include "sim/kfp/kfp_history_api_internal.h"
 
 namespace exitrec::kfphistory {
@@ -182,27 +182,6 @@ bool tokenFilterMatches(const std::vector<Predicate>& fresh, const json& tokenFi
 using detail::json;
 using detail::modelField;
 
-Result<std::string> queryUnescape(const std::string& in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
-          !std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-        return makeError(ErrorCode::kInvalidInput, "invalid URL escape");
-      }
-      out += static_cast<char>(std::stoi(in.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 Result<std::int64_t> parseTimestamp(const std::string& text) {
   auto seconds = parseRfc3339Seconds(text);
   if (!seconds)
@@ -211,16 +190,7 @@ Result<std::int64_t> parseTimestamp(const std::string& text) {
 }
 
 std::string formatTimestamp(std::int64_t seconds) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string base64Encode(const std::string& in) {
-  return ::exitrec::base64Encode(in);
+  return formatRfc3339(Clock::WallTime(std::chrono::seconds(seconds)));
 }
 
 Result<std::vector<Predicate>> parseFilter(const std::string& encoded) {

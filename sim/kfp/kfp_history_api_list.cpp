@@ -218,7 +218,7 @@ KfpHistoryApi::Response KfpHistoryApi::list(
                   {"IsDesc", desc},
                   {"ModelName", ""},
                   {"Filter", filter.empty() ? json() : filterToTokenJson(filter)}};
-    out["next_page_token"] = kfphistory::base64Encode(dumpJson(token));
+    out["next_page_token"] = base64Encode(dumpJson(token));
   }
   return {200, dumpJson(out)};
 }

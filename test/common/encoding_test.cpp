@@ -66,6 +66,23 @@ TEST(UrlEncode, KeepsOnlyUnreservedCharacters) {
   EXPECT_EQ(urlEncode(""), "");
 }
 
+// Go's url.QueryUnescape (net/url, unescape with encodeQueryComponent).
+TEST(QueryUnescape, DecodesLikeGo) {
+  EXPECT_EQ(queryUnescape("a+b%2Fc%2f%7B%22k%22%7D").value(), "a b/c/{\"k\"}");
+  EXPECT_EQ(queryUnescape("").value(), "");
+  EXPECT_EQ(queryUnescape("%00").value(), std::string(1, '\0'));
+  EXPECT_EQ(queryUnescape(urlEncode("k in (x,y)+z")).value(), "k in (x,y)+z");
+}
+
+TEST(QueryUnescape, RejectsBadEscapes) {
+  for (const char* bad : {"%", "%2", "abc%", "%zz", "%2g", "x%g0"}) {
+    auto r = queryUnescape(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput) << bad;
+    EXPECT_EQ(r.error().message, "invalid URL escape") << bad;
+  }
+}
+
 TEST(Rfc3339, ParsesWhatTheApiServerAndKfpWrite) {
   EXPECT_EQ(parseRfc3339Seconds("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(parseRfc3339Seconds("2026-11-28T13:12:12Z"), 1795871532);

@@ -9,6 +9,16 @@ bool unreserved(unsigned char c) {
          c == '.' || c == '_' || c == '~';
 }
 
+int hexValue(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace
 
 std::string urlEncode(std::string_view in) {
@@ -22,6 +32,27 @@ std::string urlEncode(std::string_view in) {
       out.push_back('%');
       out.push_back(kHex[c >> 4]);
       out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+Result<std::string> queryUnescape(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      const int hi = i + 2 < in.size() ? hexValue(in[i + 1]) : -1;
+      const int lo = i + 2 < in.size() ? hexValue(in[i + 2]) : -1;
+      if (hi < 0 || lo < 0)
+        return Error(ErrorCode::kInvalidInput, "invalid URL escape");
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
     }
   }
   return out;

@@ -72,29 +72,6 @@ class RecorderEventSink final : public EventSink {
   EventRecorder& recorder_;
 };
 
-// An HttpTransport decorator that reports every Kubernetes API request
-// (verb, resource, status, duration) to ControllerMetrics.
-class MeteredTransport final : public HttpTransport {
- public:
-  MeteredTransport(std::shared_ptr<HttpTransport> inner, ControllerMetrics* metrics)
-      : inner_(std::move(inner)), metrics_(metrics) {}
-  Result<HttpResponse> send(const HttpRequest& request) override;
-  Result<HttpResponse> sendChunked(const HttpRequest& request,
-                                   const ChunkCallback& onChunk) override;
-  Result<StreamResult> stream(const HttpRequest& request, const LineCallback& onLine,
-                              CancelSource& cancel) override;
-
-  // ("list", "workflows") from "GET https://h/apis/argoproj.io/v1alpha1/workflows?limit=500".
-  static std::pair<std::string, std::string> classify(const std::string& method,
-                                                      const std::string& url);
-
- private:
-  template <typename Call, typename StatusOf>
-  auto metered(const HttpRequest& request, Call&& call, StatusOf&& statusOf);
-  std::shared_ptr<HttpTransport> inner_;
-  ControllerMetrics* metrics_;
-};
-
 class Controller {
  public:
   struct Options {

@@ -1,9 +1,11 @@
 #pragma once
 // ControllerMetrics: the metrics the controller runtime reports, as a small
-// interface of its own. The Prometheus implementation (metrics_bridge.cpp) is
-// the only controller file that includes metrics/metrics.h; the runtime never
-// sees prometheus-cpp or the Metrics class. Tests and the sandbox can pass
-// nullptr-backed no-ops.
+// interface of its own. Every component reports through one like it
+// (TransportObserver, WebhookMetrics, PodAnnotationMetrics,
+// HistorySweepMetrics); their Prometheus implementations (metrics_bridge.cpp,
+// behind MetricsEndpoint) are the only code that includes metrics/metrics.h,
+// so no component sees prometheus-cpp or the Metrics class. Tests and the
+// sandbox can pass nullptr-backed no-ops.
 //
 // Thread-safety: implementations must be thread-safe (called from workers,
 // the reflector thread and the elector thread).
@@ -17,8 +19,10 @@
 
 namespace exitrec {
 
-class Metrics;
-class HistorySweepMetrics;  // controller/history_sweep.h
+class HistorySweepMetrics;   // controller/history_sweep.h
+class PodAnnotationMetrics;  // controller/pod_annotations/pod_annotation_metrics.h
+class TransportObserver;     // k8sclient/metered_transport.h
+class WebhookMetrics;        // webhook/webhook_metrics.h
 
 class ControllerMetrics : public ReconcileObserver {
  public:
@@ -45,24 +49,14 @@ class ControllerMetrics : public ReconcileObserver {
   virtual void queueGauges(double /*unfinishedSeconds*/, double /*longestSeconds*/) {}
   virtual void reconciled(ReconcileOutcome::Kind /*kind*/, double /*seconds*/) {}
   virtual void workers(int /*active*/, int /*max*/) {}
-  // APIs.
-  virtual void kubeRequest(std::string_view /*verb*/, std::string_view /*resource*/, int /*status*/,
-                           double /*seconds*/) {}
+  // APIs (Kubernetes requests: MetricsEndpoint::transportObserver()).
   virtual void kfpRequest(std::string_view /*operation*/, int /*status*/, double /*seconds*/) {}
   virtual void leader(bool /*leading*/) {}
 };
 
-// Backed by the deploy module's Metrics (must outlive the returned object).
-std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metrics,
-                                                                   ExitTaskFailurePolicy policy);
-
-// The run-history sweep's counters (exit_reconciler_history_*), backed by
-// `metrics` (must outlive the returned object).
-std::unique_ptr<HistorySweepMetrics> makePrometheusHistorySweepMetrics(Metrics& metrics);
-
-// Owns the Prometheus registry (Metrics), its ControllerMetrics view and the
-// /metrics server on `address` (serve()/stopServing(), a Runnable's pair). Keeps metrics/metrics.h
-// out of its users.
+// Owns the Prometheus registry (Metrics), each component's view of it and
+// the /metrics server on `address` (serve()/stopServing(), a Runnable's
+// pair). Keeps metrics/metrics.h out of its users.
 class MetricsEndpoint {
  public:
   struct Options {
@@ -79,10 +73,12 @@ class MetricsEndpoint {
   void stopServing();
   ~MetricsEndpoint();
 
+  // The components' views, owned by this endpoint and valid while it lives.
   ControllerMetrics& metrics() { return *view_; }
-  // The underlying registry wrapper, for components that record their own
-  // families (the webhook). Owned by this endpoint; valid while it lives.
-  Metrics& registry();
+  TransportObserver& transportObserver();  // exit_reconciler_kube_api_request*
+  WebhookMetrics& webhookMetrics();
+  PodAnnotationMetrics& podAnnotationMetrics();
+  HistorySweepMetrics& historySweepMetrics();
   int port() const;
   std::string exposition() const;
 

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "common/clock.h"
+#include "common/url_encoding.h"
 #include "controller/kfp_report_body.h"
 
 namespace exitrec {
@@ -16,26 +17,6 @@ std::string trimSlash(std::string url) {
     url.pop_back();
   return url;
 }
-
-// Run IDs are UUIDs; escape anything else so a label value cannot change the path.
-std::string escapePathSegment(std::string_view in) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-namespace {
 
 // A grpc-gateway status body: {"code": <grpc code>, "message": ...} (v2) or
 // {"error", "code", "message", "details"} (v1). Its numeric code, if any.
@@ -163,7 +144,9 @@ Status KfpClient::reportWorkflow(std::string_view workflowJson) {
 Result<std::string> KfpClient::runState(const std::string& runId) {
   HttpRequest req;
   req.method = "GET";
-  req.url = options_.baseUrl + "/apis/v2beta1/runs/" + escapePathSegment(runId);
+  // Run IDs are UUIDs; anything else is escaped so a label value cannot
+  // change the path.
+  req.url = options_.baseUrl + "/apis/v2beta1/runs/" + urlEncode(runId);
   Result<HttpResponse> r = exchange("get_run", std::move(req));
   if (!r)
     return r.error();

@@ -1,13 +1,19 @@
-// ControllerMetrics on top of the deploy module's Metrics (metrics/metrics.h).
-// This is the only controller file that includes metrics.h: its enums share
-// names with k8sclient's, so the two never meet in one translation unit.
+// Every component's metrics interface (ControllerMetrics, TransportObserver,
+// WebhookMetrics, PodAnnotationMetrics, HistorySweepMetrics) on top of the
+// Prometheus families of metrics/metrics.h. This is the only file outside
+// metrics/ that includes metrics.h: components report through their own
+// small interfaces and label vocabularies, mapped here.
 
 #include <cmath>
 
 #include "controller/controller_metrics.h"
 #include "controller/history_sweep.h"
+#include "controller/pod_annotations/pod_annotation_metrics.h"
+#include "k8sclient/metered_transport.h"
 #include "metrics/metrics.h"
 #include "metrics/server.h"
+#include "metrics/watch_observer.h"
+#include "webhook/webhook_metrics.h"
 
 namespace exitrec {
 namespace {
@@ -121,10 +127,6 @@ class PrometheusControllerMetrics final : public ControllerMetrics {
     queue_.setMaxConcurrentReconciles(max);
   }
 
-  void kubeRequest(std::string_view verb, std::string_view resource, int status,
-                   double seconds) override {
-    m_.apiRequest(verb, resource, status, seconds);
-  }
   void kfpRequest(std::string_view operation, int status, double seconds) override {
     m_.kfpRequest(operation == "report" ? KfpOperation::kReport : KfpOperation::kGetRun, status,
                   seconds);
@@ -154,29 +156,96 @@ class PrometheusHistorySweepMetrics final : public HistorySweepMetrics {
   Metrics& m_;
 };
 
+// Every Kubernetes API request (k8sclient's MeteredTransport).
+class PrometheusTransportObserver final : public TransportObserver {
+ public:
+  explicit PrometheusTransportObserver(Metrics& m) : m_(m) {}
+  void onRequest(std::string_view verb, std::string_view resource, int status,
+                 std::chrono::duration<double> latency) override {
+    m_.apiRequest(verb, resource, status, latency.count());
+  }
+
+ private:
+  Metrics& m_;
+};
+
+InjectionResultLabel injectionLabel(InjectionResult r) {
+  switch (r) {
+    case InjectionResult::kInjected:
+      return InjectionResultLabel::kInjected;
+    case InjectionResult::kAlreadyInjected:
+      return InjectionResultLabel::kAlreadyInjected;
+    case InjectionResult::kSkipped:
+      return InjectionResultLabel::kSkipped;
+    case InjectionResult::kOutOfScope:
+      return InjectionResultLabel::kOutOfScope;
+    case InjectionResult::kDeadlineExceeded:
+      return InjectionResultLabel::kDeadlineExceeded;
+    case InjectionResult::kApiUnavailable:
+      return InjectionResultLabel::kApiUnavailable;
+    case InjectionResult::kBadRequest:
+      return InjectionResultLabel::kBadRequest;
+    case InjectionResult::kError:
+      return InjectionResultLabel::kError;
+  }
+  return InjectionResultLabel::kError;
+}
+
+class PrometheusWebhookMetrics final : public WebhookMetrics {
+ public:
+  explicit PrometheusWebhookMetrics(Metrics& m) : m_(m) {}
+  void reviewed(InjectionResult result, bool inScope, double seconds) override {
+    m_.injection(InjectionChannel::kWebhook, injectionLabel(result));
+    m_.observeWebhookLatency(inScope, seconds);
+  }
+  void certificateLoaded(bool ok, double notAfterUnixSeconds) override {
+    m_.webhookCertificateLoaded(ok, notAfterUnixSeconds);
+  }
+
+ private:
+  Metrics& m_;
+};
+
+class PrometheusPodAnnotationMetrics final : public PodAnnotationMetrics {
+ public:
+  explicit PrometheusPodAnnotationMetrics(Metrics& m) : m_(m), watch_(m, WatchedResource::kPods) {}
+  void injection(InjectionResult result) override {
+    m_.injection(InjectionChannel::kAnnotation, injectionLabel(result));
+  }
+  ReflectorObserver* watchObserver() override { return &watch_; }
+
+ private:
+  Metrics& m_;
+  WatchMetricsObserver watch_;
+};
+
 }  // namespace
-
-std::unique_ptr<HistorySweepMetrics> makePrometheusHistorySweepMetrics(Metrics& metrics) {
-  return std::make_unique<PrometheusHistorySweepMetrics>(metrics);
-}
-
-std::unique_ptr<ControllerMetrics> makePrometheusControllerMetrics(Metrics& metrics,
-                                                                   ExitTaskFailurePolicy policy) {
-  return std::make_unique<PrometheusControllerMetrics>(metrics, policy);
-}
 
 struct MetricsEndpoint::Impl {
   std::string address;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ControllerMetrics> view;
+  std::unique_ptr<PrometheusTransportObserver> transport;
+  std::unique_ptr<PrometheusWebhookMetrics> webhook;
+  std::unique_ptr<PrometheusPodAnnotationMetrics> podAnnotations;
+  std::unique_ptr<PrometheusHistorySweepMetrics> historySweep;
   std::unique_ptr<MetricsServer> server;
 };
 
 MetricsEndpoint::MetricsEndpoint() : impl_(std::make_unique<Impl>()) {}
 MetricsEndpoint::~MetricsEndpoint() = default;
 
-Metrics& MetricsEndpoint::registry() {
-  return *impl_->metrics;
+TransportObserver& MetricsEndpoint::transportObserver() {
+  return *impl_->transport;
+}
+WebhookMetrics& MetricsEndpoint::webhookMetrics() {
+  return *impl_->webhook;
+}
+PodAnnotationMetrics& MetricsEndpoint::podAnnotationMetrics() {
+  return *impl_->podAnnotations;
+}
+HistorySweepMetrics& MetricsEndpoint::historySweepMetrics() {
+  return *impl_->historySweep;
 }
 
 std::unique_ptr<MetricsEndpoint> MetricsEndpoint::create(const Options& options) {
@@ -186,7 +255,12 @@ std::unique_ptr<MetricsEndpoint> MetricsEndpoint::create(const Options& options)
   mo.namespaceLabel = options.namespaceLabel;
   ep->impl_->address = options.address;
   ep->impl_->metrics = std::make_unique<Metrics>(mo);
-  ep->impl_->view = makePrometheusControllerMetrics(*ep->impl_->metrics, options.exitTaskFailure);
+  Metrics& m = *ep->impl_->metrics;
+  ep->impl_->view = std::make_unique<PrometheusControllerMetrics>(m, options.exitTaskFailure);
+  ep->impl_->transport = std::make_unique<PrometheusTransportObserver>(m);
+  ep->impl_->webhook = std::make_unique<PrometheusWebhookMetrics>(m);
+  ep->impl_->podAnnotations = std::make_unique<PrometheusPodAnnotationMetrics>(m);
+  ep->impl_->historySweep = std::make_unique<PrometheusHistorySweepMetrics>(m);
   ep->view_ = ep->impl_->view.get();
   return ep;
 }

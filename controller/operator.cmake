@@ -28,6 +28,7 @@ add_library(exitrec_operator STATIC
 target_link_libraries(exitrec_operator
   PUBLIC exitrec_reconcile exitrec_kfp_client exitrec_k8s exitrec_cli exitrec_options
          exitrec_webhook exitrec_history exitrec_runtime
+         exitrec_pod_annotations
   PRIVATE exitrec_metrics exitrec_http_server nlohmann_json::nlohmann_json spdlog::spdlog)
 
 # exit-reconciler-operator: `run`, `backfill` (and `audit`). Built next to the

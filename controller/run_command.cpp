@@ -15,15 +15,16 @@
 #include "controller/kfp_client.h"
 #include "controller/kfp_history_client.h"
 #include "controller/logging.h"
+#include "controller/pod_annotations/pod_watch.h"
 #include "k8sclient/cpprest_transport.h"
 #include "k8sclient/event_recorder.h"
 #include "k8sclient/kube_config.h"
 #include "k8sclient/leader_election.h"
 #include "k8sclient/leadership_gate.h"
+#include "k8sclient/metered_transport.h"
 #include "runtime/lease_election.h"
 #include "runtime/manager.h"
 #include "runtime/signals.h"
-#include "webhook/pod_watch.h"
 #include "webhook/webhook_runtime.h"
 
 namespace exitrec {
@@ -78,7 +79,8 @@ int runController(const RunConfig& config, StopSource& stop, const RunHooks& hoo
     return 1;
   }
   auto metered = std::make_shared<MeteredTransport>(
-      std::shared_ptr<HttpTransport>(std::move(kubeTransport).value()), &metrics);
+      std::shared_ptr<HttpTransport>(std::move(kubeTransport).value()),
+      &metricsEndpoint->transportObserver());
   TokenSource kubeToken;
   if (!rest->token.empty()) {
     kubeToken = TokenSource::fixed(rest->token);
@@ -113,8 +115,8 @@ int runController(const RunConfig& config, StopSource& stop, const RunHooks& hoo
     po.minWatchTimeout = watchMin;
     po.maxWatchTimeout = 2 * watchMin;
     po.idleTimeoutMargin = idleMargin;
-    podAnnotations =
-        std::make_unique<PodAnnotationService>(leaderKube, clock, &metricsEndpoint->registry(), po);
+    podAnnotations = std::make_unique<PodAnnotationService>(
+        leaderKube, clock, &metricsEndpoint->podAnnotationMetrics(), po);
   }
 
   // KFP client: direct reporting, or (persistence-agent mode with
@@ -145,12 +147,10 @@ int runController(const RunConfig& config, StopSource& stop, const RunHooks& hoo
   // the KFP transport (reads pass the fence); its reports through `kfp`,
   // whose transport is fenced, and the sweep asks the fence before each run.
   std::unique_ptr<KfpHistoryClient> history;
-  std::unique_ptr<HistorySweepMetrics> sweepMetrics;
   std::unique_ptr<HistorySweep> sweep;
   if (config.historySweepPeriod.count() > 0 && kfp) {
     history = std::make_unique<KfpHistoryClient>(
         *kfpTransport, kfpToken, KfpHistoryClient::Options{.baseUrl = config.kfpApiUrl});
-    sweepMetrics = makePrometheusHistorySweepMetrics(metricsEndpoint->registry());
     HistorySweepOptions so;
     so.period = config.historySweepPeriod;
     so.window = std::chrono::duration_cast<std::chrono::seconds>(config.historySweepWindow);
@@ -167,8 +167,8 @@ int runController(const RunConfig& config, StopSource& stop, const RunHooks& hoo
         return false;
       return wf.error();
     };
-    sweep =
-        std::make_unique<HistorySweep>(*history, *kfp, std::move(exists), so, *sweepMetrics, clock);
+    sweep = std::make_unique<HistorySweep>(*history, *kfp, std::move(exists), so,
+                                           metricsEndpoint->historySweepMetrics(), clock);
   }
 
   const std::string identity =
@@ -234,8 +234,7 @@ int runController(const RunConfig& config, StopSource& stop, const RunHooks& hoo
         wc.serviceName = config.webhookServiceName;
         wc.configurationName = config.webhookConfigurationName;
         wc.namespace_ = rest->namespaceName.empty() ? "default" : rest->namespaceName;
-        auto started =
-            WebhookRuntime::start(wc, kube, clock, &metricsEndpoint->registry(), nullptr);
+        auto started = WebhookRuntime::start(wc, kube, clock, &metricsEndpoint->webhookMetrics());
         if (!started)
           return Error(started.error().code,
                        "--webhook-addr " + config.webhookAddr + ": " + started.error().message);

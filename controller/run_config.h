@@ -54,7 +54,7 @@ struct RunConfig {
   std::string webhookSecretName = "kfp-exit-reconciler-webhook-tls";
   std::string webhookServiceName = "kfp-exit-reconciler";
   std::string webhookConfigurationName = "kfp-exit-reconciler";
-  // Pod-annotation channel (webhook/pod_watch.h): the leader annotates Pending
+  // Pod-annotation channel (controller/pod_annotations/pod_watch.h): the leader annotates Pending
   // exit-task pods.
   bool podAnnotations = false;
   // Bound on a Workflow's decoded status.compressedNodes (tenant-writable: a

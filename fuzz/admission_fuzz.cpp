@@ -17,9 +17,9 @@
 #include <string>
 #include <string_view>
 
+#include "controller/pod_annotations/pod_annotation_channel.h"
 #include "webhook/admission_webhook.h"
 #include "webhook/injector.h"
-#include "webhook/pod_annotation_channel.h"
 #include "webhook/resolver.h"
 #include "webhook/state_provider.h"
 

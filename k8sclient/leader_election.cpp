@@ -3,9 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
 
+#include "common/rfc3339.h"
 #include "k8sclient/backoff.h"
 #include "k8sclient/leadership_gate.h"
 
@@ -13,53 +12,13 @@ namespace exitrec {
 
 using nlohmann::json;
 
+// Lease times are metav1.MicroTime: RFC 3339 with microseconds (common/rfc3339.h).
 std::string formatMicroTime(Clock::WallTime t) {
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(((us % 1000000) + 1000000) % 1000000));
-  return buf;
+  return formatRfc3339Micros(t);
 }
 
 std::optional<Clock::WallTime> parseMicroTime(std::string_view s) {
-  std::tm tm{};
-  int consumed = 0;
-  const std::string str(s);
-  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  long long micros = 0;
-  std::size_t p = static_cast<std::size_t>(consumed);
-  if (p < str.size() && str[p] == '.') {
-    int digits = 0;
-    for (++p; p < str.size() && std::isdigit(static_cast<unsigned char>(str[p])); ++p) {
-      if (digits < 6)
-        micros = micros * 10 + (str[p] - '0');
-      ++digits;
-    }
-    for (; digits < 6; ++digits)
-      micros *= 10;
-  }
-  long long offset = 0;
-  if (p < str.size() && (str[p] == '+' || str[p] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(str.c_str() + p + 1, "%2d:%2d", &oh, &om) != 2)
-      return std::nullopt;
-    offset = (str[p] == '+' ? 1 : -1) * (oh * 3600LL + om * 60LL);
-  } else if (p >= str.size() || str[p] != 'Z') {
-    return std::nullopt;
-  }
-  const std::time_t secs = timegm(&tm) - offset;
-  return Clock::WallTime(std::chrono::duration_cast<Clock::WallTime::duration>(
-      std::chrono::seconds(secs) + std::chrono::microseconds(micros)));
+  return parseRfc3339Micros(s);
 }
 
 json leaseSpecJson(const LeaderElectionRecord& rec) {

@@ -65,7 +65,7 @@ enum class InjectionChannel : std::uint8_t {
   kAnnotation,  // "annotation": the pod-annotation channel of the watch loop
 };
 
-enum class InjectionResult : std::uint8_t {
+enum class InjectionResultLabel : std::uint8_t {
   kInjected,          // "injected": values injected
   kAlreadyInjected,   // "already_injected": the pod already carries them
   kSkipped,           // "skipped": in scope, nothing to inject (e.g. a driver pod)
@@ -120,7 +120,7 @@ std::string_view labelValue(RunVerdict v);
 std::string_view labelValue(CorrectionStep v);
 std::string_view labelValue(StepResult v);
 std::string_view labelValue(InjectionChannel v);
-std::string_view labelValue(InjectionResult v);
+std::string_view labelValue(InjectionResultLabel v);
 std::string_view labelValue(WatchedResource v);
 std::string_view labelValue(WatchRestartReason v);
 std::string_view labelValue(WatchEventLabel v);
@@ -266,7 +266,7 @@ class Metrics {
 
   // --- Injection ----------------------------------------------------------
   // exit_reconciler_injections_total{channel, result}
-  void injection(InjectionChannel channel, InjectionResult result, std::string_view ns = {});
+  void injection(InjectionChannel channel, InjectionResultLabel result, std::string_view ns = {});
   // exit_reconciler_webhook_duration_seconds{scope="in_scope"|"out_of_scope"}
   void observeWebhookLatency(bool inScope, double seconds);
   // exit_reconciler_webhook_certificate_reloads_total{result} and, on success,

@@ -22,10 +22,11 @@ esac
 
 TARGETS=(k8sclient_tests k8sclient_integration_tests controller_tests runtime_tests
          history_sweep_tests webhook_tests
-         webhook_e2e_tests webhook_run_e2e_tests controller_e2e
+         webhook_e2e_tests certs_tests pod_annotations_e2e_tests pod_annotations_run_e2e_tests
+         controller_e2e
          exit-reconciler exit-reconciler-operator)
 # The ctest labels of those suites' tests (see test/*/CMakeLists.txt).
-SUITES='^(k8sclient_tests|k8sclient_integration_tests|controller_tests|runtime_tests|history_sweep_tests|webhook_tests|webhook_e2e_tests|webhook_run_e2e_tests|controller_e2e)$'
+SUITES='^(k8sclient_tests|k8sclient_integration_tests|controller_tests|runtime_tests|history_sweep_tests|webhook_tests|webhook_e2e_tests|certs_tests|pod_annotations_e2e_tests|pod_annotations_run_e2e_tests|controller_e2e)$'
 
 export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=true
 start=$SECONDS

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 
 namespace exitrec {
 

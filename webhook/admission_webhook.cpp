@@ -3,9 +3,8 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 #include "common/http_server.h"
-#include "metrics/metrics.h"
 
 namespace exitrec {
 
@@ -209,7 +208,7 @@ struct AdmissionWebhook::Job {
 };
 
 AdmissionWebhook::AdmissionWebhook(AdmissionWebhookOptions options, RunStateProvider& provider,
-                                   Clock& clock, Metrics* metrics)
+                                   Clock& clock, WebhookMetrics* metrics)
     : options_(std::move(options)),
       provider_(provider),
       resolver_(provider, clock),
@@ -273,7 +272,7 @@ Status AdmissionWebhook::start() {
   }
   if (metrics_ != nullptr) {
     auto notAfter = certificateNotAfter(options_.certFile);
-    metrics_->webhookCertificateLoaded(notAfter.ok(), notAfter.ok() ? notAfter.value() : 0);
+    metrics_->certificateLoaded(notAfter.ok(), notAfter.ok() ? notAfter.value() : 0);
   }
   return Status();
 }
@@ -308,8 +307,7 @@ Status AdmissionWebhook::reloadCertificates() {
   Status s = server_->reloadCertificates();
   if (metrics_ != nullptr) {
     auto notAfter = certificateNotAfter(options_.certFile);
-    metrics_->webhookCertificateLoaded(s.ok() && notAfter.ok(),
-                                       notAfter.ok() ? notAfter.value() : 0);
+    metrics_->certificateLoaded(s.ok() && notAfter.ok(), notAfter.ok() ? notAfter.value() : 0);
   }
   return s;
 }
@@ -321,9 +319,7 @@ std::uint64_t AdmissionWebhook::count(InjectionResult r) const {
 void AdmissionWebhook::record(InjectionResult r, bool inScope, Clock::SteadyTime started) {
   counts_[static_cast<std::size_t>(r)].fetch_add(1);
   if (metrics_ != nullptr) {
-    metrics_->injection(InjectionChannel::kWebhook, r);
-    metrics_->observeWebhookLatency(inScope,
-                                    std::chrono::duration<double>(clock_.now() - started).count());
+    metrics_->reviewed(r, inScope, std::chrono::duration<double>(clock_.now() - started).count());
   }
 }
 

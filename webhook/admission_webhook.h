@@ -41,12 +41,9 @@
 #include "common/result.h"
 #include "webhook/resolver.h"
 #include "webhook/state_provider.h"
+#include "webhook/webhook_metrics.h"
 
 namespace exitrec {
-
-// From metrics/metrics.h (forward-declared to keep prometheus-cpp out of this header).
-class Metrics;
-enum class InjectionResult : std::uint8_t;
 
 inline namespace server {
 class HttpServer;  // common/http_server.h
@@ -103,7 +100,7 @@ class AdmissionWebhook {
  public:
   // `provider`, `clock` and `metrics` (nullable) must outlive the webhook.
   AdmissionWebhook(AdmissionWebhookOptions options, RunStateProvider& provider, Clock& clock,
-                   Metrics* metrics);
+                   WebhookMetrics* metrics);
   ~AdmissionWebhook();
   AdmissionWebhook(const AdmissionWebhook&) = delete;
   AdmissionWebhook& operator=(const AdmissionWebhook&) = delete;
@@ -119,7 +116,7 @@ class AdmissionWebhook {
   // The whole handler without HTTP (tests, benchmarks, and the server).
   AdmissionReply review(std::string_view body);
 
-  // Counts by result since construction (also exported through Metrics).
+  // Counts by result since construction (also reported to WebhookMetrics).
   // Out-of-scope reviews answered without the full parse and the worker pool
   // are counted under kOutOfScope like the others.
   std::uint64_t count(InjectionResult r) const;
@@ -135,7 +132,7 @@ class AdmissionWebhook {
   ExitTaskResolver resolver_;
   NotExitTaskCheck notExitTask_;
   Clock& clock_;
-  Metrics* metrics_;
+  WebhookMetrics* metrics_;
   std::unique_ptr<HttpServer> server_;
 
   std::mutex mu_;
@@ -143,7 +140,7 @@ class AdmissionWebhook {
   std::deque<std::shared_ptr<Job>> queue_;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
-  std::array<std::atomic<std::uint64_t>, 8> counts_{};
+  std::array<std::atomic<std::uint64_t>, kInjectionResults> counts_{};
 };
 
 }  // namespace exitrec

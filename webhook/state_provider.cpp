@@ -106,10 +106,8 @@ std::optional<PodObservation> observePod(const nlohmann::json& pod) {
   return o;
 }
 
-KubeRunStateProvider::KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Clock& clock,
-                                           Options options)
+KubeRunStateProvider::KubeRunStateProvider(KubeClient& client, Clock& clock, Options options)
     : client_(client),
-      cache_(cache),
       options_(options),
       reads_([this](std::string_view ns, std::string_view name) { return fetch(ns, name); }, clock,
              options.reads) {}
@@ -145,20 +143,12 @@ KubeRunStateProvider::Stats KubeRunStateProvider::stats() const {
 
 Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::workflow(std::string_view ns,
                                                                        std::string_view name) {
-  if (cache_ != nullptr) {
-    if (auto wf = cache_->freshWorkflow(ns, name))
-      return wf;
-  }
   return reads_.fresh(ns, name);
 }
 
 Result<std::shared_ptr<const Workflow>> KubeRunStateProvider::recentWorkflow(std::string_view ns,
                                                                              std::string_view name,
                                                                              std::string_view uid) {
-  if (cache_ != nullptr) {
-    if (auto wf = cache_->freshWorkflow(ns, name))
-      return wf;
-  }
   return reads_.recent(ns, name, uid);
 }
 

@@ -2,8 +2,10 @@
 // Where the webhook and the pod-annotation channel read a run's state.
 //
 // RunStateProvider is the seam; KubeRunStateProvider is the production
-// implementation (the controller's cache where it has a fresh copy, else a
-// live GET through KubeClient; the run's pods through a labelled LIST).
+// implementation (the Workflow through a live GET with KubeClient, shared and
+// briefly reused by WorkflowReads; the run's pods through a labelled LIST).
+// Not the controller's informer: it keeps only completed runs, as compact
+// records without nodes, and an exit task runs before its run completes.
 // Tests use their own fakes.
 //
 // Thread-safety: implementations must allow concurrent calls.
@@ -66,15 +68,6 @@ class RunStateProvider {
                                                               std::string_view workflowName) = 0;
 };
 
-// The controller's cache, when it holds a full, fresh Workflow. Returns null
-// when it has none (the controller keeps compact records by default).
-class WorkflowCache {
- public:
-  virtual ~WorkflowCache() = default;
-  virtual std::shared_ptr<const Workflow> freshWorkflow(std::string_view ns,
-                                                        std::string_view name) = 0;
-};
-
 // A finished pod's observation, or nullopt for pods not yet finished.
 // Pod phase Succeeded -> Succeeded; Failed -> Failed, message from the main
 // container's termination ("Error (exit code 1)", "OOMKilled (exit code 137)").
@@ -101,10 +94,10 @@ class KubeRunStateProvider final : public RunStateProvider {
     std::chrono::nanoseconds parseTime{0};  // parseWorkflowJson
     std::uint64_t bytes = 0;                // JSON bytes read
   };
-  // `client` and `clock` must outlive this object; `cache` may be null.
-  KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Clock& clock, Options options);
-  KubeRunStateProvider(KubeClient& client, WorkflowCache* cache, Clock& clock)
-      : KubeRunStateProvider(client, cache, clock, Options{}) {}
+  // `client` and `clock` must outlive this object.
+  KubeRunStateProvider(KubeClient& client, Clock& clock, Options options);
+  KubeRunStateProvider(KubeClient& client, Clock& clock)
+      : KubeRunStateProvider(client, clock, Options{}) {}
 
   Result<std::shared_ptr<const Workflow>> workflow(std::string_view ns,
                                                    std::string_view name) override;
@@ -123,7 +116,6 @@ class KubeRunStateProvider final : public RunStateProvider {
   Result<std::shared_ptr<const Workflow>> fetch(std::string_view ns, std::string_view name);
 
   KubeClient& client_;
-  WorkflowCache* cache_;
   Options options_;
   std::atomic<std::int64_t> getNanos_{0}, parseNanos_{0};
   std::atomic<std::uint64_t> bytes_{0};

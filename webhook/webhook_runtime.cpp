@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-#include "webhook/self_signed_renewer.h"
+#include "certs/self_signed_renewer.h"
 
 namespace exitrec {
 
@@ -33,8 +33,7 @@ Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr) {
 
 Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfig& config,
                                                               KubeClient& client, Clock& clock,
-                                                              Metrics* metrics,
-                                                              WorkflowCache* cache) {
+                                                              WebhookMetrics* metrics) {
   auto listen = splitListenAddress(config.addr);
   if (!listen.ok())
     return listen.error();
@@ -58,10 +57,7 @@ Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfi
   }
   std::unique_ptr<WebhookRuntime> rt(new WebhookRuntime());
   rt->renewer_ = std::move(renewer);
-  rt->provider_ = std::make_unique<KubeRunStateProvider>(client, cache, clock);
-  rt->writer_ = std::make_unique<KubeAnnotationWriter>(client);
-  rt->channel_ =
-      std::make_unique<PodAnnotationChannel>(*rt->writer_, *rt->provider_, clock, metrics);
+  rt->provider_ = std::make_unique<KubeRunStateProvider>(client, clock);
   AdmissionWebhookOptions wo;
   wo.address = listen.value().first;
   wo.port = listen.value().second;

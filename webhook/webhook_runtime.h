@@ -2,8 +2,7 @@
 // WebhookRuntime: what `exit-reconciler run` starts for issue 5, in one call.
 //
 //   WebhookConfig wc = ...from --webhook-* flags...;
-//   auto rt = WebhookRuntime::start(wc, kubeClient, clock, &metrics, /*cache=*/nullptr);
-//   ... rt->annotationChannel().handle(pod) from the pod watch (optional) ...
+//   auto rt = WebhookRuntime::start(wc, kubeClient, clock, &metrics);
 //   rt->stop();   // on shutdown, before the KubeClient goes away
 //
 // start(): with selfSigned, runs the first syncSelfSignedTls pass (Secret,
@@ -13,7 +12,7 @@
 // serves the webhook (not only the leader): it only reads.
 // Errors: kInvalidInput for a bad address or certificate, the bootstrap's
 // classified API error, kTransient when the port cannot be bound.
-// Thread-safety: start/stop from the owner thread; the channel is thread-safe.
+// Thread-safety: start/stop from the owner thread.
 
 #include <chrono>
 #include <memory>
@@ -24,7 +23,6 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "webhook/admission_webhook.h"
-#include "webhook/pod_annotation_channel.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec {
@@ -49,21 +47,17 @@ Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr);
 
 class WebhookRuntime {
  public:
-  // `client`, `clock`, `metrics` (nullable) and `cache` (nullable) must outlive it.
+  // `client`, `clock` and `metrics` (nullable) must outlive it.
   static Result<std::unique_ptr<WebhookRuntime>> start(const WebhookConfig& config,
                                                        KubeClient& client, Clock& clock,
-                                                       Metrics* metrics, WorkflowCache* cache);
+                                                       WebhookMetrics* metrics);
   ~WebhookRuntime();
   int port() const { return webhook_ ? webhook_->port() : 0; }
-  // The pod-annotation channel over the same state provider (for the watch loop).
-  PodAnnotationChannel& annotationChannel() { return *channel_; }
   void stop();
 
  private:
   WebhookRuntime() = default;
   std::unique_ptr<KubeRunStateProvider> provider_;
-  std::unique_ptr<KubeAnnotationWriter> writer_;
-  std::unique_ptr<PodAnnotationChannel> channel_;
   std::unique_ptr<AdmissionWebhook> webhook_;
   std::unique_ptr<SelfSignedTlsRenewer> renewer_;
 };

@@ -35,9 +35,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 #include "common/clock.h"
-#include "metrics/metrics.h"
 #include "test/fixtures/runtime_builder.h"
 #include "test/webhook/kfp_pods.h"
 #include "test/webhook/sim_env.h"

@@ -200,12 +200,10 @@ struct Predicate {
 // Parses a v2beta1 Filter as parseAPIFilter does (a second QueryUnescape,
 // then proto JSON). Errors are kInvalidInput with KFP's wording.
 Result<std::vector<Predicate>> parseFilter(const std::string& encoded);
-// Go's url.QueryUnescape ("+" → space, %XX; a bad escape is an error).
-Result<std::string> queryUnescape(const std::string& in);
 // RFC 3339 with Z or ±hh:mm → Unix seconds.
 Result<std::int64_t> parseTimestamp(const std::string& text);
+// Unix seconds as RFC 3339 (UTC, "Z"), as KFP's Timestamp JSON writes them.
 std::string formatTimestamp(std::int64_t seconds);
-std::string base64Encode(const std::string& in);
 
 }  // namespace kfphistory
 

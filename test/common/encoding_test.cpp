@@ -66,6 +66,42 @@ TEST(UrlEncode, KeepsOnlyUnreservedCharacters) {
   EXPECT_EQ(urlEncode(""), "");
 }
 
+// metav1.MicroTime (Lease acquireTime/renewTime), as client-go writes it.
+TEST(Rfc3339, MicrosecondsRoundTrip) {
+  const Clock::WallTime t{std::chrono::microseconds(1798000000123456LL)};
+  EXPECT_EQ(formatRfc3339Micros(t), "2026-12-23T04:26:40.123456Z");
+  EXPECT_EQ(parseRfc3339Micros("2026-12-23T04:26:40.123456Z"), t);
+  EXPECT_EQ(parseRfc3339Micros("2026-12-23T05:26:40.123456+01:00"), t);
+  EXPECT_EQ(parseRfc3339Micros("2026-12-23T04:26:40.123456789Z"), t);  // nanos dropped
+  EXPECT_EQ(parseRfc3339Micros("2026-12-23T04:26:40.12Z"),
+            Clock::WallTime(std::chrono::microseconds(1798000000120000LL)));
+  EXPECT_EQ(parseRfc3339Micros("2026-12-23T04:26:40Z"),
+            Clock::WallTime(std::chrono::seconds(1798000000)));
+  EXPECT_EQ(formatRfc3339Micros(Clock::WallTime(std::chrono::seconds(0))),
+            "1970-01-01T00:00:00.000000Z");
+  for (const char* bad : {"yesterday", "2026-12-23T04:26:40.Z", "2026-12-23T04:26:40",
+                          "9999-12-31T23:59:59.999999Z", "2026-13-01T00:00:00Z"}) {
+    EXPECT_FALSE(parseRfc3339Micros(bad).has_value()) << bad;
+  }
+}
+
+// Go's url.QueryUnescape (net/url, unescape with encodeQueryComponent).
+TEST(QueryUnescape, DecodesLikeGo) {
+  EXPECT_EQ(queryUnescape("a+b%2Fc%2f%7B%22k%22%7D").value(), "a b/c/{\"k\"}");
+  EXPECT_EQ(queryUnescape("").value(), "");
+  EXPECT_EQ(queryUnescape("%00").value(), std::string(1, '\0'));
+  EXPECT_EQ(queryUnescape(urlEncode("k in (x,y)+z")).value(), "k in (x,y)+z");
+}
+
+TEST(QueryUnescape, RejectsBadEscapes) {
+  for (const char* bad : {"%", "%2", "abc%", "%zz", "%2g", "x%g0"}) {
+    auto r = queryUnescape(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput) << bad;
+    EXPECT_EQ(r.error().message, "invalid URL escape") << bad;
+  }
+}
+
 TEST(Rfc3339, ParsesWhatTheApiServerAndKfpWrite) {
   EXPECT_EQ(parseRfc3339Seconds("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(parseRfc3339Seconds("2026-11-28T13:12:12Z"), 1795871532);

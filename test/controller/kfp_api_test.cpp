@@ -338,6 +338,20 @@ TEST(KfpClientBodyTest, TheClientNeverSendsTheFinalStateLabelWhateverItIsGiven) 
   EXPECT_EQ(transport.requests.size(), 1u);
 }
 
+TEST(KfpClientBodyTest, ARunIdCannotChangeThePath) {
+  RecordingTransport transport;
+  KfpClient client(transport, TokenSource::fixed(""), {"http://kfp:8888", std::chrono::seconds(5)});
+  transport.responses.push_back(HttpResponse{200, {}, R"({"state":"FAILED"})"});
+  ASSERT_TRUE(client.runState("6f1f0c1e-0000-4000-8000-000000000001").ok());
+  transport.responses.push_back(HttpResponse{200, {}, R"({"state":"FAILED"})"});
+  ASSERT_TRUE(client.runState("../v1beta1/runs/x?y=z#f").ok());
+  ASSERT_EQ(transport.requests.size(), 2u);
+  EXPECT_EQ(transport.requests[0].url,
+            "http://kfp:8888/apis/v2beta1/runs/6f1f0c1e-0000-4000-8000-000000000001");
+  EXPECT_EQ(transport.requests[1].url,
+            "http://kfp:8888/apis/v2beta1/runs/..%2Fv1beta1%2Fruns%2Fx%3Fy%3Dz%23f");
+}
+
 TEST(KfpClientBodyTest, A404IsTheRunOnlyWithKfpsOwnNotFoundStatus) {
   RecordingTransport transport;
   KfpClient client(transport, TokenSource::fixed(""), {"http://kfp:8888", std::chrono::seconds(5)});

@@ -6,8 +6,6 @@
 
 #include <map>
 
-#include "controller/controller.h"
-
 namespace exitrec {
 namespace {
 
@@ -136,27 +134,6 @@ TEST(RunConfigTest, HelpListsEveryFlagWithItsEnvironmentForm) {
     EXPECT_NE(help.find(std::string("--") + f), std::string::npos) << f;
   }
   EXPECT_NE(help.find("EXIT_RECONCILER_KFP_API_URL"), std::string::npos);
-}
-
-TEST(MeteredTransportTest, ClassifiesVerbAndResource) {
-  using P = std::pair<std::string, std::string>;
-  EXPECT_EQ(MeteredTransport::classify(
-                "GET", "https://h:6443/apis/argoproj.io/v1alpha1/workflows?limit=500"),
-            P("list", "workflows"));
-  EXPECT_EQ(MeteredTransport::classify(
-                "GET", "http://h/apis/argoproj.io/v1alpha1/workflows?watch=true&resourceVersion=5"),
-            P("watch", "workflows"));
-  EXPECT_EQ(MeteredTransport::classify(
-                "GET", "http://h/apis/argoproj.io/v1alpha1/namespaces/kubeflow/workflows/wf"),
-            P("get", "workflows"));
-  EXPECT_EQ(MeteredTransport::classify(
-                "PATCH", "http://h/apis/argoproj.io/v1alpha1/namespaces/kubeflow/workflows/wf"),
-            P("patch", "workflows"));
-  EXPECT_EQ(MeteredTransport::classify("POST", "http://h/api/v1/namespaces/kubeflow/events"),
-            P("create", "events"));
-  EXPECT_EQ(MeteredTransport::classify(
-                "PUT", "http://h/apis/coordination.k8s.io/v1/namespaces/ns/leases/l"),
-            P("update", "leases"));
 }
 
 }  // namespace

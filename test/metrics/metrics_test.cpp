@@ -216,9 +216,9 @@ TEST(Metrics, CorrectionStepsAndLatency) {
 
 TEST(Metrics, InjectionAndWebhook) {
   Metrics m;
-  m.injection(InjectionChannel::kWebhook, InjectionResult::kInjected);
-  m.injection(InjectionChannel::kWebhook, InjectionResult::kDeadlineExceeded);
-  m.injection(InjectionChannel::kAnnotation, InjectionResult::kInjected);
+  m.injection(InjectionChannel::kWebhook, InjectionResultLabel::kInjected);
+  m.injection(InjectionChannel::kWebhook, InjectionResultLabel::kDeadlineExceeded);
+  m.injection(InjectionChannel::kAnnotation, InjectionResultLabel::kInjected);
   m.observeWebhookLatency(true, 0.004);
   m.observeWebhookLatency(false, 0.0002);
   m.webhookCertificateLoaded(true, 1.8e9);
@@ -408,7 +408,7 @@ TEST(Metrics, NamespaceLabelOnlyWhenEnabled) {
   m.runEvaluated("kfp-v1", RunVerdict::kCorrect, "team-a");
   m.misreportDetected("kfp-v1", "exit-task-failed", "team-a");
   m.correctionStep(CorrectionStep::kKfpReport, StepResult::kSuccess, "team-b");
-  m.injection(InjectionChannel::kWebhook, InjectionResult::kInjected, "team-b");
+  m.injection(InjectionChannel::kWebhook, InjectionResultLabel::kInjected, "team-b");
   Exposition e = scrape(m);
   EXPECT_EQ(
       e.value("exit_reconciler_runs_evaluated_total",
@@ -468,7 +468,7 @@ TEST(Metrics, LabelValuesAreStable) {
   EXPECT_EQ(labelValue(RunVerdict::kNotEvaluable), "not_evaluable");
   EXPECT_EQ(labelValue(CorrectionStep::kKfpVerify), "kfp_verify");
   EXPECT_EQ(labelValue(StepResult::kTransientError), "transient_error");
-  EXPECT_EQ(labelValue(InjectionResult::kApiUnavailable), "api_unavailable");
+  EXPECT_EQ(labelValue(InjectionResultLabel::kApiUnavailable), "api_unavailable");
   EXPECT_EQ(labelValue(WatchRestartReason::kStalled), "stalled");
   EXPECT_EQ(labelValue(KfpOperation::kGetRun), "get_run");
   EXPECT_EQ(phaseLabel(""), "None");

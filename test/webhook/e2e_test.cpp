@@ -1,20 +1,17 @@
 // End to end through the Kubernetes API simulator: the webhook reads the
 // Workflow and the run's pods through a real KubeClient; the test acts as the
 // API server (sends the AdmissionReview over HTTPS, applies the JSONPatch,
-// stores the admitted pod). The pod-annotation channel on its own.
+// stores the admitted pod). The pod-annotation controller's own tests are in
+// test/pod_annotations/.
 #include <gtest/gtest.h>
-
-#include <functional>
-#include <thread>
 
 #include "common/base64.h"
 #include "common/clock.h"
-#include "metrics/metrics.h"
+#include "test/webhook/recording_metrics.h"
 #include "test/webhook/sim_env.h"
 #include "test/webhook/test_support.h"
 #include "test/webhook/tls_client.h"
 #include "webhook/admission_webhook.h"
-#include "webhook/pod_annotation_channel.h"
 
 namespace exitrec::testing {
 namespace {
@@ -85,7 +82,7 @@ class WebhookE2eTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<SimEnv> env_;
   TestCerts certs_;
-  Metrics metrics_;
+  RecordingWebhookMetrics metrics_;
   std::unique_ptr<AdmissionWebhook> webhook_;
 };
 
@@ -146,65 +143,6 @@ TEST_F(WebhookE2eTest, ApiErrorsAdmitThePodUnchanged) {
   EXPECT_EQ(webhook_->count(InjectionResult::kApiUnavailable), 1u);
 }
 
-TEST_F(WebhookE2eTest, PodAnnotationChannelAnnotatesPodAndRecordsOnWorkflow) {
-  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  KfpRun run;
-  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", failOpFailed(), run));
-  json pod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
-  ASSERT_TRUE(env_->seed(pod).ok());  // created without the webhook
-
-  PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
-                               &metrics_);
-  auto live = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
-  ASSERT_TRUE(live.ok());
-  ASSERT_TRUE(PodAnnotationChannel::wants(live.value()));
-  auto r = channel.handle(live.value());
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(r.value(), InjectionResult::kInjected);
-
-  auto after = env_->get("pods", "kubeflow-user", pod["metadata"]["name"]);
-  ASSERT_TRUE(after.ok());
-  const json& ann = after.value()["metadata"]["annotations"];
-  EXPECT_EQ(ann["exit-reconciler.io/injected"], "annotation");
-  EXPECT_EQ(ann["exit-reconciler.io/exit-handler-status"], "Failed");
-  EXPECT_EQ(ann["exit-reconciler.io/workflow-status"], "Failed");
-  EXPECT_EQ(json::parse(ann["exit-reconciler.io/workflow-failures"].get<std::string>()).size(), 1u);
-  EXPECT_EQ(
-      json::parse(ann["exit-reconciler.io/pipeline-task-final-status"].get<std::string>())["state"],
-      "FAILED");
-  // Argo's own annotations are kept (merge patch).
-  EXPECT_EQ(ann["workflows.argoproj.io/node-name"],
-            pod["metadata"]["annotations"]["workflows.argoproj.io/node-name"]);
-
-  auto wf = env_->get("workflows", "kubeflow-user", run.name);
-  ASSERT_TRUE(wf.ok());
-  bool recorded = false;
-  for (const auto& [k, v] : wf.value()["metadata"]["annotations"].items()) {
-    if (k.rfind("exit-reconciler.io/exit-task-injection-", 0) != 0)
-      continue;
-    json rec = json::parse(v.get<std::string>());
-    EXPECT_EQ(rec["pod"], pod["metadata"]["name"]);
-    EXPECT_EQ(rec["channel"], "annotation");
-    EXPECT_EQ(rec["exitHandlerStatus"], "Failed");
-    recorded = true;
-  }
-  EXPECT_TRUE(recorded);
-
-  // Injected once: the channel leaves it alone afterwards.
-  EXPECT_FALSE(PodAnnotationChannel::wants(after.value()));
-  auto again = channel.handle(after.value());
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again.value(), InjectionResult::kAlreadyInjected);
-  // A running pod is not wanted; a driver pod is skipped.
-  json running = pod;
-  running["status"]["phase"] = "Running";
-  EXPECT_FALSE(PodAnnotationChannel::wants(running));
-  json driver = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op-driver"));
-  auto skipped = channel.handle(driver);
-  ASSERT_TRUE(skipped.ok());
-  EXPECT_EQ(skipped.value(), InjectionResult::kSkipped);
-}
-
 TEST_F(WebhookE2eTest, LauncherPodsOfAKnownRunAreRuledOutFromTheCachedSpec) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
   KfpRun run;
@@ -231,83 +169,6 @@ TEST_F(WebhookE2eTest, LauncherPodsOfAKnownRunAreRuledOutFromTheCachedSpec) {
   EXPECT_FALSE(json::parse(second.body)["response"].contains("patch"));
   EXPECT_EQ(webhook_->count(InjectionResult::kOutOfScope), 2u);
   EXPECT_EQ(webhook_->count(InjectionResult::kApiUnavailable), 0u);
-}
-
-// Polls the simulator (real time: the informer runs against a real server).
-bool eventually(const std::function<bool()>& cond) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < until) {
-    if (cond())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
-TEST_F(WebhookE2eTest, PodWatchAnnotatesPendingExitTaskPodsItSees) {
-  REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run in the simulator");
-  KfpRun run;
-  ASSERT_NO_FATAL_FAILURE(seedRun("pipeline_with_exit_handler.yaml", failOpFailed(), run));
-  PodAnnotationChannel channel(env_->writer(), env_->provider(), SystemClock::instance(),
-                               &metrics_);
-  PodWatchOptions po;
-  po.namespaceName = "kubeflow-user";
-  auto watch = env_->makePodWatch(channel, po);
-  watch->start();
-  ASSERT_TRUE(eventually([&] { return watch->hasSynced(); }));
-
-  // Created after the watch started (as Argo creates them, no webhook):
-  // a pending exit-task pod and a pending body pod of the same run.
-  json exitPod = buildArgoPod(run.json, run.node("root.exit-handler-1.onExit.print-op.executor"));
-  exitPod["status"] = {{"phase", "Pending"}};
-  json bodyPod = buildArgoPod(run.json, run.node("root.exit-handler-1.fail-op.executor"));
-  bodyPod["metadata"]["name"] = "body-pod";
-  bodyPod["status"] = {{"phase", "Pending"}};
-  ASSERT_TRUE(env_->create("pods", "kubeflow-user", bodyPod).ok());
-  ASSERT_TRUE(env_->create("pods", "kubeflow-user", exitPod).ok());
-  const std::string exitName = exitPod["metadata"]["name"];
-
-  json ann;
-  ASSERT_TRUE(eventually([&] {
-    auto p = env_->get("pods", "kubeflow-user", exitName);
-    if (!p.ok() || !p.value()["metadata"].contains("annotations"))
-      return false;
-    ann = p.value()["metadata"]["annotations"];
-    return ann.contains("exit-reconciler.io/injected");
-  })) << "exit-task pod never annotated";
-  EXPECT_EQ(ann["exit-reconciler.io/injected"], "annotation");
-  EXPECT_EQ(ann["exit-reconciler.io/exit-handler-status"], "Failed");
-  EXPECT_EQ(ann["exit-reconciler.io/workflow-status"], "Failed");
-  EXPECT_EQ(json::parse(ann["exit-reconciler.io/workflow-failures"].get<std::string>()).size(), 1u);
-
-  // The injection is recorded on the Workflow (patched right after the pod).
-  int records = 0;
-  ASSERT_TRUE(eventually([&] {
-    auto wf = env_->get("workflows", "kubeflow-user", run.name);
-    records = 0;
-    if (!wf.ok() || !wf.value()["metadata"].contains("annotations"))
-      return false;
-    for (const auto& [k, v] : wf.value()["metadata"]["annotations"].items()) {
-      if (k.rfind("exit-reconciler.io/exit-task-injection-", 0) != 0)
-        continue;
-      json rec = json::parse(v.get<std::string>());
-      EXPECT_EQ(rec["pod"], exitName);
-      EXPECT_EQ(rec["channel"], "annotation");
-      ++records;
-    }
-    return records > 0;
-  }));
-  EXPECT_EQ(records, 1);
-
-  // The body pod was looked at (it might have been a 2.0-2.3 exit task) and
-  // left alone; the annotated pod is not handled again.
-  ASSERT_TRUE(eventually([&] { return watch->stats().handled >= 2; }));
-  watch->stop();
-  auto body = env_->get("pods", "kubeflow-user", "body-pod");
-  ASSERT_TRUE(body.ok());
-  EXPECT_FALSE(body.value()["metadata"]["annotations"].contains("exit-reconciler.io/injected"));
-  EXPECT_EQ(watch->stats().injected, 1u);
-  EXPECT_EQ(watch->stats().handled, 2u);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ class SimEnvImpl final : public SimEnv {
       return t.error();
     client_ = std::make_unique<KubeClient>(std::shared_ptr<HttpTransport>(std::move(t).value()),
                                            sim_->baseUrl(), TokenSource());
-    provider_ = std::make_unique<KubeRunStateProvider>(*client_, nullptr, SystemClock::instance());
+    provider_ = std::make_unique<KubeRunStateProvider>(*client_, SystemClock::instance());
     writer_ = std::make_unique<KubeAnnotationWriter>(*client_);
     return Status();
   }
@@ -67,8 +67,7 @@ class SimEnvImpl final : public SimEnv {
   }
   std::unique_ptr<KubeRunStateProvider> makeProvider(
       const KubeRunStateProvider::Options& options) override {
-    return std::make_unique<KubeRunStateProvider>(*client_, nullptr, SystemClock::instance(),
-                                                  options);
+    return std::make_unique<KubeRunStateProvider>(*client_, SystemClock::instance(), options);
   }
   AnnotationWriter& writer() override { return *writer_; }
 

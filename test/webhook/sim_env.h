@@ -1,16 +1,14 @@
 #pragma once
 // The Kubernetes API simulator plus a real KubeClient and the production
 // adapters (KubeRunStateProvider, KubeAnnotationWriter), behind an opaque
-// type: k8sclient's headers and metrics/metrics.h both declare
-// exitrec::WatchEventType, so webhook tests that use Metrics reach the
-// client only through this interface (sim_env.cpp includes k8sclient).
+// type (sim_env.cpp includes k8sclient and the simulator).
 
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/result.h"
-#include "webhook/pod_watch.h"
+#include "controller/pod_annotations/pod_watch.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec::testing {

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 #include "engine/workflow.h"
 #include "test/fixtures/runtime_builder.h"
 #include "test/webhook/kfp_pods.h"

@@ -9,7 +9,7 @@
 #include "common/base64.h"
 #include "common/clock.h"
 #include "common/fake_clock.h"
-#include "metrics/metrics.h"
+#include "test/webhook/recording_metrics.h"
 #include "test/webhook/test_support.h"
 #include "test/webhook/tls_client.h"
 #include "webhook/admission_webhook.h"
@@ -79,7 +79,7 @@ class WebhookServerTest : public ::testing::Test {
 
   TestCerts certs_;
   FakeStateProvider provider_;
-  Metrics metrics_;
+  RecordingWebhookMetrics metrics_;
   std::unique_ptr<AdmissionWebhook> webhook_;
 };
 
@@ -110,9 +110,9 @@ TEST_F(WebhookServerTest, HookGenerationBodyFailedAndSucceeded) {
   EXPECT_EQ(envOf(ok, "main", "KFP_EXIT_HANDLER_STATUS"), "Succeeded");
   EXPECT_EQ(envOf(ok, "main", "KFP_WORKFLOW_FAILURES"), "[]");
   EXPECT_EQ(webhook_->count(InjectionResult::kInjected), 2u);
-  EXPECT_NE(metrics_.exposition().find(
-                R"(exit_reconciler_injections_total{channel="webhook",result="injected"} 2)"),
-            std::string::npos);
+  EXPECT_EQ(metrics_.reviews(InjectionResult::kInjected), 2u);
+  EXPECT_EQ(metrics_.inScopeReviews(), 2u);
+  EXPECT_EQ(metrics_.certificatesLoaded(), 1u);  // at start()
 }
 
 TEST_F(WebhookServerTest, FinalStatusRewriteAndPlaceholderOverHttps) {
@@ -253,10 +253,7 @@ TEST_F(WebhookServerTest, ApiDownAllowsUnchangedAndCounts) {
   EXPECT_EQ(r["response"]["allowed"], true);
   EXPECT_FALSE(r["response"].contains("patch"));
   EXPECT_EQ(webhook_->count(InjectionResult::kApiUnavailable), 1u);
-  EXPECT_NE(
-      metrics_.exposition().find(
-          R"(exit_reconciler_injections_total{channel="webhook",result="api_unavailable"} 1)"),
-      std::string::npos);
+  EXPECT_EQ(metrics_.reviews(InjectionResult::kApiUnavailable), 1u);
 }
 
 TEST_F(WebhookServerTest, PastTheDeadlineAllowsUnchangedAndCounts) {

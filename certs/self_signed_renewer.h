@@ -22,9 +22,9 @@
 #include <mutex>
 #include <thread>
 
+#include "certs/self_signed_bootstrap.h"
 #include "common/clock.h"
 #include "common/result.h"
-#include "webhook/self_signed_bootstrap.h"
 
 namespace exitrec {
 

@@ -1,4 +1,4 @@
-#include "webhook/pod_watch.h"
+#include "controller/pod_annotations/pod_watch.h"
 
 #include <spdlog/spdlog.h>
 
@@ -10,8 +10,6 @@
 #include "k8sclient/informer.h"
 #include "k8sclient/kube_client.h"
 #include "k8sclient/work_queue.h"
-#include "metrics/metrics.h"
-#include "metrics/watch_observer.h"
 
 namespace exitrec {
 
@@ -177,15 +175,13 @@ PodWatch::Stats PodWatch::stats() const {
   return Stats{impl_->handled.load(), impl_->injected.load(), impl_->failed.load()};
 }
 
-PodAnnotationService::PodAnnotationService(KubeClient& client, Clock& clock, Metrics* metrics,
-                                           PodWatchOptions options)
-    : watchMetrics_(metrics != nullptr
-                        ? std::make_unique<WatchMetricsObserver>(*metrics, WatchedResource::kPods)
-                        : nullptr),
-      provider_(client, nullptr, clock),
+PodAnnotationService::PodAnnotationService(KubeClient& client, Clock& clock,
+                                           PodAnnotationMetrics* metrics, PodWatchOptions options)
+    : provider_(client, clock),
       writer_(client),
       channel_(writer_, provider_, clock, metrics),
-      watch_(client, clock, channel_, std::move(options), watchMetrics_.get()) {}
+      watch_(client, clock, channel_, std::move(options),
+             metrics != nullptr ? metrics->watchObserver() : nullptr) {}
 
 PodAnnotationService::~PodAnnotationService() = default;
 

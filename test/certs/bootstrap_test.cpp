@@ -10,14 +10,14 @@
 #include <mutex>
 #include <thread>
 
+#include "certs/certificates.h"
+#include "certs/self_signed_bootstrap.h"
+#include "certs/self_signed_renewer.h"
 #include "common/base64.h"
-#include "common/certificates.h"
 #include "common/fake_clock.h"
 #include "k8sclient/fake_http_transport.h"
 #include "k8sclient/kube_client.h"
 #include "test/webhook/kfp_pods.h"
-#include "webhook/self_signed_bootstrap.h"
-#include "webhook/self_signed_renewer.h"
 
 namespace exitrec::testing {
 namespace {

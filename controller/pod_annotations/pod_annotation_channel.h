@@ -20,14 +20,11 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "controller/pod_annotations/pod_annotation_metrics.h"
 #include "webhook/resolver.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec {
-
-// From metrics/metrics.h (forward-declared to keep prometheus-cpp out of this header).
-class Metrics;
-enum class InjectionResult : std::uint8_t;
 
 inline constexpr std::string_view kExitTaskPodSelector = "pipeline/runid";
 
@@ -35,7 +32,7 @@ class PodAnnotationChannel {
  public:
   // All references must outlive the channel; metrics may be null.
   PodAnnotationChannel(AnnotationWriter& writer, RunStateProvider& provider, Clock& clock,
-                       Metrics* metrics);
+                       PodAnnotationMetrics* metrics);
 
   // No I/O: the pod is Pending, carries no injection yet, and may be an
   // exit-task pod. Pods for which this is false need not be passed to handle().
@@ -53,7 +50,7 @@ class PodAnnotationChannel {
   AnnotationWriter& writer_;
   ExitTaskResolver resolver_;
   Clock& clock_;
-  Metrics* metrics_;
+  PodAnnotationMetrics* metrics_;
 };
 
 }  // namespace exitrec

@@ -1,4 +1,4 @@
-#include "common/certificates.h"
+#include "certs/certificates.h"
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>

@@ -2,7 +2,10 @@
 // child process) against the Kubernetes API simulator annotates a Pending
 // exit-task pod that Argo created without the webhook, and records the
 // injection on the Workflow; without the flag, the pod is left alone.
+#include <map>
+
 #include "test/e2e/e2e_env.h"
+#include "test/metrics/exposition.h"
 #include "test/webhook/test_support.h"
 
 namespace exitrec::e2e {
@@ -43,7 +46,11 @@ class RunPodAnnotationsTest : public E2eEnv {
 TEST_F(RunPodAnnotationsTest, LeaderAnnotatesPendingExitTaskPodAndRecordsItOnTheWorkflow) {
   REQUIRE_SHARED_FIXTURES("KFP >= 2.4 run for the pod-annotation channel");
   seedRunAndPendingExitPod();
-  ControllerProcess& ctl = startController({"--leader-elect=false", "--pod-annotations"});
+  const int metricsPort = freePort();
+  ASSERT_GT(metricsPort, 0);
+  ControllerProcess& ctl =
+      startController({"--leader-elect=false", "--pod-annotations", "--metrics-addr",
+                       "127.0.0.1:" + std::to_string(metricsPort)});
   ASSERT_TRUE(
       waitFor([&] { return podAnnotations().contains("exit-reconciler.io/injected"); }, 20s))
       << ctl.log();
@@ -68,6 +75,22 @@ TEST_F(RunPodAnnotationsTest, LeaderAnnotatesPendingExitTaskPodAndRecordsItOnThe
       },
       10s))
       << ctl.log();
+  // The controller's metrics reach /metrics (PodAnnotationMetrics through the
+  // bridge): the injection, and the pods watch's activity.
+  auto sample = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
+    const testing::HttpResponse r = testing::httpGet(metricsPort, "/metrics");
+    return r.status == 200 ? testing::parseExposition(r.body).value(name, labels).value_or(-1)
+                           : -1.0;
+  };
+  EXPECT_TRUE(waitFor(
+      [&] {
+        return sample("exit_reconciler_injections_total",
+                      {{"channel", "annotation"}, {"result", "injected"}}) == 1;
+      },
+      10s))
+      << ctl.log();
+  EXPECT_GT(sample("exit_reconciler_watch_last_activity_timestamp_seconds", {{"resource", "pods"}}),
+            0);
 }
 
 TEST_F(RunPodAnnotationsTest, WithoutTheFlagPodsAreLeftAlone) {

@@ -1,14 +1,13 @@
-#include "webhook/pod_annotation_channel.h"
+#include "controller/pod_annotations/pod_annotation_channel.h"
 
 #include <spdlog/spdlog.h>
 
-#include "metrics/metrics.h"
 #include "webhook/injector.h"
 
 namespace exitrec {
 
 PodAnnotationChannel::PodAnnotationChannel(AnnotationWriter& writer, RunStateProvider& provider,
-                                           Clock& clock, Metrics* metrics)
+                                           Clock& clock, PodAnnotationMetrics* metrics)
     : writer_(writer), resolver_(provider, clock), clock_(clock), metrics_(metrics) {}
 
 bool PodAnnotationChannel::wants(const nlohmann::json& pod) {
@@ -26,7 +25,7 @@ bool PodAnnotationChannel::wants(const nlohmann::json& pod) {
 Result<InjectionResult> PodAnnotationChannel::handle(const nlohmann::json& pod) {
   auto count = [&](InjectionResult r) {
     if (metrics_ != nullptr)
-      metrics_->injection(InjectionChannel::kAnnotation, r);
+      metrics_->injection(r);
     return r;
   };
   ExitTaskDecision d = resolver_.decide(pod);

@@ -1,4 +1,4 @@
-#include "webhook/self_signed_renewer.h"
+#include "certs/self_signed_renewer.h"
 
 #include <spdlog/spdlog.h>
 

@@ -21,7 +21,7 @@
 #include <string>
 
 #include "common/clock.h"
-#include "webhook/pod_annotation_channel.h"
+#include "controller/pod_annotations/pod_annotation_channel.h"
 #include "webhook/state_provider.h"
 
 namespace exitrec {
@@ -72,14 +72,14 @@ class PodWatch {
 // `client`, `clock` and `metrics` (nullable) must outlive it.
 class PodAnnotationService {
  public:
-  PodAnnotationService(KubeClient& client, Clock& clock, Metrics* metrics, PodWatchOptions options);
+  PodAnnotationService(KubeClient& client, Clock& clock, PodAnnotationMetrics* metrics,
+                       PodWatchOptions options);
   ~PodAnnotationService();
   void start() { watch_.start(); }
   void stop() { watch_.stop(); }
   PodWatch& watch() { return watch_; }
 
  private:
-  std::unique_ptr<ReflectorObserver> watchMetrics_;  // feeds the pods watch metrics
   KubeRunStateProvider provider_;
   KubeAnnotationWriter writer_;
   PodAnnotationChannel channel_;

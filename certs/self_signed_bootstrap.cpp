@@ -1,4 +1,4 @@
-#include "webhook/self_signed_bootstrap.h"
+#include "certs/self_signed_bootstrap.h"
 
 #include <spdlog/spdlog.h>
 
@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "certs/certificates.h"
 #include "common/base64.h"
-#include "common/certificates.h"
 #include "k8sclient/kube_client.h"
 
 namespace exitrec {

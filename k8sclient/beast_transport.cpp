@@ -172,7 +172,8 @@ class BeastTransport final : public HttpTransport {
       return Error(ErrorCode::kInvalidInput, "not an absolute http(s) URL: " + request.url);
     const bool idempotent = request.method == "GET" || request.method == "HEAD";
     for (int attempt = 0;; ++attempt) {
-      auto conn = acquire(*target);
+      // The retry takes a new connection: the other idle ones may be as stale.
+      auto conn = acquire(*target, attempt > 0);
       if (!conn)
         return conn.error();
       HttpResponse out;
@@ -282,8 +283,8 @@ class BeastTransport final : public HttpTransport {
     return (t.tls ? "https://" : "http://") + t.host + ":" + t.port;
   }
 
-  Result<std::shared_ptr<Connection>> acquire(const Target& t) {
-    {
+  Result<std::shared_ptr<Connection>> acquire(const Target& t, bool fresh) {
+    if (!fresh) {
       std::lock_guard<std::mutex> g(mu_);
       auto it = idle_.find(poolKey(t));
       if (it != idle_.end() && !it->second.empty()) {

@@ -237,6 +237,29 @@ TEST(BeastTransportTest, StaleKeepAliveConnectionIsRetriedOnceForGet) {
   EXPECT_EQ(server.accepted(), 2);
 }
 
+TEST(BeastTransportTest, TheRetryTakesANewConnectionNotAnotherStaleOne) {
+  // Two requests in flight at once leave two pooled connections, both of
+  // which the server then closes.
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  RawServer server([&](const std::string&) {
+    std::unique_lock<std::mutex> g(mu);
+    ++arrived;
+    cv.notify_all();
+    cv.wait(g, [&] { return arrived >= 2; });
+    return Reply{okResponse("{}"), true};
+  });
+  auto t = makeTransport();
+  std::thread other([&] { EXPECT_TRUE(t->send(get(server.url("/a"))).ok()); });
+  EXPECT_TRUE(t->send(get(server.url("/b"))).ok());
+  other.join();
+  server.waitClosed(2);
+  auto r = t->send(get(server.url("/c")));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(server.accepted(), 3);
+}
+
 TEST(BeastTransportTest, ResponseLargerThanTheCapFailsClearly) {
   const std::string big(5000, 'x');
   RawServer server([&](const std::string& head) {
@@ -348,14 +371,17 @@ TEST(BeastTransportTest, StreamIdleTimeoutAndCancel) {
 TEST(BeastTransportTest, TlsVerifiesTheServerAndRefusesAWrongCaClearly) {
   KubeApiSimulator::Options o;
   o.tls = true;
+  o.addr = "0.0.0.0";  // also reachable as 127.0.0.2, a name its certificate lacks
   KubeApiSimulator sim(o);
   ASSERT_TRUE(sim.start().ok());
   KubeApiSimulator::Options otherOpts;
   otherOpts.tls = true;
   KubeApiSimulator other(otherOpts);
   ASSERT_TRUE(other.start().ok());
-  const std::string url = sim.baseUrl() + "/version";
-  ASSERT_EQ(url.rfind("https://127.0.0.1:", 0), 0u) << url;
+  ASSERT_EQ(sim.baseUrl().rfind("https://", 0), 0u) << sim.baseUrl();
+  const std::string port = sim.baseUrl().substr(sim.baseUrl().rfind(':') + 1);
+  const std::string origin = "https://127.0.0.1:" + port;
+  const std::string url = origin + "/version";
 
   TlsOptions right;
   right.caFile = sim.caCertPath();
@@ -365,6 +391,18 @@ TEST(BeastTransportTest, TlsVerifiesTheServerAndRefusesAWrongCaClearly) {
   ASSERT_TRUE(ok.ok()) << ok.error().describe();
   EXPECT_NE(ok->status, 0);
 
+  // By DNS name (SNI, the certificate's DNS SAN) too.
+  auto byName = (*good)->send(get("https://localhost:" + port + "/version"));
+  ASSERT_TRUE(byName.ok()) << byName.error().describe();
+
+  // The right CA, the wrong host: the certificate does not name 127.0.0.2.
+  auto otherHost = (*good)->send(get("https://127.0.0.2:" + port + "/version"));
+  ASSERT_FALSE(otherHost.ok());
+  EXPECT_EQ(otherHost.error().code, ErrorCode::kTransient);
+  EXPECT_NE(otherHost.error().message.find("TLS handshake with https://127.0.0.2:" + port),
+            std::string::npos)
+      << otherHost.error().message;
+
   TlsOptions wrong;
   wrong.caFile = other.caCertPath();
   auto bad = makeBeastTransport(wrong);
@@ -372,7 +410,7 @@ TEST(BeastTransportTest, TlsVerifiesTheServerAndRefusesAWrongCaClearly) {
   auto r = (*bad)->send(get(url));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kTransient);
-  EXPECT_NE(r.error().message.find("TLS handshake with " + sim.baseUrl()), std::string::npos)
+  EXPECT_NE(r.error().message.find("TLS handshake with " + origin), std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find(other.caCertPath()), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("certificate verification: "), std::string::npos)

@@ -359,7 +359,8 @@ TEST(BeastTransportTest, StreamIdleTimeoutAndCancel) {
   auto c = t->stream(
       r,
       [&](std::string_view) {
-        canceller = std::thread([&] { cancel.cancel(); });
+        if (!canceller.joinable())
+          canceller = std::thread([&] { cancel.cancel(); });
         return true;
       },
       cancel);

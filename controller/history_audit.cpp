@@ -17,7 +17,7 @@
 #include "common/json_text.h"
 #include "controller/audit.h"
 #include "controller/cli.h"
-#include "k8sclient/cpprest_transport.h"
+#include "k8sclient/beast_transport.h"
 
 namespace exitrec {
 namespace {
@@ -458,7 +458,11 @@ Result<HistoryConnection> connectHistory(const cli::ParsedArgs& parsed,
   }
   TlsOptions tls;
   tls.caFile = parsed.get("kfp-ca-file");
-  auto transport = makeCpprestTransport(tls);
+  // A keep-alive connection per worker, plus the lister's (beast_transport.h):
+  // cpprest's thread hand-offs bounded the audit's rate.
+  BeastTransportOptions transportOptions;
+  transportOptions.maxIdlePerHost = static_cast<std::size_t>(*concurrency) + 1;
+  auto transport = makeBeastTransport(tls, transportOptions);
   if (!transport)
     return transport.error();
   c.transport = std::move(*transport);

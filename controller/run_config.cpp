@@ -7,6 +7,7 @@
 
 #include "controller/annotations.h"
 #include "controller/health_server.h"
+#include "common/listen_address.h"
 
 namespace exitrec {
 namespace {

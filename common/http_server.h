@@ -116,7 +116,10 @@ class HttpServer {
     std::string address = "127.0.0.1";  // IP literal; "" or "::": dual-stack (see above)
     int port = 0;                       // 0: pick a free port
     int threads = 16;                   // handler workers (each watch holds one)
-    int ioThreads = 1;                  // accept, handshakes, request reading
+    // Accept, TLS handshakes, request reading. Two, so that a burst of
+    // handshakes (CPU work: a reconnecting flood) does not stall the reading
+    // of ordinary requests behind it.
+    int ioThreads = 2;
     // Requests waiting for a worker; beyond it (all workers busy) → 503.
     int maxQueuedRequests = 64;
     // Open connections (each costs a descriptor and a few KiB, no thread).

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <optional>
 
+#include "common/listen_address.h"
 #include "controller/annotations.h"
 #include "controller/health_server.h"
-#include "common/listen_address.h"
 
 namespace exitrec {
 namespace {

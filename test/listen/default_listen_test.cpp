@@ -12,7 +12,7 @@
 #include <regex>
 #include <sstream>
 
-#include "common/certificates.h"
+#include "certs/certificates.h"
 #include "common/listen_address.h"
 #include "controller/health_server.h"
 #include "controller/run_config.h"

@@ -131,6 +131,7 @@ HttpServer::Stats HttpServer::stats() const {
   s.writeTimeouts = i.writeTimeouts;
   s.busyRejections = i.busyRejections;
   s.openConnections = i.openConnections;
+  s.queuedRequests = static_cast<std::int64_t>(impl_->workers.queued());
   return s;
 }
 

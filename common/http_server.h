@@ -162,6 +162,7 @@ class HttpServer {
     std::uint64_t writeTimeouts = 0;
     std::uint64_t busyRejections = 0;  // 503: workers and queue full
     std::int64_t openConnections = 0;
+    std::int64_t queuedRequests = 0;  // waiting for a worker now
   };
 
   explicit HttpServer(Options options);

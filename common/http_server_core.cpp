@@ -34,6 +34,11 @@ bool WorkerPool::tryPost(std::function<void()> job) {
   return true;
 }
 
+std::size_t WorkerPool::queued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
 void WorkerPool::loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {

@@ -38,6 +38,7 @@ class WorkerPool {
   bool tryPost(std::function<void()> job);
   // Wakes idle workers, drops queued jobs, joins (running jobs finish first).
   void stop();
+  std::size_t queued();
 
  private:
   void loop();

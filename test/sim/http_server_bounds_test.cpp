@@ -212,6 +212,8 @@ TEST(HttpServerBoundsTest, BusyWorkersAndFullQueueGive503NotAThread) {
   ASSERT_TRUE(eventually([&] { return entered == 1; }));  // the one worker is busy
   int queued = connectTo("127.0.0.1", server.port());
   ASSERT_TRUE(sendAll(queued, block));  // waits in the queue (size 1)
+  // Connections are read concurrently: wait until this one is queued.
+  ASSERT_TRUE(eventually([&] { return server.stats().queuedRequests == 1; }));
   int rejected = connectTo("127.0.0.1", server.port());
   ASSERT_TRUE(sendAll(rejected, block));
   EXPECT_EQ(statusOf(readResponse(rejected)), 503);

@@ -38,12 +38,10 @@ RUN apt-get update \
       ca-certificates \
       libbrotli1 \
       libc6 \
-      libcivetweb1 \
       libcpprest2.10 \
       libfmt9 \
       libgcc-s1 \
       libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 \
       libsimdjson14 \
       libspdlog1.10 \
       libssl3 \

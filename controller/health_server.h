@@ -1,5 +1,6 @@
 #pragma once
-// HealthServer: /healthz and /readyz on --health-addr (common/http_server.h).
+// HealthServer: /healthz and /readyz on --health-addr (common/http_server.h;
+// Go-style address, common/listen_address.h: ":8081" is dual-stack).
 //
 // - GET /healthz: 200 "ok" whenever the process can answer. It deliberately
 //   depends on nothing else (not the API server, not leadership), so an API
@@ -22,10 +23,6 @@ namespace exitrec {
 inline namespace server {
 class HttpServer;  // common/http_server.h, kept out of this header
 }
-
-// Splits a Go-style listen address (":8081", "127.0.0.1:0", "[::1]:9") into
-// host and port; an empty host means all interfaces. Errors name the value.
-Result<std::pair<std::string, int>> parseListenAddress(std::string_view address);
 
 class HealthServer {
  public:

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <optional>
 
+#include "common/listen_address.h"
 #include "controller/annotations.h"
 #include "controller/health_server.h"
 

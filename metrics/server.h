@@ -1,12 +1,15 @@
 #pragma once
-// Serves a Metrics registry at GET /metrics (prometheus-cpp Exposer, civetweb).
+// Serves a Metrics registry at GET /metrics: prometheus-cpp's registry and
+// TextSerializer on our HttpServer (common/http_server.h), so the listener is
+// dual-stack like the health server and the webhook.
 //
 // Contract:
-// - start() binds before it returns: a bad address or a port in use is an
-//   Error (kInvalidInput / kPermanent), never an exception.
+// - start() binds before it returns: a bad address is kInvalidInput, a port
+//   in use kPermanent, both naming the address; never an exception.
+// - The address is Go-style (common/listen_address.h): ":8080" answers on
+//   every IPv4 and IPv6 address.
 // - The server keeps serving until destroyed; the destructor stops it and
-//   joins its threads (promptly: it wakes civetweb's accept poll with loopback
-//   connects). The Metrics object must outlive the server.
+//   joins its threads. The Metrics object must outlive the server.
 // - Thread-safety: port() may be called from any thread.
 
 #include <memory>
@@ -18,11 +21,9 @@
 namespace exitrec {
 
 class Metrics;
-
-// Turns a Go-style listen address into host:port for civetweb:
-// ":8080" → "0.0.0.0:8080", "127.0.0.1:0" unchanged, "[::1]:9" unchanged.
-// Errors (kInvalidInput) name the bad value.
-Result<std::string> normalizeListenAddress(std::string_view address);
+inline namespace server {
+class HttpServer;  // common/http_server.h, kept out of this header
+}
 
 class MetricsServer {
  public:
@@ -36,9 +37,8 @@ class MetricsServer {
   int port() const;
 
  private:
-  struct Impl;
-  explicit MetricsServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  MetricsServer() = default;
+  std::unique_ptr<HttpServer> server_;
 };
 
 }  // namespace exitrec

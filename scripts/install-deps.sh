@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   cmake ninja-build g++ ccache pkg-config
   # libraries
-  libcpprest-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
+  libcpprest-dev libssl-dev nlohmann-json3-dev prometheus-cpp-dev libboost-dev
   libspdlog-dev libfmt-dev libyaml-cpp-dev libsimdjson-dev zlib1g-dev libzstd-dev libbrotli-dev
   # tests
   libgtest-dev libgmock-dev python3 python3-yaml python3-kubernetes

@@ -246,9 +246,6 @@ Status AdmissionWebhook::start() {
   so.keyFile = options_.keyFile;
   so.maxBodyBytes = 8u << 20;
   so.socketTimeoutMs = 10000;
-  // Shallow handlers (the pod decision runs on the webhook's own workers):
-  // no thread start per review.
-  so.inlineHandlers = true;
   so.onHandlerException = [](std::string_view what) {
     spdlog::error("webhook: HTTP handler failed with an exception: {}", what);
   };

@@ -2,33 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
-#include <charconv>
-
 #include "certs/self_signed_renewer.h"
+#include "common/listen_address.h"
 
 namespace exitrec {
 
 Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr) {
-  auto bad = [&] {
-    return Error(ErrorCode::kInvalidInput,
-                 "--webhook-addr: expected [host]:port, got \"" + std::string(addr) + "\"");
-  };
-  auto colon = addr.rfind(':');
-  if (colon == std::string_view::npos)
-    return bad();
-  std::string host(addr.substr(0, colon));
-  std::string_view portText = addr.substr(colon + 1);
-  int port = -1;
-  auto [ptr, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
-  if (ec != std::errc() || ptr != portText.data() + portText.size() || port < 0 || port > 65535) {
-    return bad();
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host.empty())
-    host = "0.0.0.0";
-  return std::make_pair(host, port);
+  auto parsed = parseListenAddress(addr);  // common/listen_address.h
+  if (!parsed)
+    return Error(ErrorCode::kInvalidInput, "--webhook-addr: " + parsed.error().message);
+  return std::make_pair(parsed->host, parsed->port);
 }
 
 Result<std::unique_ptr<WebhookRuntime>> WebhookRuntime::start(const WebhookConfig& config,

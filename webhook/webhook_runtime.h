@@ -42,7 +42,8 @@ struct WebhookConfig {
   std::string namespace_;                    // the controller's namespace
 };
 
-// ":9443" -> ("0.0.0.0", 9443); "127.0.0.1:0"; "[::]:9443" -> ("::", 9443).
+// common/listen_address.h: ":9443" and "[::]:9443" -> ("", 9443) (dual-stack),
+// "0.0.0.0:9443" (IPv4 only), "127.0.0.1:0", "[::1]:9443" -> ("::1", 9443).
 Result<std::pair<std::string, int>> splitListenAddress(std::string_view addr);
 
 class WebhookRuntime {

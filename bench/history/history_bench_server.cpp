@@ -81,8 +81,6 @@ int main(int argc, char** argv) {
   }
   exitrec::KfpHistoryApi::Options options;
   options.multiUser = !multiUserNs.empty();
-  // GETs and lists only: shallow handlers, no thread start per request.
-  options.inlineHandlers = true;
   exitrec::KfpHistoryApi api(options);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> size(0, kSizes - 1);

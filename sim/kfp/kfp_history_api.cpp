@@ -267,7 +267,6 @@ Status KfpHistoryApi::start(const std::string& address, int port, int threads) {
   so.address = address;
   so.port = port;
   so.threads = threads;
-  so.inlineHandlers = options_.inlineHandlers;
   server_ = std::make_unique<HttpServer>(so);
   server_->handle("/", [this](const HttpRequest& req, HttpResponseWriter& w) {
     Response r = handle(req.method, req.path, req.query, req.header("Authorization"), req.body);

@@ -75,10 +75,6 @@ class KfpHistoryApi {
  public:
   struct Options {
     bool multiUser = false;
-    // Own server: run handlers on civetweb's worker threads (HttpServer
-    // Options::inlineHandlers) instead of a thread per request. For the
-    // benchmark, whose GETs are shallow; reports parse whole Workflows.
-    bool inlineHandlers = false;
   };
 
   struct Identity {

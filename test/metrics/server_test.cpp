@@ -61,19 +61,11 @@ TEST(MetricsServer, StopsListeningWhenDestroyed) {
   EXPECT_EQ(httpGet(port, "/metrics").status, 0);  // connection refused
 }
 
-TEST(MetricsServer, NormalizesGoStyleAddresses) {
-  EXPECT_EQ(*normalizeListenAddress(":8080"), "0.0.0.0:8080");
-  EXPECT_EQ(*normalizeListenAddress("127.0.0.1:0"), "127.0.0.1:0");
-  EXPECT_EQ(*normalizeListenAddress("[::1]:9090"), "[::1]:9090");
-  for (const char* bad : {"8080", ":http", ":70000", "::1:80", "127.0.0.1:", ":-1"}) {
-    auto r = normalizeListenAddress(bad);
-    ASSERT_FALSE(r.ok()) << bad;
-    EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput);
-    EXPECT_NE(r.error().message.find(bad), std::string::npos) << r.error().message;
-  }
+TEST(MetricsServer, BadAddressIsAnInvalidInputErrorNamingIt) {
   auto bad = MetricsServer::start(Metrics(), "nonsense");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(bad.error().message.find("nonsense"), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "sim/sim_tls.h"
+#include "test/sim/raw_socket.h"
 #include "test/sim/test_http_client.h"
 
 namespace exitrec {
@@ -157,12 +158,12 @@ TEST(HttpServerTlsTest, ServesHttpsAndPicksUpRotatedCertificate) {
   o.keyFile = files.key();
   HttpServer server(o);
   server.handle("/", [](const HttpRequest& req, HttpResponseWriter& w) {
-    w.send(200, {}, req.tls ? "tls" : "plain");
+    w.send(200, {}, req.remoteAddr + (req.tls ? " tls" : " plain"));
   });
   ASSERT_TRUE(server.start().ok());
   EXPECT_EQ(server.baseUrl().rfind("https://127.0.0.1:", 0), 0u);
-  EXPECT_EQ(httpRequest(server.port(), "GET", "/", {}, "", ca1).body,
-            "plain");  // TLS ends in front
+  // TLS ends in the server itself: the handler sees the real peer.
+  EXPECT_EQ(httpRequest(server.port(), "GET", "/", {}, "", ca1).body, "127.0.0.1 tls");
 
   std::string ca2 = files.rotate(2);
   ASSERT_TRUE(server.reloadCertificates().ok());
@@ -191,6 +192,42 @@ TEST(HttpServerTlsTest, RotationOnDiskIsNoticedWithoutExplicitReload) {
     }
   }
   EXPECT_TRUE(switched);
+}
+
+TEST(HttpServerTlsTest, BadNewPairKeepsTheOldOne) {
+  TlsFiles files;
+  std::string ca1 = files.rotate(1);
+  HttpServer::Options o;
+  o.certFile = files.cert();
+  o.keyFile = files.key();
+  HttpServer server(o);
+  server.handle("/", [](const HttpRequest&, HttpResponseWriter& w) { w.send(200, {}, "ok"); });
+  ASSERT_TRUE(server.start().ok());
+  files.rotate(2);
+  std::ofstream(files.key()) << "not a key";  // a broken rotation
+  Status s = server.reloadCertificates();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(s.error().message.find(files.key()), std::string::npos) << s.error().message;
+  EXPECT_EQ(httpRequest(server.port(), "GET", "/", {}, "", ca1).status, 200);
+}
+
+TEST(HttpServerTlsTest, SilentClientIsCutByTheHandshakeTimeout) {
+  TlsFiles files;
+  files.rotate(1);
+  HttpServer::Options o;
+  o.certFile = files.cert();
+  o.keyFile = files.key();
+  o.handshakeTimeoutMs = 200;
+  HttpServer server(o);
+  server.handle("/", [](const HttpRequest&, HttpResponseWriter& w) { w.send(200, {}, "ok"); });
+  ASSERT_TRUE(server.start().ok());
+  int fd = testing::connectTo("127.0.0.1", server.port());  // TCP only, never a ClientHello
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::waitClosedByServer(fd));
+  ::close(fd);
+  // Counted once the server's completion handler ran (after the close).
+  EXPECT_TRUE(testing::eventually([&] { return server.stats().handshakeTimeouts == 1; }));
 }
 
 TEST(HttpServerTlsTest, BadKeyIsAnInvalidInputError) {

@@ -221,7 +221,8 @@ TEST_F(WebhookServerTest, GarbageGets400WithAMessage) {
 }
 
 TEST_F(WebhookServerTest, DeeplyNestedInputDoesNotExhaustTheHandlerStack) {
-  // Handlers run on the HTTP server's small-stack threads (inlineHandlers).
+  // Handlers run on the HTTP server's worker threads (normal-size stacks);
+  // deeply nested input must still not exhaust one.
   start(SystemClock::instance());
   const int depth = 200000;
   const std::string nested = std::string(depth, '[') + std::string(depth, ']');

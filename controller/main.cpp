@@ -2,7 +2,7 @@
 //
 // It serves `audit` itself and links only what audit needs (engine, simdjson,
 // yaml-cpp, zlib/zstd/brotli): audit is a short-lived CLI, and loading the
-// operator's shared libraries (cpprest, OpenSSL, prometheus-cpp, civetweb,
+// operator's shared libraries (cpprest, OpenSSL, prometheus-cpp, Boost.Asio,
 // spdlog, fmt, ...) at start-up cost more than auditing a small workflow.
 // `run` and `backfill` live in the sibling binary exit-reconciler-operator,
 // installed in the same directory; as git does with its helpers, this process

@@ -253,8 +253,8 @@ int SandboxHistory::run(const std::string& kfpUrl, const std::string& kfpTokenFi
   std::string auditOut, auditErr, backfillOut, backfillErr;
   const int auditRc = runCommand(runHistoryAudit,
                                  {"--kfp-api-url", kfpUrl, "--kfp-token-file", kfpTokenFile,
-                                  // The KFP simulator serves 8 connections (one civetweb
-                                  // thread each, kept alive), shared with the controller.
+                                  // The KFP simulator has 8 handler workers, shared with
+                                  // the controller.
                                   "--concurrency", "2"},
                                  auditOut, auditErr);
   const int backfillRc = runCommand(runBackfill,

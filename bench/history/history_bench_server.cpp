@@ -9,7 +9,7 @@
 // mis-reported. Manifests are rendered per request from one template per size
 // (the run id written into the template's pipeline/runid label), so 100,000
 // runs take little memory; each is copied once, into the response body, on
-// civetweb's own worker threads (the simulator is the fixture: it should not
+// the server's worker threads (the simulator is the fixture: it should not
 // be what both sides of the benchmark wait for). Prints the base URL on stdout, then serves until
 // stdin closes.
 #include <cmath>

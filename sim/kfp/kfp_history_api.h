@@ -151,8 +151,8 @@ class KfpHistoryApi {
                   const std::optional<std::string>& authorization, const std::string& body);
 
   // Own server (tests, kfp-history-sim).
-  // civetweb holds a thread per keep-alive connection: give more threads than
-  // concurrent clients.
+  // `threads` handler workers (common/http_server.h); idle keep-alive
+  // connections hold none.
   Status start(const std::string& address = "127.0.0.1", int port = 0, int threads = 32);
   void stop();
   std::string baseUrl() const;

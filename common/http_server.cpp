@@ -23,36 +23,7 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
-
-std::string urlDecode(std::string_view in, bool plusIsSpace) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%' && i + 2 < in.size()) {
-      int hi = hexValue(in[i + 1]);
-      int lo = hexValue(in[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(plusIsSpace && c == '+' ? ' ' : c);
-  }
-  return out;
-}
 
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view query) {
   std::vector<std::pair<std::string, std::string>> out;

@@ -207,9 +207,8 @@ class HttpServer {
   bool boundV6_ = false;
 };
 
-// Percent-decoding of a URL component ('+' becomes ' ' when plusIsSpace).
-std::string urlDecode(std::string_view in, bool plusIsSpace);
-// Percent-encoding (common/url_encoding.h).
+// Percent-decoding and -encoding (common/url_encoding.h).
+using ::exitrec::urlDecode;
 using ::exitrec::urlEncode;
 // Splits "a=1&b=x%20y" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view query);

@@ -58,4 +58,23 @@ Result<std::string> queryUnescape(std::string_view in) {
   return out;
 }
 
+std::string urlDecode(std::string_view in, bool plusIsSpace) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      const int hi = hexValue(in[i + 1]);
+      const int lo = hexValue(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plusIsSpace && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
 }  // namespace exitrec

@@ -18,4 +18,9 @@ std::string urlEncode(std::string_view in);
 // a "%" not followed by two hex digits is kInvalidInput "invalid URL escape".
 Result<std::string> queryUnescape(std::string_view in);
 
+// The lenient decoding HTTP servers apply to a request's path and query: %XX
+// (either case) becomes its byte, a "%" not followed by two hex digits stays as
+// it is, and "+" becomes a space only when plusIsSpace (query components).
+std::string urlDecode(std::string_view in, bool plusIsSpace);
+
 }  // namespace exitrec

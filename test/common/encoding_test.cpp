@@ -102,6 +102,16 @@ TEST(QueryUnescape, RejectsBadEscapes) {
   }
 }
 
+TEST(UrlDecode, LenientAsServersDecodeRequests) {
+  EXPECT_EQ(urlDecode("a%2Fb%2fc", false), "a/b/c");
+  EXPECT_EQ(urlDecode("a+b", false), "a+b");  // a path keeps '+'
+  EXPECT_EQ(urlDecode("a+b", true), "a b");   // a query value does not
+  // A '%' without two hex digits stays as written instead of failing the request.
+  EXPECT_EQ(urlDecode("100%", true), "100%");
+  EXPECT_EQ(urlDecode("%zz%4", true), "%zz%4");
+  EXPECT_EQ(urlDecode("%41", true), "A");
+}
+
 TEST(Rfc3339, ParsesWhatTheApiServerAndKfpWrite) {
   EXPECT_EQ(parseRfc3339Seconds("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(parseRfc3339Seconds("2026-11-28T13:12:12Z"), 1795871532);

@@ -45,6 +45,7 @@ class TestHttpConnection {
       ctx_ = SSL_CTX_new(TLS_client_method());
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
       if (SSL_CTX_load_verify_locations(ctx_, caFile.c_str(), nullptr) != 1) {
+        release();  // a throwing constructor runs no destructor
         throw std::runtime_error("cannot load CA " + caFile);
       }
       ssl_ = SSL_new(ctx_);
@@ -52,17 +53,12 @@ class TestHttpConnection {
       SSL_set_fd(ssl_, fd_);
       if (SSL_connect(ssl_) != 1) {
         ERR_clear_error();
+        release();
         throw std::runtime_error("TLS handshake failed");
       }
     }
   }
-  ~TestHttpConnection() {
-    if (ssl_ != nullptr)
-      SSL_free(ssl_);
-    if (ctx_ != nullptr)
-      SSL_CTX_free(ctx_);
-    ::close(fd_);
-  }
+  ~TestHttpConnection() { release(); }
   TestHttpConnection(const TestHttpConnection&) = delete;
   TestHttpConnection& operator=(const TestHttpConnection&) = delete;
 
@@ -165,6 +161,15 @@ class TestHttpConnection {
   }
 
  private:
+  void release() {
+    if (ssl_ != nullptr)
+      SSL_free(ssl_);
+    if (ctx_ != nullptr)
+      SSL_CTX_free(ctx_);
+    ssl_ = nullptr;
+    ctx_ = nullptr;
+    ::close(fd_);
+  }
   bool readChunk() {
     if (lastChunkSeen_)
       return false;
